@@ -1,0 +1,112 @@
+"""The top-level user API: ``load``, ``builder``, ``list_datasets``."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from mmbench.builders import DATASETS
+from mmbench.errors import DatasetNotFoundError
+from mmbench.naming import DatasetId, resolve_id
+from mmbench.versioning import Version
+
+if TYPE_CHECKING:
+    from mmbench.core.builder import Builder
+    from mmbench.core.dataset import Dataset
+
+__all__ = ["builder", "list_datasets", "load", "resolve"]
+
+
+def resolve(dataset_id: str, *, version: str | None = None) -> DatasetId:
+    """Parse ``name[/config][:x.y.z]`` against the registered datasets."""
+    did = resolve_id(dataset_id, DATASETS.names())
+    if version is not None:
+        v = Version.parse(version)
+        if did.version is not None and did.version != v:
+            raise DatasetNotFoundError(
+                f"The id {dataset_id!r} asks for version {did.version} but version={version!r} was "
+                "also given. Give the version once."
+            )
+        did = DatasetId(did.name, did.config, v)
+    return did
+
+
+def builder(
+    dataset_id: str,
+    *,
+    version: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    **overrides: Any,
+) -> Builder:
+    """The builder for ``dataset_id`` with config ``overrides`` applied.
+
+    Example:
+        >>> b = mmbench.builder("numerical/misalignment/joint", split_sizes={"train": 1000})
+        >>> b.latent_spec().names
+        ('s1', 's2', ..., 'm_x', 'm_t')
+    """
+    did = resolve(dataset_id, version=version)
+    cls = DATASETS.get(did.name)
+    if did.version is not None and str(did.version) != cls.VERSION:
+        raise DatasetNotFoundError(
+            f"Version {did.version} of {did.name!r} is not available: this mmbench builds version "
+            f"{cls.VERSION} (release notes: {cls.RELEASE_NOTES.get(cls.VERSION, '')!r}). Load "
+            f"'{did.name}{'/' + did.config if did.config else ''}:{cls.VERSION}', or install the "
+            "mmbench release that built the version you need."
+        )
+    return cls(did.config, cache_dir=cache_dir, data_dir=data_dir, **overrides)
+
+
+def load(
+    dataset_id: str,
+    *,
+    split: str | None = None,
+    version: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    num_workers: int = 1,
+    executor: str = "process",
+    verify: str = "basic",
+    force_rebuild: bool = False,
+    progress: bool | None = None,
+    **overrides: Any,
+) -> Dataset | dict[str, Dataset]:
+    """Load a dataset split, building it into the cache on first use.
+
+    Args:
+        dataset_id: ``name[/config][:x.y.z]``, e.g. ``"numerical/misalignment/joint:1.0.0"``.
+        split: the split to load; ``None`` loads every split into a dict.
+        version: alternative to the ``:x.y.z`` suffix.
+        cache_dir: defaults to ``$MMBENCH_CACHE`` or ``~/.cache/mmbench``.
+        data_dir: where raw inputs (MNIST, archives) are looked for.
+        num_workers, executor: how to build on a cache miss (``"process"``, ``"serial"``, ``"ray"``).
+        verify: cache check on open: ``"none"``, ``"basic"`` (files, shapes, sizes) or ``"full"``
+            (re-hash every shard).
+        force_rebuild: rebuild even if the cache has the split.
+        **overrides: config fields, e.g. ``seed=1`` or ``split_sizes={"train": 1000}``.
+
+    Example:
+        >>> ds = mmbench.load("numerical/misalignment", split="train", split_sizes={"train": 4096})
+        >>> batch = next(ds.batches(256))
+    """
+    b = builder(dataset_id, version=version, cache_dir=cache_dir, data_dir=data_dir, **overrides)
+    splits = b.split_names() if split is None else (b.check_split(split),)
+    todo = [s for s in splits if force_rebuild or not b.is_built(s)]
+    if todo:
+        b.build(todo, num_workers=num_workers, executor=executor, progress=progress, force=force_rebuild)
+    if split is not None:
+        return b.as_dataset(split, verify=verify)
+    return {s: b.as_dataset(s, verify=verify) for s in splits}
+
+
+def list_datasets(*, with_configs: bool = False) -> list[str]:
+    """Registered dataset names (and ``name/config`` ids with ``with_configs=True``)."""
+    names = DATASETS.names()
+    if not with_configs:
+        return names
+    out = []
+    for name in names:
+        out.append(name)
+        out.extend(f"{name}/{cfg}" for cfg in DATASETS.get(name).CONFIGS)
+    return out

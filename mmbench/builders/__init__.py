@@ -1,0 +1,13 @@
+"""Dataset builders, registered by name (imported lazily on first use)."""
+
+from __future__ import annotations
+
+from mmbench.errors import DatasetNotFoundError
+from mmbench.registry import Registry
+
+__all__ = ["DATASETS"]
+
+DATASETS: Registry = Registry("dataset", error=DatasetNotFoundError)
+DATASETS.register("numerical/multiview", "mmbench.builders.numerical:MultiviewBuilder")
+DATASETS.register("numerical/misalignment", "mmbench.builders.numerical:MisalignmentBuilder")
+DATASETS.register("numerical/clica", "mmbench.builders.numerical:ClicaBuilder")

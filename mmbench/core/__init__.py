@@ -1,0 +1,1 @@
+"""Core abstractions: latents, biases, builders and loaded datasets."""

@@ -1,0 +1,158 @@
+"""Frozen, keyword-only builder configurations with validation and canonical fingerprints."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from mmbench.errors import InvalidConfigError, did_you_mean
+from mmbench.versioning import fingerprint, to_jsonable
+
+__all__ = ["BuilderConfig", "FrozenDict", "check_choice", "check_int", "check_number"]
+
+_SPLIT_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class FrozenDict(dict):
+    """A read-only, picklable dict (configs are frozen all the way down)."""
+
+    def _readonly(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("This mapping belongs to a frozen config; use config.replace(...) instead.")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _readonly  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FrozenDict, (dict(self),))
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items())))
+
+
+def check_int(name: str, value: Any, *, low: int | None = None, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise InvalidConfigError(f"{name} must be an integer, got {value!r} ({type(value).__name__}).")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
+        raise InvalidConfigError(f"{name} must be in {bounds}, got {value!r}.")
+    return int(value)
+
+
+def check_number(
+    name: str, value: Any, *, low: float | None = None, high: float | None = None, open_low: bool = False
+) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise InvalidConfigError(f"{name} must be a number, got {value!r} ({type(value).__name__}).")
+    value = float(value)
+    if not np.isfinite(value):
+        raise InvalidConfigError(f"{name} must be finite, got {value!r}.")
+    if low is not None and (value < low or (open_low and value == low)):
+        op = ">" if open_low else ">="
+        raise InvalidConfigError(f"{name} must be {op} {low}, got {value!r}.")
+    if high is not None and value > high:
+        raise InvalidConfigError(f"{name} must be <= {high}, got {value!r}.")
+    return value
+
+
+def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
+    choices = tuple(choices)
+    if value not in choices:
+        raise InvalidConfigError(
+            f"{name} must be one of {list(choices)}, got {value!r}.{did_you_mean(str(value), [str(c) for c in choices])}"
+        )
+    return value
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BuilderConfig:
+    """Base class of every builder's configuration.
+
+    Subclasses add their own fields (keyword-only, with defaults) and validate them in
+    :meth:`validate`. ``name`` and ``description`` label a config; every other field is data and
+    enters the :attr:`fingerprint`, which names the cache directory.
+
+    Args:
+        name: the named config this one derives from (``None`` for a custom one).
+        description: human-readable summary.
+        seed: root seed; example ``i`` of split ``s`` is drawn from generators keyed on
+            ``(seed, split, shard)``.
+        split_sizes: number of examples per split.
+        shard_size: examples per shard. Shard boundaries are part of the data (each shard has its
+            own generator), so changing this changes the dataset.
+    """
+
+    LABEL_FIELDS: ClassVar[tuple[str, ...]] = ("name", "description")
+
+    name: str | None = None
+    description: str = ""
+    seed: int = 0
+    split_sizes: Mapping[str, int] = dataclasses.field(
+        default_factory=lambda: FrozenDict(train=10_000, val=2_000, test=2_000)
+    )
+    shard_size: int = 100_000
+
+    def __post_init__(self) -> None:
+        check_int("seed", self.seed, low=0, high=2**63 - 1)
+        check_int("shard_size", self.shard_size, low=1)
+        if not isinstance(self.split_sizes, Mapping) or not self.split_sizes:
+            raise InvalidConfigError(
+                f"split_sizes must be a non-empty mapping split → size, e.g. {{'train': 1000}}; "
+                f"got {self.split_sizes!r}."
+            )
+        sizes = {}
+        for split, size in self.split_sizes.items():
+            if not isinstance(split, str) or not _SPLIT_RE.match(split):
+                raise InvalidConfigError(
+                    f"Invalid split name {split!r}: use lowercase letters, digits and '_', "
+                    "starting with a letter (e.g. 'train', 'val', 'test')."
+                )
+            sizes[split] = check_int(f"split_sizes[{split!r}]", size, low=0)
+        object.__setattr__(self, "split_sizes", FrozenDict(sizes))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, list):  # lists from JSON/CLI become tuples: hashable and frozen
+                object.__setattr__(self, f.name, tuple(value))
+        self.validate()
+
+    def validate(self) -> None:
+        """Hook for subclasses: raise :class:`InvalidConfigError` on bad values."""
+
+    def data(self) -> dict[str, Any]:
+        """The fields that define the data (everything but the labels)."""
+        return {
+            f.name: to_jsonable(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if f.name not in self.LABEL_FIELDS
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: to_jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint({"class": type(self).__name__, "data": self.data()})
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    def replace(self, **overrides: Any) -> BuilderConfig:
+        """A copy with some fields changed; unknown fields raise with the valid choices."""
+        names = self.field_names()
+        for key in overrides:
+            if key not in names:
+                raise InvalidConfigError(
+                    f"Unknown config parameter {key!r} for {type(self).__name__}."
+                    f"{did_you_mean(key, names)} Valid parameters: {', '.join(names)}."
+                )
+        try:
+            return dataclasses.replace(self, **overrides)
+        except TypeError as exc:  # e.g. an unhashable or wrongly-typed value deep in a subclass
+            raise InvalidConfigError(f"Invalid override for {type(self).__name__}: {exc}") from exc
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BuilderConfig:
+        return cls(**{k: v for k, v in data.items() if k in cls.field_names()})

@@ -1,0 +1,117 @@
+"""Run independent shard tasks serially, in a local process pool, or on Ray.
+
+Shards are generated independently, each from its own generator, so the executor never changes
+the data: only how fast it is made.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from mmbench.errors import ExecutorError, MMBenchError
+
+__all__ = ["EXECUTORS", "run_tasks"]
+
+EXECUTORS = ("process", "serial", "ray")
+
+
+def run_tasks(
+    fn: Callable[..., Any],
+    tasks: Sequence[tuple[Any, ...]],
+    *,
+    num_workers: int = 1,
+    executor: str = "process",
+    progress: bool | None = None,
+    desc: str = "",
+) -> list[Any]:
+    """Run ``fn(*task)`` for every task; return the results in task order.
+
+    Args:
+        fn: a module-level (picklable) function.
+        tasks: argument tuples.
+        num_workers: local processes (``process``) or concurrent Ray tasks (``ray``).
+        executor: ``"process"`` (local pool; in-process when ``num_workers == 1``), ``"serial"``
+            or ``"ray"`` (needs ``pip install 'mmbench[ray]'``; workers must see the cache path,
+            i.e. a shared filesystem on a cluster).
+        progress: show a progress bar (``None``: only on a terminal).
+    """
+    if executor not in EXECUTORS:
+        from mmbench.errors import did_you_mean
+
+        raise ExecutorError(
+            f"Unknown executor {executor!r}.{did_you_mean(executor, EXECUTORS)} Choose one of {list(EXECUTORS)}."
+        )
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
+        raise ExecutorError(f"num_workers must be a positive integer, got {num_workers!r}.")
+    from tqdm.auto import tqdm
+
+    disable = (not _isatty()) if progress is None else not progress
+    bar = tqdm(total=len(tasks), desc=desc, unit="shard", disable=disable)
+    try:
+        if executor == "ray":
+            return _run_ray(fn, tasks, num_workers, bar)
+        if executor == "serial" or num_workers == 1 or len(tasks) <= 1:
+            results = []
+            for task in tasks:
+                results.append(fn(*task))
+                bar.update()
+            return results
+        return _run_pool(fn, tasks, num_workers, bar)
+    finally:
+        bar.close()
+
+
+def _isatty() -> bool:
+    import sys
+
+    return hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+
+
+def _run_pool(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], num_workers: int, bar: Any) -> list[Any]:
+    # "spawn" keeps workers free of the parent's threads and locks (torch, BLAS pools).
+    ctx = multiprocessing.get_context("spawn")
+    results: list[Any] = [None] * len(tasks)
+    workers = min(num_workers, len(tasks), os.cpu_count() or num_workers)
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futures = {pool.submit(fn, *task): i for i, task in enumerate(tasks)}
+        try:
+            for future in cf.as_completed(futures):
+                i = futures[future]
+                try:
+                    results[i] = future.result()
+                except MMBenchError:
+                    raise
+                except Exception as exc:
+                    raise ExecutorError(f"Task {i} ({tasks[i][1:3]}) failed in a worker process: {exc!r}") from exc
+                bar.update()
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+    return results
+
+
+def _run_ray(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], num_workers: int, bar: Any) -> list[Any]:
+    try:
+        import ray
+    except ImportError as exc:
+        raise ExecutorError(
+            "executor='ray' needs Ray, which is not installed. Install it with "
+            "`pip install 'mmbench[ray]'`, or use executor='process'."
+        ) from exc
+    if not ray.is_initialized():
+        ray.init(num_cpus=num_workers, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    remote = ray.remote(fn)
+    pending = {remote.remote(*task): i for i, task in enumerate(tasks)}
+    results: list[Any] = [None] * len(tasks)
+    waiting = list(pending)
+    while waiting:
+        done, waiting = ray.wait(waiting, num_returns=1)
+        for ref in done:
+            results[pending[ref]] = ray.get(ref)
+            bar.update()
+    return results

@@ -1,0 +1,53 @@
+"""Hugging Face ``datasets`` features and Arrow tables for mmbench columns."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pyarrow as pa
+
+from mmbench.core.builder import DatasetInfo, Feature
+
+__all__ = ["arrow_table", "hf_features"]
+
+
+def _value_type(dtype: np.dtype) -> str:
+    if dtype == np.bool_:
+        return "bool"
+    if dtype.kind in "US":
+        return "string"
+    return dtype.name
+
+
+def hf_feature(name: str, feat: Feature, info: DatasetInfo) -> object:
+    import datasets
+
+    if name.startswith("latents.") and len(feat.shape) == 0:
+        lat = info.latents[name.removeprefix("latents.")]
+        if lat.kind == "categorical":
+            return datasets.ClassLabel(names=[str(s) for s in lat.support])
+    leaf: object = datasets.Value(_value_type(feat.np_dtype))
+    for size in reversed(feat.shape):
+        leaf = datasets.Sequence(leaf, length=size)
+    return leaf
+
+
+def hf_features(info: DatasetInfo) -> object:
+    """``datasets.Features`` for every column: scalars as ``Value``, vectors/images as fixed-length
+    sequences, categorical latents as ``ClassLabel`` with their category names."""
+    import datasets
+
+    return datasets.Features({name: hf_feature(name, feat, info) for name, feat in info.features.items()})
+
+
+def _to_arrow(arr: np.ndarray) -> pa.Array:
+    if arr.ndim == 1:
+        return pa.array(arr.astype(str) if arr.dtype.kind == "S" else arr)
+    flat = _to_arrow(np.ascontiguousarray(arr).reshape(arr.shape[0] * arr.shape[1], *arr.shape[2:]))
+    return pa.FixedSizeListArray.from_arrays(flat, arr.shape[1])
+
+
+def arrow_table(batch: Mapping[str, np.ndarray], info: DatasetInfo) -> pa.Table:
+    """A ``pyarrow.Table`` of one batch, column order as in ``info.features``."""
+    return pa.table({name: _to_arrow(np.asarray(batch[name])) for name in info.features})

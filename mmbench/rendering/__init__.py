@@ -1,0 +1,1 @@
+"""Renderers: how each modality sees the latents (mixing MLPs, compositing, text, scenes)."""
