@@ -1,0 +1,234 @@
+"""The ``mmbench`` command line.
+
+Each sub-command lives in the module that owns its feature and is imported only when used:
+``COMMANDS`` maps a command name to ``"module:function"``, where the function takes the
+``argparse`` sub-parsers object and adds its parser (with ``set_defaults(func=...)``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from mmbench.errors import MMBenchError
+
+__all__ = ["COMMANDS", "main", "parse_overrides"]
+
+# command → "module:add_parser"; features register their commands here.
+COMMANDS: dict[str, str] = {
+    "list": "mmbench.cli:add_list",
+    "info": "mmbench.cli:add_info",
+    "build": "mmbench.cli:add_build",
+    "show": "mmbench.cli:add_show",
+}
+
+
+def parse_overrides(items: Sequence[str] | None) -> dict[str, Any]:
+    """``["seed=3", "split_sizes={\\"train\\": 10}"]`` → ``{"seed": 3, "split_sizes": {...}}``.
+
+    Values are parsed as JSON when they parse, else kept as strings; ``a.b=v`` sets a key of a
+    mapping field (``split_sizes.train=1000``).
+    """
+    out: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise MMBenchError(f"Invalid override {item!r}: expected KEY=VALUE, e.g. seed=1 or split_sizes.train=1000.")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        if "." in key:
+            field, sub = key.split(".", 1)
+            out.setdefault(field, {})[sub] = value
+        else:
+            out[key] = value
+    return out
+
+
+def _add_dataset_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("id", help="dataset id: name[/config][:x.y.z], e.g. numerical/misalignment/joint")
+    p.add_argument("-o", "--set", dest="overrides", action="append", metavar="KEY=VALUE",
+                   help="override a config field (JSON values), e.g. -o seed=1 -o split_sizes.train=1000")
+    p.add_argument("--cache-dir", default=None, help="cache root (default: $MMBENCH_CACHE or ~/.cache/mmbench)")
+    p.add_argument("--data-dir", default=None, help="where raw inputs are looked for")
+
+
+def _builder(args: argparse.Namespace) -> Any:
+    """The builder for ``args.id`` with ``-o`` overrides; mapping fields are merged, not replaced."""
+    from collections.abc import Mapping
+
+    import mmbench
+
+    overrides = parse_overrides(args.overrides)
+    base = mmbench.builder(args.id, cache_dir=args.cache_dir, data_dir=args.data_dir)
+    for key, value in overrides.items():
+        current = getattr(base.config, key, None)
+        if isinstance(value, dict) and isinstance(current, Mapping):
+            overrides[key] = {**current, **value}
+    if not overrides:
+        return base
+    return mmbench.builder(args.id, cache_dir=args.cache_dir, data_dir=args.data_dir, **overrides)
+
+
+# ---------------------------------------------------------------------------- list
+def add_list(sub: Any) -> None:
+    p = sub.add_parser("list", help="list the datasets and their named configs")
+    p.add_argument("--configs", action="store_true", help="also list every named config")
+    p.set_defaults(func=cmd_list)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from mmbench.builders import DATASETS
+
+    for name in DATASETS.names():
+        cls = DATASETS.get(name)
+        print(f"{name}  (v{cls.VERSION}, {len(cls.CONFIGS)} configs, default: {cls.DEFAULT_CONFIG})")
+        if args.configs:
+            for cfg_name, cfg in cls.CONFIGS.items():
+                print(f"  {name}/{cfg_name}  {cfg.description}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- info
+def add_info(sub: Any) -> None:
+    p = sub.add_parser("info", help="describe a dataset: latents, modalities, configs, versions")
+    _add_dataset_args(p)
+    p.add_argument("--json", action="store_true", help="print the full DatasetInfo as JSON")
+    p.set_defaults(func=cmd_info)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    b = _builder(args)
+    info = b.info()
+    if args.json:
+        print(json.dumps(info.to_json(), indent=1))
+        return 0
+    print(f"# {b.id}\n\n{info.description}\n")
+    if info.citation:
+        print(f"Citation: {info.citation}\n")
+    print(f"Version {b.VERSION}; release notes:")
+    for version, notes in sorted(b.RELEASE_NOTES.items()):
+        print(f"  {version}: {notes}")
+    print(f"\nConfig {b.config.name or 'custom'} (fingerprint {b.config.fingerprint}):")
+    for key, value in b.config.to_dict().items():
+        print(f"  {key} = {json.dumps(value)}")
+    print("\nModalities:")
+    for m in info.modalities.values():
+        print(f"  {m.name}: {m.kind} {m.shape} {m.dtype}  {m.description}")
+    print("\nLatents:\n" + info.latents.table())
+    extras = [k for k, f in info.features.items() if f.kind == "extra"]
+    if extras:
+        print("\nExtra columns: " + ", ".join(extras))
+    print(f"\nExpected identifiable (theory): {', '.join(info.expected_identifiable) or '-'}")
+    print(f"\nSplits: {dict(b.config.split_sizes)}; cache: {b.dataset_dir()}")
+    built = [s for s in b.split_names() if b.is_built(s)]
+    print(f"Built: {', '.join(built) or 'nothing yet'}")
+    print("\nNamed configs: " + ", ".join(type(b).CONFIGS))
+    return 0
+
+
+# ---------------------------------------------------------------------------- build
+def add_build(sub: Any) -> None:
+    p = sub.add_parser("build", help="generate a dataset into the cache")
+    _add_dataset_args(p)
+    p.add_argument("--split", action="append", help="split(s) to build (default: all)")
+    p.add_argument("--workers", type=int, default=1, help="parallel shard workers (default 1)")
+    p.add_argument("--executor", default="process", choices=["process", "serial", "ray"])
+    p.add_argument("--force", action="store_true", help="rebuild splits that are already cached")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(func=cmd_build)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    import time
+
+    b = _builder(args)
+    t0 = time.perf_counter()
+    root = b.build(args.split, num_workers=args.workers, executor=args.executor,
+                   progress=False if args.no_progress else True, force=args.force)
+    elapsed = time.perf_counter() - t0
+    info = json.loads((root / "dataset_info.json").read_text())
+    print(f"Built {b.id} in {elapsed:.2f} s → {root}")
+    for split, s in info["splits"].items():
+        print(f"  {split}: {s['num_examples']} examples, {len(s['shards'])} shards, fingerprint {s['fingerprint']}")
+    print(f"  content fingerprint: {info['content_fingerprint']}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- show
+def add_show(sub: Any) -> None:
+    p = sub.add_parser("show", help="print a few examples (building the split if needed)")
+    _add_dataset_args(p)
+    p.add_argument("--split", default=None, help="split to show (default: the first)")
+    p.add_argument("-n", "--num", type=int, default=3, help="number of examples")
+    p.add_argument("--grid", default=None, metavar="PNG", help="write a modalities × examples image grid (image datasets)")
+    p.set_defaults(func=cmd_show)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    b = _builder(args)
+    split = b.check_split(args.split or b.split_names()[0])
+    if not b.is_built(split):
+        b.build(split, progress=True)
+    ds = b.as_dataset(split)
+    if args.grid:
+        from mmbench.rendering.grid import save_grid
+
+        save_grid(ds, args.grid, num=args.num)
+        print(f"Wrote {args.grid}")
+        return 0
+    print(repr(ds))
+    with np.printoptions(precision=3, suppress=True, linewidth=120, threshold=60):
+        for i in range(min(args.num, len(ds))):
+            print(f"\n--- example {i}")
+            for name, value in ds[i].items():
+                print(f"  {name}: {value}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    import mmbench
+
+    parser = argparse.ArgumentParser(
+        prog="mmbench",
+        description="Multimodal representation-learning benchmarks with ground-truth latents.",
+    )
+    parser.add_argument("--version", action="version", version=f"mmbench {mmbench.__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for target in COMMANDS.values():
+        module, _, func = target.partition(":")
+        getattr(importlib.import_module(module), func)(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.verbose:
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except MMBenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
