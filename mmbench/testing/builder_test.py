@@ -1,0 +1,177 @@
+"""A reusable pytest base class for dataset builders.
+
+Example:
+    >>> class TestMisalignment(BuilderTestCase):
+    ...     DATASET = "numerical/misalignment/joint"
+    ...     OVERRIDES = {"split_sizes": {"train": 300, "test": 100}, "shard_size": 128}
+    ...     GOLDEN = {"train": "…", "test": "…"}
+
+Every ``test_*`` method below runs for each subclass. Hooks (``builder_kwargs``,
+``missing_inputs_kwargs``) let builders with raw inputs point at fake inputs written by
+``mmbench.testing`` in the real layout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+
+import mmbench
+from mmbench.core.builder import Builder
+from mmbench.core.dataset import Dataset
+from mmbench.errors import InputsNotFoundError, MMBenchError
+
+__all__ = ["BuilderTestCase", "columns_fingerprint"]
+
+
+def columns_fingerprint(ds: Dataset, columns: Iterable[str] | None = None) -> str:
+    """sha256 (16 hex) over the raw bytes of the chosen columns, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(columns if columns is not None else ds.column_names):
+        arr = np.ascontiguousarray(ds.column(name))
+        h.update(name.encode())
+        h.update(str(arr.dtype).encode())
+        h.update(arr.reshape(-1).view(np.uint8))
+    return h.hexdigest()[:16]
+
+
+class BuilderTestCase:
+    """Inherit and set ``DATASET`` (and usually ``OVERRIDES`` and ``GOLDEN``)."""
+
+    DATASET: ClassVar[str]
+    #: Config overrides for a tiny build (keep it to a few hundred examples, several shards).
+    OVERRIDES: ClassVar[dict[str, Any]] = {}
+    #: split → expected fingerprint of the GOLDEN_COLUMNS ("latents" or "all").
+    GOLDEN: ClassVar[dict[str, str]] = {}
+    GOLDEN_COLUMNS: ClassVar[str] = "latents"
+    #: True when the builder reads raw inputs (then ``missing_inputs_kwargs`` must be given).
+    REQUIRES_INPUTS: ClassVar[bool] = False
+    WORKERS: ClassVar[int] = 2
+
+    # ------------------------------------------------------------------ hooks
+    def builder_kwargs(self, tmp_path: Path) -> dict[str, Any]:
+        """Extra keyword arguments for ``mmbench.builder`` (e.g. ``data_dir`` with fake inputs)."""
+        return {}
+
+    def missing_inputs_kwargs(self, tmp_path: Path) -> dict[str, Any]:
+        """Keyword arguments under which the raw inputs cannot be found."""
+        raise NotImplementedError("Builders with REQUIRES_INPUTS must implement missing_inputs_kwargs.")
+
+    # ------------------------------------------------------------------ helpers
+    def make_builder(self, tmp_path: Path, *, cache: str = "cache", **extra: Any) -> Builder:
+        kwargs = {**self.builder_kwargs(tmp_path), **self.OVERRIDES, **extra}
+        return mmbench.builder(self.DATASET, cache_dir=tmp_path / cache, **kwargs)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def built(cls, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Dataset]:
+        tmp = tmp_path_factory.mktemp("built")
+        b = cls().make_builder(tmp)
+        b.build(progress=False)
+        return {s: b.as_dataset(s, verify="full") for s in b.split_names()}
+
+    # ------------------------------------------------------------------ tests
+    def test_registered(self) -> None:
+        did = mmbench.api.resolve(self.DATASET)
+        assert did.name in mmbench.list_datasets()
+        if did.config:
+            assert f"{did.name}/{did.config}" in mmbench.list_datasets(with_configs=True)
+
+    def test_named_configs_are_valid(self, tmp_path: Path) -> None:
+        did = mmbench.api.resolve(self.DATASET)
+        cls = mmbench.builders.DATASETS.get(did.name)
+        assert cls.DEFAULT_CONFIG is None or cls.DEFAULT_CONFIG in cls.CONFIGS
+        for name in cls.CONFIGS:
+            b = mmbench.builder(f"{did.name}/{name}", cache_dir=tmp_path, **self.builder_kwargs(tmp_path))
+            info = b.info()
+            assert set(info.expected_identifiable) <= set(info.latents.names), name
+            assert {f"latents.{n}" for n in info.latents.names} <= set(info.features)
+
+    def test_schema(self, built: dict[str, Dataset]) -> None:
+        for split, ds in built.items():
+            info = ds.info
+            assert len(ds) == info.config["split_sizes"][split]
+            assert set(ds.column_names) == set(info.features)
+            for name, mod in info.modalities.items():
+                col = ds.column(name)
+                assert col.shape == (len(ds), *mod.shape) and col.dtype == np.dtype(mod.dtype), name
+            for lat in ds.latent_spec:
+                assert ds.column(f"latents.{lat.name}").shape == (len(ds), *lat.shape)
+
+    def test_latent_ranges(self, built: dict[str, Dataset]) -> None:
+        for ds in built.values():
+            spec = ds.latent_spec
+            spec.check(ds.latents())
+            for lat in spec:
+                values = ds.column(f"latents.{lat.name}")
+                if lat.kind == "continuous":
+                    assert np.isfinite(values).all(), lat.name
+                    assert len(ds) < 2 or np.ptp(values) > 0, f"latent {lat.name} never varies"
+
+    def test_same_bytes_for_any_worker_count(self, tmp_path: Path) -> None:
+        one = self.make_builder(tmp_path, cache="one")
+        many = self.make_builder(tmp_path, cache="many")
+        assert len(one.shard_bounds(one.split_names()[0])) > 1, "use a shard_size that gives several shards"
+        one.build(num_workers=1, progress=False)
+        many.build(num_workers=self.WORKERS, progress=False)
+        for split in one.split_names():
+            a, b = one.as_dataset(split), many.as_dataset(split)
+            assert a.fingerprint == b.fingerprint
+            assert columns_fingerprint(a) == columns_fingerprint(b)
+
+    def test_splits_are_disjoint(self, built: dict[str, Dataset]) -> None:
+        seen: dict[bytes, str] = {}
+        for split, ds in built.items():
+            rows = np.concatenate(
+                [np.ascontiguousarray(ds.column(m)).reshape(len(ds), -1).view(np.uint8) for m in ds.modalities], axis=1
+            )
+            for i, digest in enumerate(hashlib.sha1(row.tobytes()).digest() for row in rows):
+                assert seen.setdefault(digest, split) == split, f"example {i} of {split} also in {seen[digest]}"
+
+    def test_golden_fingerprints(self, built: dict[str, Dataset]) -> None:
+        got = {}
+        for split, ds in built.items():
+            cols = [c for c in ds.column_names if c.startswith("latents.")] if self.GOLDEN_COLUMNS == "latents" else None
+            got[split] = columns_fingerprint(ds, cols)
+        assert self.GOLDEN, f"Set GOLDEN = {got!r} after checking the data by hand."
+        assert got == self.GOLDEN, (
+            "The data changed. If intended, bump the builder VERSION (MAJOR for changed values) "
+            f"and record the new GOLDEN = {got!r}."
+        )
+
+    def test_bias_effect(self, built: dict[str, Dataset]) -> None:
+        for ds in built.values():
+            for col in ds.column_names:
+                if not col.startswith("perturbed."):
+                    continue
+                name = col.removeprefix("perturbed.")
+                if f"text.{name}" not in ds.column_names:
+                    continue  # not a text bias (e.g. a view's style change); checked by the builder's tests
+                flags = np.asarray(ds.column(col))
+                truth = np.asarray(ds.column(f"latents.{name}"))
+                shown = np.asarray(ds.column(f"text.{name}"))
+                assert np.array_equal(shown[~flags], truth[~flags]), f"{name}: unperturbed text differs from truth"
+                if ds.info.config.get("replace", "other") == "other":
+                    assert np.all(shown[flags] != truth[flags]), f"{name}: a perturbed value equals the truth"
+            for col in ds.column_names:  # every selected latent is shown; the others are absent
+                if col.startswith("text."):
+                    assert f"latents.{col.removeprefix('text.')}" in ds.column_names
+
+    def test_missing_inputs_error(self, tmp_path: Path) -> None:
+        if not self.REQUIRES_INPUTS:
+            b = self.make_builder(tmp_path)
+            assert isinstance(b.resolve_inputs(), dict)
+            return
+        kwargs = {**self.OVERRIDES, **self.missing_inputs_kwargs(tmp_path)}
+        with pytest.raises(InputsNotFoundError) as err:
+            mmbench.load(self.DATASET, split=None, cache_dir=tmp_path / "c", **kwargs)
+        assert len(str(err.value)) > 40  # names what was tried and what to do
+
+    def test_unknown_override_is_rejected(self, tmp_path: Path) -> None:
+        with pytest.raises(MMBenchError, match="Unknown config parameter"):
+            self.make_builder(tmp_path, definitely_not_a_field=1)

@@ -1,0 +1,188 @@
+"""Numerical simulations: shared builder checks plus the science each one must get right."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mmbench
+from mmbench.errors import InvalidConfigError
+from mmbench.rendering.mixing import condition_threshold, mix
+from mmbench.testing import BuilderTestCase
+
+TINY = {"split_sizes": {"train": 600, "test": 200}, "shard_size": 256}
+
+
+class TestMisalignmentBuilder(BuilderTestCase):
+    DATASET = "numerical/misalignment/joint"
+    OVERRIDES = TINY
+    GOLDEN = {'train': 'dccd8c1307732d02', 'test': '168c7e2a93c48c68'}
+
+
+class TestMultiviewBuilder(BuilderTestCase):
+    DATASET = "numerical/multiview/multimodal-causal"
+    OVERRIDES = TINY
+    GOLDEN = {'train': 'fe25eaf52e45d3b9', 'test': '4e67e351bb979202'}
+
+
+class TestClicaBuilder(BuilderTestCase):
+    DATASET = "numerical/clica/box-uniform-laplace"
+    OVERRIDES = TINY
+    GOLDEN = {'train': '2f5ced4d2458d66c', 'test': '91fd9ad710d2fa5c'}
+
+
+def _load(dataset_id: str, n: int = 4000, **kw):
+    return mmbench.load(dataset_id, split="test", split_sizes={"test": n}, shard_size=1024, **kw)
+
+
+# ----------------------------------------------------------------------------- misalignment
+def test_misalignment_renders_image_and_text_from_the_right_latents() -> None:
+    b = mmbench.builder("numerical/misalignment/joint", split_sizes={"test": 500}, shard_size=128)
+    cols = b.generate_shard("test", 0)
+    s = np.stack([cols[f"latents.s{i}"] for i in range(1, 11)], axis=1)
+    x = mix(np.concatenate([s, cols["latents.m_x"]], axis=1), b.resources["mixing.x"])
+    np.testing.assert_allclose(cols["x"], x, rtol=1e-5, atol=1e-5)
+    shown = np.stack([cols[f"text.s{i}"] for i in range(1, 9)], axis=1)
+    t = mix(np.concatenate([shown, cols["latents.m_t"]], axis=1), b.resources["mixing.t"])
+    np.testing.assert_allclose(cols["t"], t, rtol=1e-5, atol=1e-5)
+    assert cols["t"].shape == (128, 8 + 5)
+
+
+def test_misalignment_perturbation_rate_and_scope() -> None:
+    ds = _load("numerical/misalignment/joint", 20_000)
+    assert set(c for c in ds.column_names if c.startswith("perturbed.")) == {"perturbed.s1", "perturbed.s2"}
+    assert not any(c in ds.column_names for c in ("text.s9", "text.s10"))
+    for name in ("s1", "s2"):
+        assert abs(ds[f"perturbed.{name}"].mean() - 0.75) < 0.02
+    assert ds.info.expected_identifiable == ("s3", "s4", "s5", "s6", "s7", "s8")
+    roles = {lat.name: (lat.role, lat.scope) for lat in ds.latent_spec}
+    assert roles["s1"] == ("style", "shared") and roles["s3"] == ("content", "shared")
+    assert roles["s9"] == ("specific", "x") and roles["m_t"] == ("specific", "t")
+
+
+def test_misalignment_powerset_indices_equal_names() -> None:
+    by_index = mmbench.builder("numerical/misalignment", selection=968, perturbation=12)
+    by_name = mmbench.builder(
+        "numerical/misalignment", selection=[f"s{i}" for i in range(1, 9)], perturbation=["s1", "s2"]
+    )
+    assert by_index.config.selection == by_name.config.selection
+    assert by_index.config.fingerprint == by_name.config.fingerprint
+
+
+def test_misalignment_dependent_latents_are_correlated() -> None:
+    ind = _load("numerical/misalignment/unbiased").latents().matrix([f"s{i}" for i in range(1, 11)])
+    dep = _load("numerical/misalignment/unbiased-dependent").latents().matrix([f"s{i}" for i in range(1, 11)])
+    off = ~np.eye(10, dtype=bool)
+    assert np.abs(np.corrcoef(ind.T)[off]).max() < 0.1
+    assert np.abs(np.corrcoef(dep.T)[off]).max() > 0.3
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"selection": ["s1", "s2"], "perturbation": ["s1", "s2"]}, "proper subset"),
+        ({"selection": ["s1"], "perturbation": ["s2"]}, "not in the selection"),
+        ({"selection": ["s11"]}, "Unknown latent 's11'"),
+        ({"perturb_prob": 1.5}, r"perturb_prob must be <= 1.0, got 1.5"),
+        ({"perturb_prob": -0.1}, "perturb_prob must be >= 0.0"),
+        ({"selection": 1024}, "out of range"),
+        ({"split_sizes": {"train": -5}}, "must be in"),
+        ({"dependence": "causal"}, "dependence must be one of"),
+    ],
+)
+def test_misalignment_bad_config(overrides: dict, match: str) -> None:
+    with pytest.raises(InvalidConfigError, match=match):
+        mmbench.builder("numerical/misalignment", **overrides)
+
+
+# ----------------------------------------------------------------------------- multiview
+def test_multiview_style_change_and_content_invariance() -> None:
+    ds = _load("numerical/multiview/multimodal-independent", 20_000)
+    style, style2, changed = ds["latents.style"], ds["latents.style_x2"], ds["perturbed.style"]
+    assert abs(changed.mean() - 0.75) < 0.01
+    np.testing.assert_array_equal(style[~changed], style2[~changed])
+    assert np.all(style[changed] != style2[changed])
+    assert ds.info.expected_identifiable == ("content",)
+
+
+def test_multiview_causal_style_depends_on_content() -> None:
+    def r2(ds):
+        c, s = ds.latents().matrix(["content"]), ds.latents().matrix(["style"])
+        design = np.c_[c, np.ones(len(c))]
+        resid = s - design @ np.linalg.lstsq(design, s, rcond=None)[0]
+        return 1 - resid.var(0).sum() / s.var(0).sum()
+
+    assert r2(_load("numerical/multiview/multimodal-independent")) < 0.02
+    assert r2(_load("numerical/multiview/multimodal-causal")) > 0.5
+
+
+def test_multiview_shared_mixing_gives_identical_views_without_change() -> None:
+    ds = _load("numerical/multiview/multiview-independent", 500, style_change_prob=0.0)
+    np.testing.assert_array_equal(ds["x1"], ds["x2"])
+    assert "latents.m1" not in ds.column_names
+
+
+def test_multiview_statistical_blocks_share_covariance() -> None:
+    b = mmbench.builder("numerical/multiview/multimodal-statistical")
+    r = b.resources
+    np.testing.assert_array_equal(r["chol.content"], r["chol.style"])
+    assert not np.allclose(r["chol.content"], np.eye(5))
+    assert not np.allclose(r["mixing.x1"], r["mixing.x2"])
+
+
+# ----------------------------------------------------------------------------- cl-ica
+def test_clica_sphere_and_vmf_concentration() -> None:
+    ds = _load("numerical/clica/sphere-uniform-vmf10", 20_000)
+    z, zt = ds["latents.z"], ds["latents.z_tilde"]
+    np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(zt, axis=1), 1.0, atol=1e-5)
+    # E[zᵀz~] = I_{d/2}(κ)/I_{d/2−1}(κ) ≈ 0.634 for d = 10, κ = 10
+    assert abs(np.sum(z * zt, axis=1).mean() - 0.634) < 0.01
+
+
+def test_clica_box_conditional_stays_inside() -> None:
+    ds = _load("numerical/clica/box-uniform-laplace", 20_000)
+    zt = ds["latents.z_tilde"]
+    assert zt.min() >= 0.0 and zt.max() <= 1.0
+    diff = (zt - ds["latents.z"]).ravel()
+    assert 0.03 < np.median(np.abs(diff)) < 0.05  # Laplace(0.05): median |x| = 0.05·ln 2 ≈ 0.035
+
+
+def test_clica_mixing_layers_are_well_conditioned() -> None:
+    b = mmbench.builder("numerical/clica/sphere-uniform-vmf1")
+    w = b.resources["mixing"]
+    assert w.shape == (3, 10, 10)
+    np.testing.assert_allclose(np.linalg.norm(w, axis=1), 1.0)  # unit-norm columns
+    # cond ratio 0 → at most the minimum of a 25,000 pool; such a pool's minimum is below ~5
+    assert np.linalg.cond(w).max() < 5.0
+    assert condition_threshold(10, np.random.default_rng(0), ratio=0.5, pool=200) > np.linalg.cond(w).max()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"space": "box", "conditional": "vmf"}, "lives on the sphere"),
+        ({"space": "unbounded", "marginal": "uniform", "conditional": "normal"}, "no uniform distribution"),
+        ({"space": "sphre"}, "Did you mean .sphere."),
+        ({"conditional_param": 0}, "must be > 0.0"),
+        ({"box_low": 1.0, "box_high": 0.0, "space": "box", "conditional": "normal"}, "must be greater"),
+    ],
+)
+def test_clica_bad_config(overrides: dict, match: str) -> None:
+    with pytest.raises(InvalidConfigError, match=match):
+        mmbench.builder("numerical/clica", **overrides)
+
+
+# ----------------------------------------------------------------------------- sampler
+def test_sampler_is_deterministic_fresh_and_disjoint_from_shards() -> None:
+    b = mmbench.builder("numerical/misalignment/joint", split_sizes={"train": 64}, shard_size=64)
+    first = list(b.sampler(64, steps=3))
+    again = list(b.sampler(64, steps=3))
+    assert len(first) == 3
+    for a, c in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a["x"], c["x"])
+    assert not np.array_equal(first[0]["x"], first[1]["x"])
+    shard = b.generate_shard("train", 0)
+    assert not np.isin(first[0]["latents.s3"], shard["latents.s3"]).any()
+    other_seed = next(b.sampler(64, seed=1))
+    assert not np.array_equal(other_seed["x"], first[0]["x"])
