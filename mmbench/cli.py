@@ -150,7 +150,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     b = _builder(args)
     t0 = time.perf_counter()
     root = b.build(args.split, num_workers=args.workers, executor=args.executor,
-                   progress=False if args.no_progress else True, force=args.force)
+                   progress=not args.no_progress, force=args.force)
     elapsed = time.perf_counter() - t0
     info = json.loads((root / "dataset_info.json").read_text())
     print(f"Built {b.id} in {elapsed:.2f} s → {root}")

@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mmbench.core.builder import INFO_FILE, SPLIT_INFO_FILE, VERIFY_MODES, DatasetInfo, _sha256_array
+from mmbench.core.builder import (
+    INFO_FILE,
+    SPLIT_INFO_FILE,
+    VERIFY_MODES,
+    DatasetInfo,
+    _sha256_array,
+)
 from mmbench.core.latents import LatentSpec, LatentTable
 from mmbench.errors import CacheError, InvalidConfigError, did_you_mean
 

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mmbench.cli import main, parse_overrides
+from mmbench.errors import MMBenchError
+
+
+def test_parse_overrides() -> None:
+    assert parse_overrides(["seed=3", "split_sizes.train=10", "dependence=dependent", 'selection=["s1"]']) == {
+        "seed": 3, "split_sizes": {"train": 10}, "dependence": "dependent", "selection": ["s1"]
+    }
+    with pytest.raises(MMBenchError, match="KEY=VALUE"):
+        parse_overrides(["seed"])
+
+
+def test_list_and_info(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "--configs"]) == 0
+    out = capsys.readouterr().out
+    assert "numerical/misalignment" in out and "numerical/misalignment/joint" in out and "numerical/clica" in out
+    assert main(["info", "numerical/misalignment/joint"]) == 0
+    out = capsys.readouterr().out
+    assert "| s9 | continuous | 1 |" in out and "Expected identifiable (theory): s3, s4, s5, s6, s7, s8" in out
+
+
+def test_build_show_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--cache-dir", str(tmp_path), "-o", "split_sizes.train=300", "-o", "split_sizes.val=0", "-o", "split_sizes.test=50", "-o", "shard_size=100"]
+    assert main(["build", "numerical/misalignment/perturbation-3", *args, "--workers", "2", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "train: 300 examples, 3 shards" in out and "content fingerprint" in out
+    root = next(tmp_path.glob("numerical__misalignment/perturbation-3-*/1.0.0"))
+    info = json.loads((root / "dataset_info.json").read_text())
+    assert info["config"]["perturbation"] == ["s1", "s2", "s3"]
+    assert main(["show", "numerical/misalignment/perturbation-3", *args, "--split", "test", "-n", "1"]) == 0
+    assert "perturbed.s3" in capsys.readouterr().out
+    assert main(["build", "numerical/misalignment/jiont", "--cache-dir", str(tmp_path)]) == 1
+    assert "Did you mean 'joint'" in capsys.readouterr().err
+    assert main(["build", "numerical/misalignment", "-o", "perturb_prob=2", "--cache-dir", str(tmp_path)]) == 1
+    assert "perturb_prob must be <= 1.0, got 2.0" in capsys.readouterr().err
