@@ -54,7 +54,10 @@ def _wishart(k: int, df: int, rng: np.random.Generator) -> np.ndarray:
 
 def _gaussian(n: int, chol: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """``n`` draws from N(0, L Lᵀ)."""
-    return rng.standard_normal((n, chol.shape[0])) @ chol.T
+    z = rng.standard_normal((n, chol.shape[0]))
+    if np.array_equal(chol, np.eye(chol.shape[0])):
+        return z  # the independent case: skip an identity product
+    return z @ chol.T
 
 
 def _f32(a: np.ndarray) -> np.ndarray:

@@ -199,8 +199,9 @@ class Dataset:
     ) -> Iterator[dict[str, np.ndarray]]:
         """Iterate over dicts of arrays, ``batch_size`` examples at a time.
 
-        In order, each batch is a zero-copy slice of the memory maps; shuffled, one fancy-indexing
-        gather per column per batch. No per-example Python work either way.
+        In order, each batch is a zero-copy slice of the memory maps; shuffled, each batch is a
+        random subset gathered per column with its rows in storage order (sorted indices make the
+        gather sequential). No per-example Python work either way.
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidConfigError(f"batch_size must be a positive integer, got {batch_size!r}.")
@@ -213,7 +214,7 @@ class Dataset:
             return
         order = np.random.default_rng(seed).permutation(n)
         for start in range(0, stop, batch_size):
-            idx = order[start : start + batch_size]
+            idx = np.sort(order[start : start + batch_size])
             yield {name: arr[idx] for name, arr in cols.items()}
 
     # ------------------------------------------------------------------ framework views
@@ -236,10 +237,13 @@ class Dataset:
     ) -> torch.utils.data.DataLoader:
         """A ``DataLoader`` that fetches whole batches at once (a batch sampler, no per-example collate).
 
-        Extra keyword arguments (``pin_memory``, ``persistent_workers``, ...) go to ``DataLoader``.
+        Shuffled batches are random subsets whose rows come in storage order (sorted indices make
+        the gather sequential). Extra keyword arguments (``pin_memory``, ``persistent_workers``, ...) go to ``DataLoader``.
         """
         import torch
-        from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+        from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
+
+        from mmbench.core.torch_data import SortedBatchSampler
 
         tds = self.torch(columns)
         if shuffle:
@@ -247,7 +251,7 @@ class Dataset:
             base = RandomSampler(range(len(tds)), generator=gen)
         else:
             base = SequentialSampler(range(len(tds)))
-        sampler = BatchSampler(base, batch_size=batch_size, drop_last=drop_last)
+        sampler = SortedBatchSampler(base, batch_size=batch_size, drop_last=drop_last)
         return DataLoader(tds, batch_size=None, sampler=sampler, num_workers=num_workers, **kwargs)
 
     def hf(self) -> datasets.Dataset:

@@ -12,7 +12,19 @@ import torch.utils.data
 if TYPE_CHECKING:
     from mmbench.core.dataset import Dataset
 
-__all__ = ["TorchDataset"]
+__all__ = ["SortedBatchSampler", "TorchDataset"]
+
+
+class SortedBatchSampler(torch.utils.data.BatchSampler):
+    """A ``BatchSampler`` whose batches list their indices in ascending order.
+
+    Batch membership is exactly that of ``BatchSampler``; sorting each batch makes the gather
+    from the memory maps sequential, which is several times faster on large splits.
+    """
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        for batch in super().__iter__():
+            yield sorted(batch)
 
 
 class TorchDataset(torch.utils.data.Dataset):
@@ -41,6 +53,8 @@ class TorchDataset(torch.utils.data.Dataset):
             index = np.asarray(index, dtype=np.int64)
         out: dict[str, Any] = {}
         for name in self.columns:
-            value = np.array(self.dataset.column(name)[index])  # a private, writable copy
+            value = np.asarray(self.dataset.column(name)[index]).view(np.ndarray)
+            if not value.flags.writeable:  # a view of the read-only map (int/slice): copy once
+                value = value.copy()
             out[name] = value if value.dtype.kind in "US" else torch.from_numpy(value)
         return out

@@ -61,9 +61,11 @@ def invertible_mlp_weights(
 
 def mix(z: np.ndarray, weights: np.ndarray, *, slope: float = 0.2) -> np.ndarray:
     """Apply the MLP to rows of ``z``: ``W_L · σ(… σ(W_1 z))`` with LeakyReLU(slope) σ."""
+    if not 0.0 <= slope <= 1.0:
+        raise InvalidConfigError(f"LeakyReLU slope must be in [0, 1], got {slope!r}.")
     h = np.asarray(z, dtype=np.float64)
     for i, w in enumerate(weights):
         h = h @ w.T
         if i < len(weights) - 1:
-            h = np.where(h > 0, h, slope * h)
+            np.maximum(h, slope * h, out=h)  # LeakyReLU for 0 <= slope <= 1, in place
     return h
