@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "info": "mmbench.cli:add_info",
     "build": "mmbench.cli:add_build",
     "show": "mmbench.cli:add_show",
+    "train-classifiers": "mmbench.models.classifiers:add_parser",
 }
 
 

@@ -7,7 +7,7 @@ imported on first use, so that registering every dataset costs nothing at import
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
 
 from mmbench.errors import MMBenchError, NotFoundError, did_you_mean
@@ -120,15 +120,3 @@ class Registry(Generic[T]):
             ) from exc
         return obj  # type: ignore[return-value]
 
-
-def lazy(target: str) -> Callable[[], Any]:
-    """Return a zero-argument callable that imports ``"module:attr"`` when called."""
-
-    def load() -> Any:
-        module_name, _, attr = target.partition(":")
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-        return obj
-
-    return load

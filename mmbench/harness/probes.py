@@ -23,9 +23,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -116,6 +117,26 @@ class Standardizer:
         return (np.asarray(x, dtype=np.float64) - self.mean_) / self.scale_
 
 
+@contextlib.contextmanager
+def _cpu_threads(n: int | None) -> Iterator[None]:
+    """Temporarily limit torch's intra-op CPU threads.
+
+    The MLP probes run thousands of tiny mini-batch steps; on CPU these gain nothing from
+    several threads and slow down by 10-30x when the cores are shared (thread oversubscription).
+    """
+    import torch
+
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 # ============================================================================ linear
 class TorchLinearRegression:
     """Ordinary least squares with intercept (minimum-norm solution, like ``LinearRegression``)."""
@@ -169,8 +190,15 @@ class TorchLogisticRegression:
     def fit(self, x: np.ndarray, y: np.ndarray) -> TorchLogisticRegression:
         import torch
 
-        dev = resolve_device(self.device)
         y = np.asarray(y)
+        if y.ndim == 2:  # one independent classifier per label column
+            self._columns = [
+                TorchLogisticRegression(C=self.C, max_iter=self.max_iter, tol=self.tol, device=self.device).fit(x, y[:, j])
+                for j in range(y.shape[1])
+            ]
+            return self
+        self._columns = None
+        dev = resolve_device(self.device)
         self.classes_, codes = np.unique(y, return_inverse=True)
         k = max(len(self.classes_), 2)
         xt = torch.as_tensor(np.asarray(x), dtype=torch.float64, device=dev)
@@ -199,6 +227,8 @@ class TorchLogisticRegression:
         return xt @ self.coef_ + self.intercept_
 
     def predict(self, x: np.ndarray) -> np.ndarray:
+        if self._columns is not None:
+            return np.stack([c.predict(x) for c in self._columns], axis=1)
         codes = self.decision_function(x).argmax(1).cpu().numpy()
         return self.classes_[np.minimum(codes, len(self.classes_) - 1)]
 
@@ -393,17 +423,31 @@ class _TorchMLPBase:
             bound = math.sqrt(6.0 / (fan_in + fan_out))
             return ((torch.rand(shape, generator=gen) * 2 - 1) * bound).to(dev).requires_grad_()
 
-        self._w1, self._b1 = glorot(d, h, (t, d, h)), glorot(d, h, (t, 1, h))
+        # First layers of all nets as one (d, T·h) matmul (they share the input); second layers
+        # as one batched matmul over the T nets.
+        w1 = torch.stack([glorot(d, h, (d, h)) for _ in range(t)], 1).reshape(d, t * h)
+        b1 = torch.stack([glorot(d, h, (h,)) for _ in range(t)]).reshape(t * h)
+        self._w1, self._b1 = w1.detach().requires_grad_(), b1.detach().requires_grad_()
         self._w2, self._b2 = glorot(h, o, (t, h, o)), glorot(h, o, (t, 1, o))
+        self._t, self._h = t, h
         self._mask = out_mask.to(dev)
         params = [self._w1, self._b1, self._w2, self._b2]
         opt = torch.optim.Adam(params, lr=self.lr, betas=(0.9, 0.999), eps=1e-8)
         bs = max(1, min(self.batch_size, n))
+        with _cpu_threads(1 if dev.type == "cpu" else None):
+            self._epochs(xt, targets, loss_fn, opt, gen, bs)
+        for p in params:
+            p.requires_grad_(False)
+
+    def _epochs(self, xt: Any, targets: Any, loss_fn: Any, opt: Any, gen: Any, bs: int) -> None:
+        import torch
+
+        n, t = xt.shape[0], self._t
         best, stall = math.inf, 0
         self.loss_curve_: list[float] = []
         self.n_iter_ = 0
         for _epoch in range(self.max_iter):
-            order = torch.randperm(n, generator=gen).to(dev)
+            order = torch.randperm(n, generator=gen).to(xt.device)
             total = 0.0
             for start in range(0, n, bs):
                 idx = order[start : start + bs]
@@ -424,13 +468,11 @@ class _TorchMLPBase:
             best = min(best, epoch_loss)
             if stall >= self.n_iter_no_change:
                 break
-        for p in params:
-            p.requires_grad_(False)
 
     def _forward(self, x: Any) -> Any:
         import torch
 
-        hid = torch.relu(torch.baddbmm(self._b1, x.unsqueeze(0).expand(self._w1.shape[0], -1, -1), self._w1))
+        hid = torch.relu(torch.addmm(self._b1, x, self._w1)).view(x.shape[0], self._t, self._h).transpose(0, 1)
         return torch.baddbmm(self._b2, hid, self._w2)  # (T, n, o)
 
     def _predict_raw(self, x: np.ndarray) -> Any:

@@ -38,7 +38,7 @@ def digit_size(scale: float, canvas: int = CANVAS) -> int:
 
     A tiny epsilon keeps decimal scales exact (``28 * 0.75`` is 21, not 20.999…).
     """
-    return int(math.floor(canvas * scale + 1e-9))
+    return math.floor(canvas * scale + 1e-9)
 
 
 def _bilinear_taps(in_size: int, scale: float) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

