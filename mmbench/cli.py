@@ -24,7 +24,11 @@ COMMANDS: dict[str, str] = {
     "info": "mmbench.cli:add_info",
     "build": "mmbench.cli:add_build",
     "show": "mmbench.cli:add_show",
+    "train": "mmbench.models.train:add_train_parser",
+    "reproduce": "mmbench.models.reproduce:add_reproduce_parser",
     "train-classifiers": "mmbench.models.classifiers:add_parser",
+    "evaluate": "mmbench.harness.cli:add_evaluate",
+    "leaderboard": "mmbench.harness.cli:add_leaderboard",
 }
 
 

@@ -9,6 +9,7 @@ import pytest
 def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MMBENCH_CACHE", str(tmp_path_factory.mktemp("mmbench-cache")))
     monkeypatch.delenv("MMBENCH_MNIST_DIR", raising=False)
+    monkeypatch.setenv("MMBENCH_OFFLINE", "1")  # tests never touch the network
 
 
 @pytest.fixture

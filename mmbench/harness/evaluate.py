@@ -95,8 +95,12 @@ class RunResult:
 
     def filename(self) -> str:
         card, suite = self.data["model"], self.data["suite"]
-        stamp = self.data["created"].replace(":", "").replace("-", "").split(".")[0]
-        raw = f"{card['name']}@{card['revision']}__{suite['id']}__{stamp}"
+        try:
+            stamp = datetime.datetime.fromisoformat(self.data["created"]).strftime("%Y%m%dT%H%M%SZ")
+        except (KeyError, ValueError):
+            stamp = "undated"
+        # A content hash keeps two runs finishing in the same second apart.
+        raw = f"{card['name']}@{card['revision']}__{suite['id']}__{stamp}__{fingerprint(self.data)[:6]}"
         return re.sub(r"[^A-Za-z0-9_.@\-]+", "_", raw) + ".json"
 
     def save(self, results_dir: str | os.PathLike[str]) -> Path:

@@ -303,6 +303,16 @@ class TorchKernelRidgeCV:
             raise InvalidConfigError(f"groups must give one id per target column ({t}), got shape {gid.shape}.")
         uniq = list(dict.fromkeys(gid.tolist()))
         folds = [(torch.as_tensor(tr, device=dev), torch.as_tensor(te, device=dev)) for tr, te in kfold_indices(n, self.cv)]
+        # Small factorisations gain nothing from several threads and lose badly when cores are shared.
+        threads = 1 if dev.type == "cpu" and n < 2048 else None
+        with _cpu_threads(threads):
+            self._grid(xt, yt, gid, uniq, folds, dev, dt)
+        return self
+
+    def _grid(self, xt: Any, yt: Any, gid: np.ndarray, uniq: list[Any], folds: list[Any], dev: Any, dt: Any) -> None:
+        import torch
+
+        t = yt.shape[1]
         scores = torch.zeros(len(self.gammas), len(self.alphas), len(folds), t, dtype=dt, device=dev)
         d2 = _sq_dists(xt, xt)
         for gi, gamma in enumerate(self.gammas):
@@ -344,7 +354,6 @@ class TorchKernelRidgeCV:
             self._coef.append((gamma, cols, self._solve(k, yt[:, cols])))
             del k
         self.n_targets_ = t
-        return self
 
     @staticmethod
     def _solve(a: Any, b: Any) -> Any:

@@ -42,8 +42,8 @@ if TYPE_CHECKING:
 __all__ = [
     "MODEL_FILE",
     "WEIGHTS_FILE",
-    "EvalContext",
     "Encoder",
+    "EvalContext",
     "Generator",
     "ModelCard",
     "check_encoder",

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -40,7 +41,7 @@ class MLPEncoder(nn.Module):
             if len(sizes) < 2:
                 raise InvalidConfigError(f"MLPEncoder layers[{modality!r}] needs [in, ..., out], got {list(sizes)}.")
             mods: list[nn.Module] = []
-            for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+            for i, (a, b) in enumerate(itertools.pairwise(sizes)):
                 mods.append(nn.Linear(int(a), int(b)))
                 if i < len(sizes) - 2:
                     mods.append(nn.LeakyReLU(slope))

@@ -43,11 +43,11 @@ REPORT_FILE = "classifiers.json"
 
 
 def build_classifier(in_channels: int = 3, num_classes: int = 10) -> torch.nn.Module:
-    """The ``digit-cnn-v1`` network: two conv blocks (16, 32 channels) and a 64-unit head.
+    """The ``digit-cnn-v1`` network: two conv-BN-ReLU-pool blocks (32, 64 channels), a 64-unit head.
 
-    Small on purpose (≈ 2.5 MFLOP per image, 0.1 M parameters): it trains on a laptop CPU in
-    minutes and still reads PolyMNIST digits at ≥ 98 % accuracy. Inputs are uint8 images
-    ``(n, C, 28, 28)``, scaled to [0, 1] inside the model.
+    Small on purpose (≈ 9 MFLOP per image, 0.22 M parameters): it trains on a CPU in minutes and
+    reads PolyMNIST digits at ≈ 98 % accuracy. Inputs are uint8 images ``(n, C, 28, 28)``, scaled
+    to [0, 1] inside the model.
     """
     from torch import nn
 
@@ -57,10 +57,10 @@ def build_classifier(in_channels: int = 3, num_classes: int = 10) -> torch.nn.Mo
 
     return nn.Sequential(
         _Scale(),
-        nn.Conv2d(in_channels, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(in_channels, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(),
-        nn.Linear(32 * 7 * 7, 64), nn.ReLU(),
+        nn.Linear(64 * 7 * 7, 64), nn.ReLU(),
         nn.Linear(64, num_classes),
     )
 
@@ -91,7 +91,7 @@ def predict(model: torch.nn.Module, images: np.ndarray, *, batch_size: int = 102
     out = []
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).to(dev)
+            x = torch.from_numpy(np.array(images[start : start + batch_size])).to(dev)
             out.append(model(x).argmax(1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0, np.int64)
 
@@ -102,7 +102,7 @@ def train_classifiers(
     device: str = "cpu",
     epochs: int = 3,
     batch_size: int = 128,
-    lr: float = 1e-3,
+    lr: float = 2e-3,
     seed: int = 0,
     train_split: str = "train",
     eval_split: str = "test",
@@ -115,7 +115,7 @@ def train_classifiers(
     Args:
         dataset: a dataset id (``"polymnist"``, ``"translated_polymnist/paper"``) or a builder.
         device: torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``).
-        epochs, batch_size, lr: Adam training settings.
+        epochs, batch_size, lr: Adam training settings; the learning rate decays ×0.3 per epoch.
         seed: seeds the initialisation and the batch order.
         train_split, eval_split: splits to fit on and to report accuracy on (built if missing).
         num_workers: workers for building missing splits.
@@ -171,7 +171,7 @@ def _train(
         "config_fingerprint": b.config.fingerprint,
         "train_split": {"name": train_split, "fingerprint": train_ds.fingerprint, "num_examples": len(train_ds)},
         "eval_split": {"name": eval_split, "fingerprint": eval_ds.fingerprint, "num_examples": len(eval_ds)},
-        "settings": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "optimizer": "Adam", "device": str(dev)},
+        "settings": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "optimizer": "Adam", "lr_decay_per_epoch": 0.3, "device": str(dev)},
         "accuracy": {},
         "files": {},
         "seconds": {},
@@ -186,6 +186,8 @@ def _train(
         opt = torch.optim.Adam(model.parameters(), lr=lr)
         x_train = train_ds.column(key)
         for epoch in range(epochs):
+            for group in opt.param_groups:
+                group["lr"] = lr * 0.3**epoch
             model.train()
             order = np.random.default_rng([seed, m, epoch]).permutation(len(train_ds))
             total = 0.0
@@ -254,7 +256,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default cpu)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-split", default="train")
     p.add_argument("--eval-split", default="test")

@@ -46,6 +46,8 @@ from mmbench.models.losses import LOSSES, ContrastiveLoss
 
 __all__ = [
     "ContrastiveModel",
+    "build_model",
+    "dataset_builder",
     "TrainConfig",
     "TrainResult",
     "add_train_parser",
@@ -347,11 +349,30 @@ def _fill_dataclass(cls: Any, values: Mapping[str, Any]) -> Any:
 
 
 # ====================================================================== data
-def _dataset_info(config: TrainConfig) -> tuple[Any, str, dict[str, tuple[int, ...]]]:
-    """The builder, its resolved id and the shapes of the trained modalities."""
+_BUILDERS: dict[str, Any] = {}
+
+
+def dataset_builder(dataset: str, overrides: Mapping[str, Any] | None = None) -> Any:
+    """``mmbench.builder(dataset, **overrides)``, memoised per process (a few recent ones).
+
+    Builders prepare their resources (e.g. the simulations' mixing MLPs) lazily and keep them, so
+    re-using the instance saves that work between training, validation and evaluation.
+    """
     import mmbench
 
-    b = mmbench.builder(config.dataset, **dict(config.dataset_overrides))
+    key = json.dumps([dataset, _frozen(dict(overrides or {}))], sort_keys=True, default=str)
+    b = _BUILDERS.pop(key, None)
+    if b is None:
+        b = mmbench.builder(dataset, **dict(overrides or {}))
+    _BUILDERS[key] = b
+    while len(_BUILDERS) > 8:
+        _BUILDERS.pop(next(iter(_BUILDERS)))
+    return b
+
+
+def _dataset_info(config: TrainConfig) -> tuple[Any, str, dict[str, tuple[int, ...]]]:
+    """The builder, its resolved id and the shapes of the trained modalities."""
+    b = dataset_builder(config.dataset, config.dataset_overrides)
     mods = b.modalities()
     chosen = list(config.modalities) if config.modalities is not None else list(mods)
     for m in chosen:
@@ -693,7 +714,7 @@ def train(
     model.train()
     try:
         with _sigint_to_flag(flag), _tf32(dev.type == "cuda"):
-            while step < config.steps:
+            while step < config.steps and not flag["stop"]:
                 inputs = _to_device(next(batches), mods, dev)
                 loss = compiled.loss(inputs, amp=amp)
                 opt.zero_grad(set_to_none=True)

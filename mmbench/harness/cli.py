@@ -1,0 +1,82 @@
+"""``mmbench evaluate`` and ``mmbench leaderboard``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+__all__ = ["add_evaluate", "add_leaderboard", "cmd_evaluate", "cmd_leaderboard"]
+
+
+def add_evaluate(sub: Any) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="score a model on a suite and write a RunResult JSON",
+        description=(
+            "Score a submission on every entry of a suite and write the RunResult JSON (with full "
+            "provenance) atomically into the results directory. Nothing is written if the run fails."
+        ),
+    )
+    p.add_argument("--model", required=True,
+                   help="package.module:object (an encoder, or a class/factory returning one) or a checkpoint "
+                        "directory with mmbench_model.json + model.safetensors")
+    p.add_argument("--suite", required=True, help="suite id (e.g. identifiability-numerical:v1) or a suite JSON file")
+    p.add_argument("--results-dir", default="results", help="where the RunResult JSON goes (default: ./results)")
+    p.add_argument("--device", default=None, help="torch device for batches and probes (default: cuda if available, else cpu)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="probe seeds (default: the suite's)")
+    p.add_argument("--backend", default="torch", choices=["torch", "sklearn"], help="probe implementation (default torch)")
+    p.add_argument("--batch-size", type=int, default=4096, help="examples per encode() call (default 4096)")
+    p.add_argument("--entry", action="append", default=None, metavar="LABEL", help="evaluate only this suite entry (repeatable)")
+    p.add_argument("-o", "--set", dest="overrides", action="append", metavar="KEY=VALUE",
+                   help="dataset config override for every entry (changes fingerprints), e.g. -o split_sizes.val=2048")
+    p.add_argument("--cache-dir", default=None, help="dataset cache root (default: $MMBENCH_CACHE or ~/.cache/mmbench)")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from mmbench.cli import parse_overrides
+    from mmbench.harness.evaluate import evaluate
+    from mmbench.harness.probes import resolve_device
+    from mmbench.harness.protocols import load_model
+
+    model = load_model(args.model)
+    device = resolve_device(args.device)
+    if hasattr(model, "to") and hasattr(model, "parameters"):  # a torch module loaded for this run
+        model = model.to(device)
+    result = evaluate(model, args.suite, device=device, seeds=args.seeds, backend=args.backend,
+                      results_dir=args.results_dir, batch_size=args.batch_size, cache_dir=args.cache_dir,
+                      dataset_overrides=parse_overrides(args.overrides), entries=args.entry)
+    print(result.summary_table())
+    print(f"\nWrote {result.path} ({result.data['timings']['total_s']:.1f} s)")
+    return 0
+
+
+def add_leaderboard(sub: Any) -> None:
+    p = sub.add_parser(
+        "leaderboard",
+        help="build Markdown + HTML leaderboards and per-latent heatmaps from RunResult JSON files",
+        description=("Read every RunResult JSON under RESULTS_DIR (unreadable files are reported and skipped) and write "
+                     "leaderboard.md, a self-contained sortable leaderboard.html and heatmaps/*.png."),
+    )
+    p.add_argument("results_dir", metavar="RESULTS_DIR")
+    p.add_argument("--out", default=None, help="output directory (default: RESULTS_DIR/leaderboard)")
+    p.add_argument("--no-heatmaps", action="store_true", help="skip the PNG heatmaps")
+    p.set_defaults(func=cmd_leaderboard)
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mmbench.harness.leaderboard import Leaderboard
+
+    lb = Leaderboard.from_dir(args.results_dir)
+    for path, why in lb.skipped:
+        print(f"warning: skipped {path}: {why}", file=sys.stderr)
+    out = Path(args.out) if args.out else Path(args.results_dir) / "leaderboard"
+    if args.no_heatmaps:
+        lb.heatmaps = lambda: []  # type: ignore[method-assign]
+    paths = lb.write(out)
+    print(lb.to_markdown())
+    print(f"\nWrote {paths['markdown']}, {paths['html']} and {len(paths['heatmaps'])} heatmap(s) in {out / 'heatmaps'}")
+    return 0

@@ -1,0 +1,394 @@
+"""The leaderboard: RunResult JSON files → Markdown table, static sortable HTML page, per-latent heatmaps.
+
+One table per suite version, one row per model × suite version, one column per
+(suite entry, dataset fingerprint, metric). Results whose dataset fingerprints differ are never
+merged into one column: when a results directory holds several fingerprints for the same entry
+and metric, each gets its own column, labelled with the fingerprint. Unreadable or foreign JSON
+files are reported and skipped.
+
+Example:
+    >>> lb = Leaderboard.from_dir("results/")
+    >>> print(lb.to_markdown())
+    >>> lb.write("results/leaderboard")   # leaderboard.md, leaderboard.html, heatmaps/*.png
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmbench.harness.evaluate import RunResult
+
+__all__ = ["Column", "Leaderboard", "load_results", "render_heatmap"]
+
+
+def load_results(results_dir: str | os.PathLike[str]) -> tuple[list[RunResult], list[tuple[Path, str]]]:
+    """Every RunResult under ``results_dir`` (recursively) and the ``(path, reason)`` of skipped files."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        from mmbench.errors import InvalidConfigError
+
+        raise InvalidConfigError(f"Results directory {root} does not exist or is not a directory.")
+    results, skipped = [], []
+    for path in sorted(root.rglob("*.json")):
+        if path.name.startswith("."):
+            continue  # temp files of an in-flight atomic write
+        try:
+            results.append(RunResult.load(path))
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            skipped.append((path, f"{type(exc).__name__}: {exc}"))
+    return results, skipped
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """One leaderboard column: a metric on one suite entry with one dataset fingerprint."""
+
+    entry: str
+    dataset_id: str
+    data_fingerprint: str
+    metric: str
+    main_key: str
+    higher_is_better: bool
+
+    def header(self, with_fingerprint: bool) -> str:
+        arrow = "↑" if self.higher_is_better else "↓"
+        fp = f" [{self.data_fingerprint[:8]}]" if with_fingerprint else ""
+        return f"{self.entry} · {self.metric} {arrow}{fp}"
+
+
+@dataclasses.dataclass
+class _Row:
+    model: dict[str, Any]
+    suite_id: str
+    cells: dict[Column, dict[str, Any]]
+    results: list[RunResult]
+
+
+class Leaderboard:
+    """Rows (model × suite version) and fingerprint-separated columns built from RunResults."""
+
+    def __init__(self, results: Iterable[RunResult], skipped: Sequence[tuple[Path, str]] = ()) -> None:
+        self.results = sorted(results, key=lambda r: r.data.get("created", ""))
+        self.skipped = list(skipped)
+        self.tables: dict[str, dict[tuple[str, str], _Row]] = {}
+        self.columns: dict[str, list[Column]] = {}
+        for res in self.results:  # later results win for the same cell
+            card = res.data["model"]
+            suite_id = res.data["suite"]["id"]
+            rows = self.tables.setdefault(suite_id, {})
+            key = (card["name"], card.get("revision", ""))
+            row = rows.setdefault(key, _Row(card, suite_id, {}, []))
+            row.results.append(res)
+            cols = self.columns.setdefault(suite_id, [])
+            for entry in res.entries:
+                for name, m in entry["metrics"].items():
+                    col = Column(entry["label"], entry["dataset_id"], entry["data_fingerprint"], name,
+                                 m.get("main_key", "mean"), bool(m.get("higher_is_better", True)))
+                    if col not in cols:
+                        cols.append(col)
+                    summary = m.get("summary", {}).get(col.main_key, {})
+                    row.cells[col] = {"mean": summary.get("mean"), "std": summary.get("std"), "result": res, "entry": entry}
+
+    @classmethod
+    def from_dir(cls, results_dir: str | os.PathLike[str]) -> Leaderboard:
+        results, skipped = load_results(results_dir)
+        return cls(results, skipped)
+
+    # ------------------------------------------------------------------ helpers
+    def _ambiguous(self, suite_id: str) -> set[tuple[str, str]]:
+        """(entry, metric) pairs that appear with more than one dataset fingerprint."""
+        seen: dict[tuple[str, str], set[str]] = {}
+        for c in self.columns.get(suite_id, []):
+            seen.setdefault((c.entry, c.metric), set()).add(c.data_fingerprint)
+        return {k for k, v in seen.items() if len(v) > 1}
+
+    def _header(self, suite_id: str, col: Column) -> str:
+        return col.header((col.entry, col.metric) in self._ambiguous(suite_id))
+
+    @staticmethod
+    def _cell_text(cell: dict[str, Any] | None) -> str:
+        if not cell or cell.get("mean") is None:
+            return "–"
+        std = cell.get("std")
+        return f"{cell['mean']:.3f}" + (f" ± {std:.3f}" if std else "")
+
+    @staticmethod
+    def _model_label(card: dict[str, Any]) -> str:
+        return f"{card['name']}@{card.get('revision', '')}" + (" (oracle)" if card.get("uses_ground_truth") else "")
+
+    # ------------------------------------------------------------------ Markdown
+    def to_markdown(self) -> str:
+        """One Markdown table per suite version, with a fingerprint legend and skipped files."""
+        out = ["# mmbench leaderboard", ""]
+        if not self.tables:
+            out.append("No results found.")
+        for suite_id, rows in self.tables.items():
+            cols = self.columns[suite_id]
+            out += [f"## {suite_id}", ""]
+            out.append("| model | " + " | ".join(self._header(suite_id, c) for c in cols) + " |")
+            out.append("|---|" + "---|" * len(cols))
+            for row in rows.values():
+                out.append(f"| {self._model_label(row.model)} | " + " | ".join(self._cell_text(row.cells.get(c)) for c in cols) + " |")
+            out += ["", "Datasets (a column never mixes fingerprints):", ""]
+            seen = set()
+            for c in cols:
+                if (c.entry, c.data_fingerprint) not in seen:
+                    seen.add((c.entry, c.data_fingerprint))
+                    out.append(f"- `{c.entry}`: {c.dataset_id}, data fingerprint `{c.data_fingerprint}`")
+            out.append("")
+            out.append("Values: mean ± std over seeds of each metric's main summary (R²/accuracy: mean over the latents "
+                       "the theory calls identifiable, from every modality; identifiability_consistency: balanced agreement).")
+            out.append("")
+        if self.skipped:
+            out += ["## Skipped files", ""] + [f"- `{p}`: {why}" for p, why in self.skipped] + [""]
+        return "\n".join(out)
+
+    # ------------------------------------------------------------------ HTML
+    def to_html(self) -> str:
+        """A self-contained static page: sortable tables, provenance on hover and in a detail row."""
+        e = html.escape
+        parts = [_HTML_HEAD]
+        if not self.tables:
+            parts.append("<p>No results found.</p>")
+        for t, (suite_id, rows) in enumerate(self.tables.items()):
+            cols = self.columns[suite_id]
+            parts.append(f"<h2>{e(suite_id)}</h2>")
+            parts.append(f'<table class="lb" id="t{t}"><thead><tr><th data-k="0">model</th>')
+            for j, c in enumerate(cols, start=1):
+                tip = f"{c.dataset_id}\ndata fingerprint {c.data_fingerprint}\nsummary: {c.main_key}"
+                parts.append(f'<th data-k="{j}" title="{e(tip)}">{e(self._header(suite_id, c))}</th>')
+            parts.append("</tr></thead><tbody>")
+            for i, row in enumerate(rows.values()):
+                parts.append(f'<tr class="r" data-d="d{t}-{i}"><td>{e(self._model_label(row.model))}</td>')
+                for c in cols:
+                    cell = row.cells.get(c)
+                    val = "" if not cell or cell.get("mean") is None else f"{cell['mean']:.6g}"
+                    tip = self._provenance(cell) if cell else "no result"
+                    parts.append(f'<td data-v="{val}" title="{e(tip)}">{e(self._cell_text(cell))}</td>')
+                parts.append("</tr>")
+                detail = e(json.dumps(self._row_provenance(row), indent=1))
+                parts.append(f'<tr class="d" id="d{t}-{i}" hidden><td colspan="{len(cols) + 1}"><pre>{detail}</pre></td></tr>')
+            parts.append("</tbody></table>")
+        if self.skipped:
+            parts.append("<h2>Skipped files</h2><ul>" + "".join(f"<li><code>{e(str(p))}</code>: {e(w)}</li>" for p, w in self.skipped) + "</ul>")
+        parts.append(_HTML_TAIL)
+        return "".join(parts)
+
+    @staticmethod
+    def _provenance(cell: dict[str, Any]) -> str:
+        res, entry = cell["result"].data, cell["entry"]
+        return (f"{entry['dataset_id']} (config {entry['config_fingerprint']}, data {entry['data_fingerprint']})\n"
+                f"fit {entry['splits']['fit']['name']} {entry['splits']['fit']['rows_used']} rows, score "
+                f"{entry['splits']['score']['name']} {entry['splits']['score']['rows_used']} rows\n"
+                f"seeds {res['seeds']}, backend {res['backend']} on {res['device']}\n"
+                f"mmbench {res['mmbench_version']}, suite fingerprint {res['suite']['fingerprint']}, {res['created']}")
+
+    @staticmethod
+    def _row_provenance(row: _Row) -> dict[str, Any]:
+        return {
+            "model": row.model,
+            "runs": [{"file": str(r.path) if r.path else None, "created": r.data.get("created"),
+                      "suite_fingerprint": r.data["suite"].get("fingerprint"), "mmbench_version": r.data.get("mmbench_version"),
+                      "seeds": r.data.get("seeds"), "backend": r.data.get("backend"), "device": r.data.get("device"),
+                      "hardware": r.data.get("hardware"),
+                      "datasets": {en["label"]: {"id": en["dataset_id"], "data_fingerprint": en["data_fingerprint"],
+                                                 "content_fingerprint": en.get("content_fingerprint")} for en in r.entries}}
+                     for r in row.results],
+        }
+
+    # ------------------------------------------------------------------ heatmaps
+    def heatmaps(self) -> list[tuple[str, Any]]:
+        """``(file name, PIL image)`` per model × suite × dataset family × per-latent metric."""
+        out = []
+        for suite_id, rows in self.tables.items():
+            for row in rows.values():
+                res = row.results[-1]
+                families: dict[str, list[dict[str, Any]]] = {}
+                for entry in res.entries:
+                    families.setdefault(_family(entry), []).append(entry)
+                for family, entries in families.items():
+                    metrics = [n for n in dict.fromkeys(n for en in entries for n in en["metrics"]) if
+                               all(en["metrics"].get(n, {}).get("type", "probe") == "probe" for en in entries if n in en["metrics"])]
+                    for metric in metrics:
+                        img = render_heatmap(entries, metric, title=f"{self._model_label(row.model)} — {suite_id} — {family} — {metric}")
+                        if img is not None:
+                            name = f"{row.model['name']}@{row.model.get('revision', '')}__{suite_id}__{family}__{metric}"
+                            out.append((re.sub(r"[^A-Za-z0-9_.@\-]+", "_", name) + ".png", img))
+        return out
+
+    def write(self, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+        """Write ``leaderboard.md``, ``leaderboard.html`` and ``heatmaps/*.png``; return their paths."""
+        out = Path(out_dir)
+        (out / "heatmaps").mkdir(parents=True, exist_ok=True)
+        paths: dict[str, Any] = {"markdown": out / "leaderboard.md", "html": out / "leaderboard.html", "heatmaps": []}
+        _atomic_write(paths["markdown"], self.to_markdown().encode())
+        _atomic_write(paths["html"], self.to_html().encode())
+        for name, img in self.heatmaps():
+            p = out / "heatmaps" / name
+            tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+            img.save(tmp, format="PNG")
+            os.replace(tmp, p)
+            paths["heatmaps"].append(p)
+        return paths
+
+
+def _family(entry: dict[str, Any]) -> str:
+    """Dataset name without config and version: the entries one heatmap compares (bias settings)."""
+    name = entry["dataset_id"].split(":")[0]
+    config = entry.get("config_name")
+    return name[: -len(config) - 1] if config and name.endswith("/" + config) else name
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# ============================================================================ heatmap rendering (pillow)
+_VIRIDIS = np.array([(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)], dtype=float)
+
+
+def _colour(v: float) -> tuple[int, int, int]:
+    v = float(np.clip(v, 0.0, 1.0)) * (len(_VIRIDIS) - 1)
+    i = min(int(v), len(_VIRIDIS) - 2)
+    c = _VIRIDIS[i] + (v - i) * (_VIRIDIS[i + 1] - _VIRIDIS[i])
+    return tuple(round(x) for x in c)  # type: ignore[return-value]
+
+
+def _font(size: int) -> Any:
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: fixed bitmap font
+        return ImageFont.load_default()
+
+
+def render_heatmap(entries: Sequence[dict[str, Any]], metric: str, *, title: str = "", cell: int = 46) -> Any:
+    """Latents (columns) × suite entries (rows) per modality panel, coloured by the metric's mean.
+
+    Cells of latents the theory calls identifiable are outlined; latents an entry lacks are grey.
+    Returns a ``PIL.Image`` (or ``None`` if no entry has per-latent values for ``metric``).
+    """
+    from PIL import Image, ImageDraw
+
+    entries = [en for en in entries if metric in en["metrics"] and "values" in en["metrics"][metric]]
+    if not entries:
+        return None
+    modalities = list(dict.fromkeys(m for en in entries for m in en["metrics"][metric]["values"]))
+    latents = list(dict.fromkeys(n for en in entries for vals in en["metrics"][metric]["values"].values() for n in vals))
+    if not latents:
+        return None
+    font, small, big = _font(13), _font(11), _font(15)
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+
+    def width(text: str, f: Any) -> int:
+        box = probe.textbbox((0, 0), text, font=f)
+        return box[2] - box[0]
+
+    row_w = max(width(en["label"], font) for en in entries) + 16
+    top, pad, bar_w = 70, 24, 70
+    lat_h = max(width(n, small) for n in latents) + 10
+    panel_w = cell * len(latents)
+    w = row_w + len(modalities) * (panel_w + pad) + bar_w
+    h = top + lat_h + cell * len(entries) + 30
+    w = max(w, width(title, big) + 20)
+    img = Image.new("RGB", (w, h), "white")
+    draw = ImageDraw.Draw(img)
+    draw.text((10, 8), title, fill="black", font=big)
+    grid_top = top + lat_h
+    for r, en in enumerate(entries):
+        draw.text((8, grid_top + r * cell + cell // 2 - 7), en["label"], fill="black", font=font)
+    for p, modality in enumerate(modalities):
+        x0 = row_w + p * (panel_w + pad)
+        draw.text((x0, 40), f"embedding of {modality}", fill="black", font=font)
+        for c, name in enumerate(latents):  # rotated latent names
+            label = Image.new("RGBA", (width(name, small) + 4, 16), (255, 255, 255, 0))
+            ImageDraw.Draw(label).text((0, 0), name, fill="black", font=small)
+            label = label.rotate(90, expand=True)
+            img.paste(label, (x0 + c * cell + cell // 2 - 8, grid_top - label.size[1] - 4), label)
+        for r, en in enumerate(entries):
+            vals = en["metrics"][metric]["values"].get(modality, {})
+            expected = set(en.get("expected_identifiable", ()))
+            for c, name in enumerate(latents):
+                box = (x0 + c * cell, grid_top + r * cell, x0 + (c + 1) * cell - 1, grid_top + (r + 1) * cell - 1)
+                v = vals.get(name, {}).get("mean") if name in vals else None
+                if v is None:
+                    draw.rectangle(box, fill=(225, 225, 225))
+                    continue
+                rgb = _colour(v)
+                draw.rectangle(box, fill=rgb)
+                if name in expected:
+                    draw.rectangle(box, outline=(220, 30, 30), width=3)
+                txt = f"{v:.2f}"
+                lum = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
+                draw.text((box[0] + (cell - width(txt, small)) // 2, box[1] + cell // 2 - 7), txt,
+                          fill="black" if lum > 128 else "white", font=small)
+    # colour bar
+    bx = w - bar_w + 15
+    bar_h = cell * len(entries)
+    for i in range(bar_h):
+        draw.line([(bx, grid_top + i), (bx + 14, grid_top + i)], fill=_colour(1.0 - i / max(bar_h - 1, 1)))
+    draw.text((bx + 18, grid_top - 2), "1", fill="black", font=small)
+    draw.text((bx + 18, grid_top + bar_h - 12), "0", fill="black", font=small)
+    draw.text((10, h - 22), "red outline: identifiable in theory; grey: latent absent", fill=(90, 90, 90), font=small)
+    return img
+
+
+_HTML_HEAD = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>mmbench leaderboard</title>
+<style>
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em;color:#222}
+table.lb{border-collapse:collapse;margin-bottom:1.5em;font-size:14px}
+table.lb th,table.lb td{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}
+table.lb th{background:#f3f3f3;cursor:pointer;position:sticky;top:0}
+table.lb td:first-child,table.lb th:first-child{text-align:left}
+table.lb tr.r:hover{background:#eef5ff}
+table.lb tr.d pre{text-align:left;font-size:12px;max-width:100em;overflow:auto;margin:0}
+th.asc::after{content:" ▲"} th.desc::after{content:" ▼"}
+</style></head><body>
+<h1>mmbench leaderboard</h1>
+<p>Click a header to sort; hover a value for its provenance; click a model row for the full record.
+A column never mixes results whose dataset fingerprints differ.</p>
+"""
+
+_HTML_TAIL = """<script>
+document.querySelectorAll("table.lb").forEach(function(t){
+  var body=t.tBodies[0];
+  function pairs(){var out=[],rows=Array.from(body.rows);for(var i=0;i<rows.length;i+=2){out.push([rows[i],rows[i+1]]);}return out;}
+  t.querySelectorAll("th").forEach(function(th){
+    th.addEventListener("click",function(){
+      var k=+th.dataset.k,asc=!th.classList.contains("asc");
+      t.querySelectorAll("th").forEach(function(h){h.classList.remove("asc","desc");});
+      th.classList.add(asc?"asc":"desc");
+      var ps=pairs();
+      ps.sort(function(a,b){
+        var x=a[0].cells[k],y=b[0].cells[k];
+        var vx=k?parseFloat(x.dataset.v):NaN,vy=k?parseFloat(y.dataset.v):NaN;
+        var c;
+        if(k&&!(isNaN(vx)&&isNaN(vy))){c=isNaN(vx)?1:isNaN(vy)?-1:(vx-vy);if(!asc&&!isNaN(vx)&&!isNaN(vy))c=-c;}
+        else{c=x.textContent.localeCompare(y.textContent);if(!asc)c=-c;}
+        return c;});
+      ps.forEach(function(p){body.appendChild(p[0]);body.appendChild(p[1]);});
+    });
+  });
+  body.querySelectorAll("tr.r").forEach(function(r){
+    r.addEventListener("click",function(){var d=document.getElementById(r.dataset.d);d.hidden=!d.hidden;});
+  });
+});
+</script>
+</body></html>
+"""

@@ -1,0 +1,503 @@
+"""``mmbench reproduce TABLE``: train the baselines and score them against the papers' tables.
+
+Each table is a list of training runs (a :class:`~mmbench.models.train.TrainConfig` per run) and,
+per run, the probes that fill its cells (harness metrics from :mod:`mmbench.harness.metrics`).
+The result is the measured table next to the paper's numbers with the per-cell difference, as
+Markdown and JSON, plus the pass/fail of the table's acceptance checks.
+
+Two scales:
+
+* ``quick`` — CPU-sized (narrower MLPs, small batches, a few thousand steps, one seed, probes on
+  a few thousand samples); for CI and users without a GPU. It reproduces the *pattern* of the
+  tables (what is recovered and what is discarded), not the last decimal.
+* ``full`` — the papers' schedules (batch 6144, Adam 1e-4, 100k–300k steps, 3–5 seeds, probes
+  on 20,480 fresh samples); GPU work.
+
+Reference numbers are copied from the papers (see ``shared/research``): :data:`PAPER`.
+
+Example:
+    >>> result = reproduce("m3di-table1", scale="quick")
+    >>> print(result.to_markdown())
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmbench.errors import InvalidConfigError, MMBenchError, did_you_mean
+from mmbench.models.train import TrainConfig, train
+
+__all__ = ["PAPER", "TABLES", "Check", "EvalSpec", "ReproduceResult", "RunSpec", "TableSpec", "add_reproduce_parser", "reproduce", "table_spec"]
+
+logger = logging.getLogger(__name__)
+SCALES = ("quick", "full")
+
+# ====================================================================== the papers' numbers
+_M3DI_ROWS = ("pi1", "independent", "statistical", "causal", "statistical-causal")
+_M3DI_LABEL = {
+    "pi1": "p=1.0, –, –",
+    "independent": "p=0.75, –, –",
+    "statistical": "p=0.75, Stat., –",
+    "causal": "p=0.75, –, Caus.",
+    "statistical-causal": "p=0.75, Stat., Caus.",
+}
+_S = [f"s{i}" for i in range(1, 11)]
+_MIS_COLS = (*_S, "m_x", "m_t")
+
+
+def _mis(rows: Mapping[str, Sequence[float]]) -> dict[str, dict[str, float]]:
+    return {k: dict(zip(_MIS_COLS, v, strict=True)) for k, v in rows.items()}
+
+
+PAPER: dict[str, dict[str, dict[str, float]]] = {
+    # Daunhawer et al. 2023, Table 1 (mean over 3 seeds; kernel-ridge R²; encoding size 5).
+    "m3di-table1": {
+        "multiview / p=1.0, –, –": {"content": 1.00, "style": 0.00},
+        "multiview / p=0.75, –, –": {"content": 0.99, "style": 0.00},
+        "multiview / p=0.75, Stat., –": {"content": 0.99, "style": 0.52},
+        "multiview / p=0.75, –, Caus.": {"content": 1.00, "style": 0.79},
+        "multiview / p=0.75, Stat., Caus.": {"content": 0.99, "style": 0.81},
+        "multimodal / p=1.0, –, –": {"content": 0.99, "style": 0.00, "modality": 0.00},
+        "multimodal / p=0.75, –, –": {"content": 1.00, "style": 0.00, "modality": 0.00},
+        "multimodal / p=0.75, Stat., –": {"content": 0.95, "style": 0.56, "modality": 0.00},
+        "multimodal / p=0.75, –, Caus.": {"content": 0.98, "style": 0.87, "modality": 0.00},
+        "multimodal / p=0.75, Stat., Caus.": {"content": 0.95, "style": 0.89, "modality": 0.00},
+    },
+    # Cai et al. 2025, Table 4: I_θ = [3], I_ρ = ∅, encoding size 5.
+    "misalign-table4": _mis({
+        "independent / linear / ẑx": (0.98, 0.96, 0.98, 0.01, 0.03, 0.03, 0.02, 0.04, 0.01, 0.02, 0.02, 0.00),
+        "independent / linear / ẑt": (1.00, 1.00, 1.00, 0.00, 0.00, 0.00, 0.00, 0.00, 0.00, 0.00, 0.00, 0.04),
+        "independent / non-lin. / ẑx": (0.98, 0.99, 0.99, 0.00, 0.02, 0.02, 0.03, 0.04, 0.00, 0.00, 0.00, 0.00),
+        "independent / non-lin. / ẑt": (1.00, 1.00, 1.00, 0.00, 0.00, 0.00, 0.00, 0.00, 0.00, 0.00, 0.00, 0.06),
+        "dependent / linear / ẑx": (0.98, 0.99, 0.99, 0.14, 0.23, 0.16, 0.10, 0.22, 0.42, 0.36, 0.01, 0.00),
+        "dependent / linear / ẑt": (1.00, 1.00, 1.00, 0.13, 0.20, 0.13, 0.09, 0.20, 0.41, 0.34, 0.00, 0.01),
+        "dependent / non-lin. / ẑx": (0.99, 1.00, 0.99, 0.13, 0.22, 0.16, 0.15, 0.20, 0.43, 0.36, 0.02, 0.00),
+        "dependent / non-lin. / ẑt": (1.00, 1.00, 1.00, 0.13, 0.20, 0.13, 0.09, 0.20, 0.42, 0.35, 0.00, 0.05),
+    }),
+    # Cai et al. 2025, Table 5: I_θ = [8], I_ρ = [2], encoding size 6. The independent non-linear
+    # s9 entries (0.98 / 0.99) are most likely a transcription error in the paper (see the notes).
+    "misalign-table5": _mis({
+        "independent / linear / ẑx": (0.00, 0.01, 0.97, 0.98, 0.97, 0.95, 0.99, 0.98, 0.00, 0.00, 0.00, 0.00),
+        "independent / linear / ẑt": (0.00, 0.00, 0.98, 0.98, 0.98, 0.98, 0.99, 0.98, 0.00, 0.00, 0.00, 0.00),
+        "independent / non-lin. / ẑx": (0.00, 0.01, 0.98, 0.98, 0.98, 0.98, 0.96, 0.99, 0.98, 0.00, 0.00, 0.00),
+        "independent / non-lin. / ẑt": (0.00, 0.00, 0.99, 0.99, 0.99, 0.99, 0.99, 0.99, 0.99, 0.00, 0.00, 0.00),
+        "dependent / linear / ẑx": (0.67, 0.57, 0.97, 0.99, 0.99, 0.98, 0.99, 0.97, 0.63, 0.63, 0.00, 0.00),
+        "dependent / linear / ẑt": (0.64, 0.53, 0.98, 0.97, 0.99, 0.98, 0.99, 0.98, 0.61, 0.60, 0.00, 0.00),
+        "dependent / non-lin. / ẑx": (0.68, 0.57, 0.99, 0.99, 0.99, 0.99, 0.99, 0.99, 0.64, 0.64, 0.00, 0.00),
+        "dependent / non-lin. / ẑt": (0.65, 0.53, 0.99, 0.99, 0.99, 0.99, 0.99, 0.99, 0.61, 0.61, 0.00, 0.00),
+    }),
+    # Zimmermann et al. 2021, Table 1 (unsupervised R², linear probe, in %/100; 5 seeds).
+    "clica-table1": {
+        "Sphere U vMF(κ=1) → Sphere vMF": {"R2": 0.9942},
+        "Sphere U vMF(κ=10) → Sphere vMF": {"R2": 0.9986},
+        "Sphere U Laplace(0.05) → Sphere vMF": {"R2": 0.9991},
+        "Sphere U Normal(0.05) → Sphere vMF": {"R2": 0.9986},
+        "Box U Normal(0.05) → Unb. Normal": {"R2": 0.9960},
+        "Box U Laplace(0.05) → Unb. Normal": {"R2": 0.9964},
+        "Box U Laplace(0.05) → Unb. GenNorm(3)": {"R2": 0.9970},
+        "Box U Normal(0.05) → Unb. GenNorm(3)": {"R2": 0.9969},
+    },
+}
+
+PAPER_NOTES = {
+    "m3di-table1": "Daunhawer et al., ICLR 2023, Table 1 (kernel-ridge R², mean of 3 seeds, encoding size 5). Measured: "
+                   "probes on ẑ₁ = g₁(x₁); targets c, s (as seen by x₁) and m₁.",
+    "misalign-table4": "Cai et al. 2025, Table 4 (I_θ = [3], I_ρ = ∅, encoding size 5; linear and MLP-regressor R²).",
+    "misalign-table5": "Cai et al. 2025, Table 5 (I_θ = [8], I_ρ = [2], encoding size 6). The paper's independent "
+                       "non-linear s9 ≈ 0.98 contradicts its theory and linear rows; expect ≈ 0.",
+    "clica-table1": "Zimmermann et al., ICML 2021, Table 1 (unsupervised model, linear R²; 5 seeds). Sphere rows: dot-product "
+                    "InfoNCE with a sphere-normalised encoder; box rows: unbounded encoder with −‖·‖₂² or −‖·‖₃³.",
+}
+
+
+# ====================================================================== specs
+@dataclasses.dataclass(frozen=True)
+class EvalSpec:
+    """One row of a table filled from one run: a metric on one modality's embeddings.
+
+    Args:
+        row: the table row label.
+        metric: harness metric name (``r2_kernel``, ``r2_linear``, ``r2_mlp``, ``mcc_corr``).
+        modality: which modality's encoder to probe.
+        columns: table column → latent name.
+        params: pinned metric parameters (``n_fit``, ...).
+    """
+
+    row: str
+    metric: str
+    modality: str
+    columns: Mapping[str, str]
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One training run (per seed) and the rows it fills."""
+
+    name: str
+    config: TrainConfig
+    evals: tuple[EvalSpec, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """An acceptance check: every listed cell must be ``>= low`` and ``<= high``."""
+
+    description: str
+    cells: tuple[tuple[str, str], ...]
+    low: float = -math.inf
+    high: float = math.inf
+
+
+@dataclasses.dataclass(frozen=True)
+class TableSpec:
+    name: str
+    title: str
+    runs: tuple[RunSpec, ...]
+    seeds: tuple[int, ...]
+    eval_samples: int
+    checks: tuple[Check, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Schedule:
+    steps: int
+    batch_size: int
+    lr: float
+    width_scale: float
+    seeds: tuple[int, ...]
+    eval_samples: int
+    kernel_fit: int | None
+
+
+# Quick schedules are tuned so that the pattern is clear with margin on a 2-core CPU (see
+# benchmarks/RESULTS.md "Training"); full ones are the papers'.
+_SCHEDULES: dict[tuple[str, str], _Schedule] = {
+    ("m3di", "quick"): _Schedule(steps=3000, batch_size=512, lr=3e-3, width_scale=0.2, seeds=(0,), eval_samples=4096, kernel_fit=2048),
+    ("m3di", "full"): _Schedule(steps=300_000, batch_size=6144, lr=1e-4, width_scale=1.0, seeds=(0, 1, 2), eval_samples=20_480, kernel_fit=None),
+    ("misalign", "quick"): _Schedule(steps=3000, batch_size=512, lr=3e-3, width_scale=0.2, seeds=(0,), eval_samples=4096, kernel_fit=None),
+    ("misalign", "full"): _Schedule(steps=100_000, batch_size=6144, lr=1e-4, width_scale=1.0, seeds=(0, 1, 2), eval_samples=20_480, kernel_fit=None),
+    ("clica", "quick"): _Schedule(steps=2000, batch_size=512, lr=1e-3, width_scale=0.2, seeds=(0,), eval_samples=4096, kernel_fit=None),
+    ("clica", "full"): _Schedule(steps=300_000, batch_size=6144, lr=1e-4, width_scale=1.0, seeds=(0, 1, 2, 3, 4), eval_samples=4096, kernel_fit=None),
+}
+
+
+def _base(dataset: str, sch: _Schedule, *, name: str, **kw: Any) -> TrainConfig:
+    enc_kw = dict(kw.pop("encoder_kwargs", {}))
+    if sch.width_scale != 1.0:
+        enc_kw["width_scale"] = sch.width_scale
+        enc_kw.setdefault("init", "kaiming")
+    return TrainConfig(
+        dataset=dataset, steps=sch.steps, batch_size=sch.batch_size, lr=sch.lr, encoder_kwargs=enc_kw,
+        val_every=max(sch.steps // 10, 1), checkpoint_every=max(sch.steps // 10, 1), log_every=max(min(100, sch.steps // 20), 1),
+        name=name, **kw,
+    )
+
+
+def _m3di(scale: str) -> TableSpec:
+    sch = _SCHEDULES[("m3di", scale)]
+    kernel = {"n_fit": sch.kernel_fit} if sch.kernel_fit else {}
+    runs = []
+    for setting in ("multiview", "multimodal"):
+        for row in _M3DI_ROWS:
+            label = f"{setting} / {_M3DI_LABEL[row]}"
+            cols = {"content": "content", "style": "style"}
+            if setting == "multimodal":
+                cols["modality"] = "m1"
+            cfg = _base(f"numerical/multiview/{setting}-{row}", sch, name=f"m3di-{setting}-{row}", shared_encoder=setting == "multiview",
+                        loss="independent-infonce", encoding_size=5)
+            runs.append(RunSpec(label, cfg, (EvalSpec(label, "r2_kernel", "x1", cols, kernel),)))
+    indep = [f"{s} / {_M3DI_LABEL[r]}" for s in ("multiview", "multimodal") for r in ("pi1", "independent")]
+    dep = [f"{s} / {_M3DI_LABEL[r]}" for s in ("multiview", "multimodal") for r in ("causal", "statistical-causal")]
+    checks = (
+        Check("content recovered (R² ≥ 0.9) in every setting", tuple((r.name, "content") for r in runs), low=0.9),
+        Check("style and modality-specific discarded (R² ≤ 0.2) with independent latents",
+              tuple((r, c) for r in indep for c in ("style", "modality") if not (r.startswith("multiview") and c == "modality")), high=0.2),
+        Check("style partly predictable (R² ≥ 0.3) under causal dependence", tuple((r, "style") for r in dep), low=0.3),
+        Check("modality-specific discarded (R² ≤ 0.2) in every multimodal setting",
+              tuple((r.name, "modality") for r in runs if r.name.startswith("multimodal")), high=0.2),
+    )
+    return TableSpec("m3di-table1", "Multimodal identifiability (Daunhawer et al. 2023), Table 1: numerical simulation",
+                     tuple(runs), sch.seeds, sch.eval_samples, checks)
+
+
+def _misalign(table: str, scale: str) -> TableSpec:
+    sch = _SCHEDULES[("misalign", scale)]
+    config, enc = ("wrong-size", 5) if table == "misalign-table4" else ("joint", 6)
+    runs = []
+    for dep in ("independent", "dependent"):
+        cfg_name = config if dep == "independent" else f"{config}-dependent"
+        cfg = _base(f"numerical/misalignment/{cfg_name}", sch, name=f"{table}-{dep}", loss="independent-infonce", encoding_size=enc)
+        cols = {c: c for c in _MIS_COLS}
+        evals = tuple(
+            EvalSpec(f"{dep} / {probe} / ẑ{mod}", metric, mod, cols)
+            for probe, metric in (("linear", "r2_linear"), ("non-lin.", "r2_mlp"))
+            for mod in ("x", "t")
+        )
+        runs.append(RunSpec(f"{dep}", cfg, evals))
+    if table == "misalign-table4":
+        kept, dropped = _S[:3], _S[3:]
+    else:
+        kept, dropped = _S[2:8], [*_S[:2], *_S[8:]]
+    rows = [f"independent / {p} / ẑ{m}" for p in ("linear", "non-lin.") for m in ("x", "t")]
+    checks = (
+        Check("selected, unperturbed latents recovered (R² ≥ 0.9), independent latents", tuple((r, c) for r in rows for c in kept), low=0.9),
+        Check("omitted / perturbed latents discarded (R² ≤ 0.2), independent latents", tuple((r, c) for r in rows for c in dropped), high=0.2),
+        Check("modality-specific latents discarded (R² ≤ 0.2), independent latents", tuple((r, c) for r in rows for c in ("m_x", "m_t")), high=0.2),
+    )
+    title = {"misalign-table4": "Misalignment (Cai et al. 2025), Table 4: wrong encoding size (I_θ=[3], d=5)",
+             "misalign-table5": "Misalignment (Cai et al. 2025), Table 5: joint selection + perturbation (I_θ=[8], I_ρ=[2])"}[table]
+    return TableSpec(table, title, tuple(runs), sch.seeds, sch.eval_samples, checks)
+
+
+_CLICA_ROWS = (  # row label, dataset config, model norm, loss similarity, p
+    ("Sphere U vMF(κ=1) → Sphere vMF", "sphere-uniform-vmf1", "sphere", "dot", 2.0),
+    ("Sphere U vMF(κ=10) → Sphere vMF", "sphere-uniform-vmf10", "sphere", "dot", 2.0),
+    ("Sphere U Laplace(0.05) → Sphere vMF", "sphere-uniform-laplace", "sphere", "dot", 2.0),
+    ("Sphere U Normal(0.05) → Sphere vMF", "sphere-uniform-normal", "sphere", "dot", 2.0),
+    ("Box U Normal(0.05) → Unb. Normal", "box-uniform-normal", "none", "lp", 2.0),
+    ("Box U Laplace(0.05) → Unb. Normal", "box-uniform-laplace", "none", "lp", 2.0),
+    ("Box U Laplace(0.05) → Unb. GenNorm(3)", "box-uniform-laplace", "none", "lp", 3.0),
+    ("Box U Normal(0.05) → Unb. GenNorm(3)", "box-uniform-normal", "none", "lp", 3.0),
+)
+
+
+def _clica(scale: str) -> TableSpec:
+    sch = _SCHEDULES[("clica", scale)]
+    runs = []
+    for label, cfg_name, norm, sim, p in _CLICA_ROWS:
+        cfg = _base(f"numerical/clica/{cfg_name}", sch, name=f"clica-{cfg_name}-{sim}{int(p)}", shared_encoder=True, encoding_size=10,
+                    loss="lp-infonce", loss_kwargs={"similarity": sim, "p": p, "tau": 1.0}, encoder_kwargs={"norm": norm})
+        runs.append(RunSpec(label, cfg, (EvalSpec(label, "r2_linear", "x1", {"R2": "z"}),)))
+    checks = (Check("latents recovered up to an affine map (R² ≥ 0.9)", tuple((r.name, "R2") for r in runs), low=0.9),)
+    return TableSpec("clica-table1", "Contrastive learning inverts the data generating process (Zimmermann et al. 2021), Table 1",
+                     tuple(runs), sch.seeds, sch.eval_samples, checks)
+
+
+TABLES: dict[str, Callable[[str], TableSpec]] = {
+    "m3di-table1": _m3di,
+    "misalign-table4": lambda scale: _misalign("misalign-table4", scale),
+    "misalign-table5": lambda scale: _misalign("misalign-table5", scale),
+    "clica-table1": _clica,
+}
+
+
+def table_spec(name: str, scale: str = "quick") -> TableSpec:
+    """The runs, evaluations and checks of table ``name`` at ``scale`` (``quick`` or ``full``)."""
+    if name not in TABLES:
+        raise InvalidConfigError(f"Unknown table {name!r}.{did_you_mean(name, TABLES)} Available: {list(TABLES)}.")
+    if scale not in SCALES:
+        raise InvalidConfigError(f"Unknown scale {scale!r}; choose one of {SCALES}.")
+    return TABLES[name](scale)
+
+
+# ====================================================================== result
+@dataclasses.dataclass
+class ReproduceResult:
+    """Measured cells (mean and std over seeds), the paper's, and the checks."""
+
+    table: str
+    title: str
+    scale: str
+    device: str
+    seeds: tuple[int, ...]
+    measured: dict[str, dict[str, float]]
+    std: dict[str, dict[str, float]]
+    paper: dict[str, dict[str, float]]
+    checks: list[dict[str, Any]]
+    runs: list[dict[str, Any]]
+    seconds: float
+    note: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return all(c["passed"] for c in self.checks)
+
+    def cells(self) -> list[dict[str, Any]]:
+        out = []
+        for row, cols in self.measured.items():
+            for col, value in cols.items():
+                paper = self.paper.get(row, {}).get(col)
+                out.append({"row": row, "column": col, "measured": value, "std": self.std.get(row, {}).get(col),
+                            "paper": paper, "diff": None if paper is None else value - paper})
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "table": self.table, "title": self.title, "scale": self.scale, "device": self.device, "seeds": list(self.seeds),
+            "seconds": self.seconds, "passed": self.passed, "note": self.note, "cells": self.cells(),
+            "checks": self.checks, "runs": self.runs,
+        }
+
+    def to_markdown(self) -> str:
+        cols: list[str] = []
+        for row in self.measured.values():
+            cols.extend(c for c in row if c not in cols)
+        lines = [f"## {self.title}", "",
+                 f"Scale `{self.scale}`, device `{self.device}`, seeds {list(self.seeds)}, {self.seconds:.0f} s. "
+                 "Cells: measured (paper, difference).", ""]
+        if self.note:
+            lines += [self.note, ""]
+        lines.append("| row | " + " | ".join(cols) + " |")
+        lines.append("|---|" + "---|" * len(cols))
+        for row, vals in self.measured.items():
+            cells = []
+            for c in cols:
+                if c not in vals:
+                    cells.append("")
+                    continue
+                m = vals[c]
+                p = self.paper.get(row, {}).get(c)
+                cells.append(f"{m:.2f}" if p is None else f"{m:.2f} ({p:.2f}, {m - p:+.2f})")
+            lines.append(f"| {row} | " + " | ".join(cells) + " |")
+        lines += ["", "Checks:"]
+        for c in self.checks:
+            lines.append(f"- [{'x' if c['passed'] else ' '}] {c['description']}" + ("" if c["passed"] else f" — failing: {c['failing']}"))
+        return "\n".join(lines) + "\n"
+
+
+# ====================================================================== running
+def _metric(name: str) -> Callable[..., dict[str, float]]:
+    try:
+        from mmbench.harness.metrics import METRICS
+    except ImportError as exc:  # pragma: no cover - the harness ships with mmbench
+        raise MMBenchError("mmbench.harness.metrics is not available; `reproduce` needs the harness probes.") from exc
+    return METRICS.get(name)
+
+
+def _eval_sets(config: TrainConfig, n: int, seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Fresh probe-fit (``val`` stream) and score (``test`` stream) samples of the generative process."""
+    from mmbench.models.train import dataset_builder
+
+    b = dataset_builder(config.dataset, config.dataset_overrides)
+    fit = next(b.sampler(n, seed=10_000 + seed, split="val"))
+    score = next(b.sampler(n, seed=10_000 + seed, split="test"))
+    return fit, score
+
+
+def _evaluate(model: Any, spec: RunSpec, n: int, seed: int) -> dict[str, dict[str, float]]:
+    from mmbench.harness.metrics import ProbeData
+
+    fit, score = _eval_sets(spec.config, n, seed)
+    out: dict[str, dict[str, float]] = {}
+    cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for ev in spec.evals:
+        if ev.modality not in cache:
+            cache[ev.modality] = (model.encode(fit, modality=ev.modality).numpy(), model.encode(score, modality=ev.modality).numpy())
+        z_fit, z_score = cache[ev.modality]
+        lat = {col: f"latents.{name}" for col, name in ev.columns.items()}
+        data = ProbeData(z_fit, z_score, {c: fit[k] for c, k in lat.items()}, {c: score[k] for c, k in lat.items()})
+        res = _metric(ev.metric)(data, rng=np.random.default_rng(seed), device="cpu" if model.device.type == "cpu" else model.device, **dict(ev.params))
+        out[ev.row] = {c: float(res[c]) for c in ev.columns}
+    return out
+
+
+def reproduce(
+    table: str,
+    *,
+    scale: str = "quick",
+    device: str | None = None,
+    seeds: Sequence[int] | None = None,
+    steps: int | None = None,
+    out_dir: str | Path | None = None,
+    progress: bool | None = None,
+    only: Sequence[str] | None = None,
+) -> ReproduceResult:
+    """Train every run of ``table``, probe it with the harness metrics and compare with the paper.
+
+    Args:
+        table: a name of :data:`TABLES`.
+        scale: ``"quick"`` (CPU minutes) or ``"full"`` (the papers' schedules).
+        device: training/probing device (default: CUDA when available).
+        seeds: override the scale's seeds.
+        steps: override the number of training steps (e.g. for a smoke test).
+        out_dir: keep each run's checkpoint under ``out_dir/<run name>-seed<k>`` (resumable).
+        progress: show training progress bars.
+        only: restrict to the runs whose row label contains one of these substrings.
+    """
+    from mmbench.models.train import resolve_device
+
+    spec = table_spec(table, scale)
+    dev = resolve_device(device)
+    seed_list = tuple(seeds) if seeds is not None else spec.seeds
+    runs = [r for r in spec.runs if not only or any(o in r.name for o in only)]
+    if not runs:
+        raise InvalidConfigError(f"--only {list(only or [])} matches none of the runs of {table}: {[r.name for r in spec.runs]}.")
+    t0 = time.perf_counter()
+    per_seed: dict[str, dict[str, list[float]]] = {}
+    run_info = []
+    for run in runs:
+        for seed in seed_list:
+            cfg = run.config.replace(seed=seed, **({"steps": steps} if steps else {}))
+            if steps:
+                cfg = cfg.replace(val_every=max(steps // 5, 1), checkpoint_every=max(steps // 5, 1), log_every=max(min(cfg.log_every, steps), 1))
+            rdir = Path(out_dir) / f"{cfg.name}-seed{seed}" if out_dir is not None else None
+            logger.info("%s: training %s (seed %d)", table, run.name, seed)
+            t_run = time.perf_counter()
+            result = train(cfg, out_dir=rdir, device=dev, progress=progress)
+            if result.interrupted:
+                raise KeyboardInterrupt
+            t_train = time.perf_counter() - t_run
+            cells = _evaluate(result.model, run, spec.eval_samples, seed)
+            for row, vals in cells.items():
+                for col, v in vals.items():
+                    per_seed.setdefault(row, {}).setdefault(col, []).append(v)
+            last = next((h for h in reversed(result.history) if "loss" in h), {})
+            run_info.append({"run": run.name, "seed": seed, "steps": result.steps, "train_seconds": t_train,
+                             "eval_seconds": time.perf_counter() - t_run - t_train, "final_loss": last.get("loss"),
+                             "final_val_loss": next((h["val_loss"] for h in reversed(result.history) if "val_loss" in h), None),
+                             "config": cfg.to_dict()})
+    measured = {r: {c: float(np.mean(v)) for c, v in cols.items()} for r, cols in per_seed.items()}
+    std = {r: {c: float(np.std(v)) for c, v in cols.items()} for r, cols in per_seed.items()}
+    checks = []
+    for chk in spec.checks:
+        present = [(r, c) for r, c in chk.cells if r in measured and c in measured[r]]
+        failing = [f"{r}: {c} = {measured[r][c]:.2f}" for r, c in present if not chk.low <= measured[r][c] <= chk.high]
+        checks.append({"description": chk.description, "passed": not failing and bool(present), "failing": failing, "cells": len(present)})
+    paper = {r: dict(v) for r, v in PAPER[table].items() if r in measured}
+    return ReproduceResult(table=table, title=spec.title, scale=scale, device=str(dev), seeds=seed_list, measured=measured, std=std,
+                           paper=paper, checks=checks, runs=run_info, seconds=time.perf_counter() - t0, note=PAPER_NOTES.get(table, ""))
+
+
+# ====================================================================== CLI
+def add_reproduce_parser(sub: Any) -> None:
+    """``mmbench reproduce TABLE [--quick]``."""
+    p = sub.add_parser("reproduce", help="train baselines and compare with a paper's table",
+                       description="Reproduce a published table: " + ", ".join(TABLES) + ".")
+    p.add_argument("table", nargs="?", help="table name (omit with --list)")
+    p.add_argument("--list", action="store_true", help="list the tables")
+    p.add_argument("--quick", action="store_true", help="CPU-sized schedule (minutes) instead of the paper's (GPU)")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA when available)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="override the seeds")
+    p.add_argument("--steps", type=int, default=None, help="override the training steps")
+    p.add_argument("--only", action="append", default=None, help="only runs whose row label contains this text")
+    p.add_argument("--out", default=None, help="write TABLE.md and TABLE.json here (and keep checkpoints under it)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_reproduce)
+
+
+def cmd_reproduce(args: Any) -> int:
+    if args.list or not args.table:
+        for name in TABLES:
+            print(f"{name}: {table_spec(name, 'quick').title}")
+        return 0 if args.list else 2
+    result = reproduce(args.table, scale="quick" if args.quick else "full", device=args.device, seeds=args.seeds, steps=args.steps,
+                       out_dir=Path(args.out) / "runs" if args.out else None, progress=False if args.no_progress else None, only=args.only)
+    md = result.to_markdown()
+    print(md)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{args.table}.md").write_text(md)
+        (out / f"{args.table}.json").write_text(json.dumps(result.to_json(), indent=1, ensure_ascii=False))
+        print(f"Wrote {out / (args.table + '.md')} and {out / (args.table + '.json')}")
+    return 0 if result.passed else 1
