@@ -179,8 +179,10 @@ def _cpu_model() -> str:
 # ============================================================================ embedding
 def _to_numpy(out: Any) -> np.ndarray:
     if hasattr(out, "detach"):  # torch tensor
+        import torch
+
         out = out.detach()
-        if out.dtype.is_floating_point and out.dtype not in (__import__("torch").float32, __import__("torch").float64):
+        if out.dtype in (torch.float16, torch.bfloat16):  # numpy has no bfloat16
             out = out.float()
         return out.cpu().numpy()
     return np.asarray(out)
@@ -213,6 +215,8 @@ def _embed(model: Any, card: ModelCard, ds: Any, modality: str, *, device: Any, 
             except Exception as exc:
                 raise SubmissionError(f"Model {card.id!r} returned a {type(out).__name__} on {what}; expected a tensor or array of shape ({rows}, d).") from exc
             expected = f"({rows}, {dim if dim is not None else 'd'})"
+            if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+                raise SubmissionError(f"Model {card.id!r} returned dtype {arr.dtype} on {what}; expected real numbers of shape {expected}.")
             if arr.ndim != 2:
                 raise SubmissionError(f"Model {card.id!r} returned shape {tuple(arr.shape)} on {what}; expected a 2-D embedding of shape {expected}.")
             if arr.shape[0] != rows:
@@ -221,8 +225,6 @@ def _embed(model: Any, card: ModelCard, ds: Any, modality: str, *, device: Any, 
                 raise SubmissionError(f"Model {card.id!r} returned embeddings of size {arr.shape[1]} on {what}, but its card declares embedding_dim={dim}; expected shape {expected}.")
             if chunks and arr.shape[1] != chunks[0].shape[1]:
                 raise SubmissionError(f"Model {card.id!r} returned embeddings of size {arr.shape[1]} on {what}, but {chunks[0].shape[1]} on earlier batches; the size must not change.")
-            if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
-                raise SubmissionError(f"Model {card.id!r} returned dtype {arr.dtype} on {what}; expected real numbers.")
             if not np.isfinite(arr).all():
                 bad = int((~np.isfinite(arr)).any(1).sum())
                 raise SubmissionError(f"Model {card.id!r} returned NaN/inf in {bad} of {rows} embeddings on {what}; expected finite values.")

@@ -219,7 +219,7 @@ class Leaderboard:
                     metrics = [n for n in dict.fromkeys(n for en in entries for n in en["metrics"]) if
                                all(en["metrics"].get(n, {}).get("type", "probe") == "probe" for en in entries if n in en["metrics"])]
                     for metric in metrics:
-                        img = render_heatmap(entries, metric, title=f"{self._model_label(row.model)} — {suite_id} — {family} — {metric}")
+                        img = render_heatmap(entries, metric, title=f"{self._model_label(row.model)} | {suite_id} | {family} | {metric}")
                         if img is not None:
                             name = f"{row.model['name']}@{row.model.get('revision', '')}__{suite_id}__{family}__{metric}"
                             out.append((re.sub(r"[^A-Za-z0-9_.@\-]+", "_", name) + ".png", img))

@@ -241,7 +241,8 @@ def load_model(spec: str | os.PathLike[str]) -> Any:
             names = [n for n in dir(obj) if not n.startswith("_")]
             from mmbench.errors import did_you_mean
 
-            raise SubmissionError(f"Module {module_name!r} has no attribute {attr!r}.{did_you_mean(part, names)}")
+            listing = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
+            raise SubmissionError(f"Module {module_name!r} has no attribute {attr!r}.{did_you_mean(part, names)} Available: {listing}.")
         obj = getattr(obj, part)
     if inspect.isclass(obj) or (callable(obj) and not callable(getattr(obj, "encode", None))):
         try:

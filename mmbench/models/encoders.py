@@ -7,6 +7,7 @@ cl-ica's output normalisations (``"sphere"``, ``"sphere-fixed"``, ``"box"``).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -185,7 +186,7 @@ class TextConvEncoder(nn.Module):
         self.embedding = nn.Linear(vocab_size, embedding_dim)
         chans = [1, fbase, 2 * fbase, 4 * fbase]
         blocks: list[nn.Module] = []
-        for cin, cout in itertools_pairwise(chans):
+        for cin, cout in itertools.pairwise(chans):
             blocks += [nn.Conv2d(cin, cout, 4, 2, 1), nn.BatchNorm2d(cout), nn.ReLU()]
         self.conv = nn.Sequential(*blocks)
         h, w = seq_len, embedding_dim
@@ -199,10 +200,6 @@ class TextConvEncoder(nn.Module):
             x = F.one_hot(x.long(), self.vocab_size)
         h = self.embedding(x.float()).unsqueeze(1)
         return self.norm(self.head(self.conv(h).flatten(1)))
-
-
-def itertools_pairwise(seq: Sequence[int]) -> list[tuple[int, int]]:
-    return list(zip(seq[:-1], seq[1:], strict=True))
 
 
 class Conv28Encoder(nn.Module):

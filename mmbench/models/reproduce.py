@@ -182,9 +182,9 @@ class _Schedule:
 # Quick schedules are tuned so that the pattern is clear with margin on a 2-core CPU (see
 # benchmarks/RESULTS.md "Training"); full ones are the papers'.
 _SCHEDULES: dict[tuple[str, str], _Schedule] = {
-    ("m3di", "quick"): _Schedule(steps=3000, batch_size=512, lr=3e-3, width_scale=0.2, seeds=(0,), eval_samples=4096, kernel_fit=2048),
+    ("m3di", "quick"): _Schedule(steps=2000, batch_size=512, lr=3e-3, width_scale=0.2, seeds=(0,), eval_samples=4096, kernel_fit=2048),
     ("m3di", "full"): _Schedule(steps=300_000, batch_size=6144, lr=1e-4, width_scale=1.0, seeds=(0, 1, 2), eval_samples=20_480, kernel_fit=None),
-    ("misalign", "quick"): _Schedule(steps=3000, batch_size=512, lr=3e-3, width_scale=0.2, seeds=(0,), eval_samples=4096, kernel_fit=None),
+    ("misalign", "quick"): _Schedule(steps=2000, batch_size=512, lr=3e-3, width_scale=0.2, seeds=(0,), eval_samples=4096, kernel_fit=None),
     ("misalign", "full"): _Schedule(steps=100_000, batch_size=6144, lr=1e-4, width_scale=1.0, seeds=(0, 1, 2), eval_samples=20_480, kernel_fit=None),
     ("clica", "quick"): _Schedule(steps=2000, batch_size=512, lr=1e-3, width_scale=0.2, seeds=(0,), eval_samples=4096, kernel_fit=None),
     ("clica", "full"): _Schedule(steps=300_000, batch_size=6144, lr=1e-4, width_scale=1.0, seeds=(0, 1, 2, 3, 4), eval_samples=4096, kernel_fit=None),
@@ -481,6 +481,7 @@ def add_reproduce_parser(sub: Any) -> None:
     p.add_argument("--steps", type=int, default=None, help="override the training steps")
     p.add_argument("--only", action="append", default=None, help="only runs whose row label contains this text")
     p.add_argument("--out", default=None, help="write TABLE.md and TABLE.json here (and keep checkpoints under it)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is fastest on a busy machine)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_reproduce)
 
@@ -490,6 +491,10 @@ def cmd_reproduce(args: Any) -> int:
         for name in TABLES:
             print(f"{name}: {table_spec(name, 'quick').title}")
         return 0 if args.list else 2
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     result = reproduce(args.table, scale="quick" if args.quick else "full", device=args.device, seeds=args.seeds, steps=args.steps,
                        out_dir=Path(args.out) / "runs" if args.out else None, progress=False if args.no_progress else None, only=args.only)
     md = result.to_markdown()

@@ -46,11 +46,11 @@ from mmbench.models.losses import LOSSES, ContrastiveLoss
 
 __all__ = [
     "ContrastiveModel",
-    "build_model",
-    "dataset_builder",
     "TrainConfig",
     "TrainResult",
     "add_train_parser",
+    "build_model",
+    "dataset_builder",
     "load_trained",
     "resolve_device",
     "train",
@@ -323,14 +323,16 @@ class ContrastiveModel(nn.Module):
 
 
 def _model_card(model: ContrastiveModel) -> Any:
+    """A :class:`mmbench.harness.protocols.ModelCard` (a dict if the harness is unavailable)."""
     cfg = model.config
     fields = {
         "name": cfg.name or f"{cfg.loss}-{cfg.encoder if isinstance(cfg.encoder, str) else 'multi'}-d{cfg.encoding_size}",
-        "modalities": list(model.modalities),
+        "revision": f"seed{cfg.seed}-step{getattr(model, 'trained_steps', 0)}",
+        "modalities": tuple(model.modalities),
         "embedding_dim": cfg.encoding_size,
-        "trained_on": model.dataset_id,
+        "trained_on": (model.dataset_id,),
         "description": f"mmbench contrastive baseline ({cfg.loss}, {cfg.steps} steps, batch {cfg.batch_size}, lr {cfg.lr}).",
-        "params": {"train_config": cfg.to_dict()},
+        "extra": {"train_config": cfg.to_dict()},
     }
     try:
         from mmbench.harness.protocols import ModelCard
@@ -413,14 +415,17 @@ def _dataset_batches(ds: Any, n: int, *, seed: int, start: int, columns: Sequenc
         order = np.random.default_rng([seed, epoch]).permutation(len(ds))
         for k in range(skip, per_epoch):
             idx = np.sort(order[k * n : (k + 1) * n])
-            yield {c: np.asarray(ds.column(c)[idx]) for c in columns}
+            yield {c: np.array(ds.column(c)[idx]) for c in columns}  # writable copy for torch
         epoch, skip = epoch + 1, 0
 
 
 def _to_device(batch: Mapping[str, np.ndarray], modalities: Sequence[str], device: torch.device) -> dict[str, Tensor]:
     out = {}
     for m in modalities:
-        t = torch.from_numpy(np.ascontiguousarray(batch[m]))
+        arr = np.ascontiguousarray(batch[m])
+        if not arr.flags.writeable:  # memory-mapped columns are read-only
+            arr = arr.copy()
+        t = torch.from_numpy(arr)
         if t.dtype == torch.float64:
             t = t.float()
         out[m] = t.to(device, non_blocking=True)
@@ -626,6 +631,7 @@ def build_model(config: TrainConfig, *, device: str | torch.device | None = "cpu
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model = ContrastiveModel(config, shapes, dataset_id=dataset_id)
+    model.trained_steps = 0  # type: ignore[assignment]
     return model.to(resolve_device(device))
 
 
@@ -749,6 +755,7 @@ def train(
         if out is not None and step > start:
             _save_checkpoint(out, model, opt, step, history)
     seconds = time.perf_counter() - t0
+    model.trained_steps = step  # type: ignore[assignment]
     if interrupted:
         logger.warning("Training interrupted at step %d; checkpoint in %s", step, out)
     model.eval()
@@ -837,6 +844,7 @@ def add_train_parser(sub: Any) -> None:
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
     p.add_argument("--no-resume", action="store_true", help="refuse to continue an existing checkpoint")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the encoders")
     p.set_defaults(func=cmd_train)
 
@@ -879,6 +887,8 @@ def config_from_args(args: Any) -> TrainConfig:
 
 def cmd_train(args: Any) -> int:
     config = config_from_args(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     result = train(config, out_dir=args.out, device=args.device, resume=not args.no_resume,
                    progress=False if args.no_progress else None)
     last = next((h for h in reversed(result.history) if "loss" in h), {})

@@ -14,7 +14,7 @@ def tiny_suite(*, seeds: tuple[int, ...] = (0, 1), mlp: bool = False) -> Suite:
     metrics: list = ["r2_linear", {"name": "r2_kernel", "params": {"n_fit": 768}},
                      {"name": "identifiability_consistency", "params": {"source": "r2_kernel"}}]
     if mlp:
-        metrics.insert(2, {"name": "r2_mlp", "params": {"max_iter": 15, "n_fit": 768}})
+        metrics.insert(2, {"name": "r2_mlp", "params": {"max_iter": 60, "n_fit": 768}})
     return Suite.from_dict({
         "name": "tiny", "version": 1, "seeds": list(seeds),
         "entries": [

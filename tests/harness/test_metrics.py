@@ -184,7 +184,7 @@ def test_classification_oracle_and_constant(name):
 
 
 def test_mcc_matthews_mlp_probe_and_bad_probe():
-    u, lat = _labels(1)
+    _, lat = _labels(1)
     onehot = np.concatenate([np.eye(3)[lat["c"]], np.eye(2)[lat["d"]]], axis=1)
     got = _run("mcc_matthews", _data(onehot, lat), probe="mlp", max_iter=60)
     assert min(got.values()) >= 0.95

@@ -152,3 +152,18 @@ def test_factory_errors_name_the_bad_value():
         resolve_device("gpu-please")
     with pytest.raises(InvalidConfigError, match="groups"):
         TorchKernelRidgeCV(device="cpu").fit(np.zeros((9, 2)), np.zeros((9, 2)), groups=[0])
+
+
+@pytest.mark.gpu
+def test_torch_probes_on_cuda_match_cpu():
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    x, y = _regression_data(n=600)
+    cpu = TorchKernelRidgeCV(device="cpu").fit(x[:400], y[:400], groups=[0, 1, 2, 3])
+    gpu = TorchKernelRidgeCV(device="cuda").fit(x[:400], y[:400], groups=[0, 1, 2, 3])
+    assert cpu.best_params_ == gpu.best_params_
+    np.testing.assert_allclose(cpu.predict(x[400:]), gpu.predict(x[400:]), atol=1e-6)
+    np.testing.assert_allclose(TorchLinearRegression(device="cuda").fit(x, y).predict(x),
+                               TorchLinearRegression(device="cpu").fit(x, y).predict(x), atol=1e-8)

@@ -11,7 +11,14 @@ import torch
 
 import mmbench
 from mmbench.errors import InvalidConfigError, SubmissionError
-from mmbench.models.train import CHECKPOINT_FILE, CONFIG_FILE, TrainConfig, build_model, load_trained, train
+from mmbench.models.train import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    TrainConfig,
+    build_model,
+    load_trained,
+    train,
+)
 
 TINY = dict(
     dataset="numerical/multiview/multimodal-independent",
@@ -116,12 +123,21 @@ def test_content_is_learned_before_style() -> None:
     from mmbench.harness.metrics import ProbeData, r2_linear
 
     cfg = TrainConfig(dataset="numerical/multiview/multiview-pi1", dataset_overrides={"n_content": 2, "n_style": 2},
-                      shared_encoder=True, encoding_size=2, batch_size=256, steps=300, lr=3e-3,
-                      encoder_kwargs={"width_scale": 0.5, "init": "kaiming"}, val_every=0, checkpoint_every=0)
+                      shared_encoder=True, encoding_size=2, batch_size=128, steps=200, lr=3e-3,
+                      encoder_kwargs={"width_scale": 0.2, "init": "kaiming"}, val_every=0, checkpoint_every=0)
     model = train(cfg, device="cpu", progress=False).model
     b = mmbench.builder(cfg.dataset, **dict(cfg.dataset_overrides))
-    fit, score = next(b.sampler(2000, seed=1, split="val")), next(b.sampler(2000, seed=1, split="test"))
+    fit, score = next(b.sampler(1000, seed=1, split="val")), next(b.sampler(1000, seed=1, split="test"))
     data = ProbeData(model.encode(fit, modality="x1").numpy(), model.encode(score, modality="x1").numpy(),
                      {k: fit[f"latents.{k}"] for k in ("content", "style")}, {k: score[f"latents.{k}"] for k in ("content", "style")})
     r2 = r2_linear(data, rng=np.random.default_rng(0), device="cpu")
     assert r2["content"] > 0.6 and r2["style"] < 0.2, r2
+
+
+def test_trained_model_is_a_harness_encoder() -> None:
+    from mmbench.harness.protocols import Encoder, ModelCard
+
+    model = build_model(TrainConfig(**TINY))
+    assert isinstance(model.card, ModelCard) and model.card.embedding_dim == 5
+    assert model.card.trained_on == ("numerical/multiview/multimodal-independent:1.0.0",)
+    assert isinstance(model, Encoder)
