@@ -449,11 +449,14 @@ class Builder(abc.ABC):
         _clean_stale_tmp(root)
         inputs = self.inputs
         self._write_resources(root)
+        todo = []
         for split in splits:
             if self.is_built(split) and not force:
                 logger.info("%s %s already built at %s", self.id, split, root / split)
-                continue
-            self._build_split(root, split, num_workers=num_workers, executor=executor, progress=progress)
+            else:
+                todo.append(split)
+        if todo:
+            self._build_splits(root, todo, num_workers=num_workers, executor=executor, progress=progress)
         self._write_info(root, inputs)
         return root
 
@@ -476,50 +479,63 @@ class Builder(abc.ABC):
         else:
             os.replace(tmp, path)
 
-    def _build_split(self, root: Path, split: str, *, num_workers: int, executor: str, progress: bool | None) -> None:
-        bounds = self.shard_bounds(split)
-        n = self.config.split_sizes[split]
+    def _build_splits(
+        self, root: Path, splits: Sequence[str], *, num_workers: int, executor: str, progress: bool | None
+    ) -> None:
+        """Generate every shard of ``splits`` with one executor, then move each split into place."""
         feats = self.features()
-        tmp = root / f".tmp-{os.getpid()}-{uuid.uuid4().hex}-{split}"
-        tmp.mkdir()
+        tmps: dict[str, Path] = {}
         try:
-            for name, feat in feats.items():  # preallocate: workers write their slice in place
-                arr = np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=feat.np_dtype, shape=(n, *feat.shape))
-                del arr
-            tasks = [(self, split, k, str(tmp)) for k in range(len(bounds))]
+            tasks = []
+            for split in splits:
+                n = self.config.split_sizes[split]
+                tmp = tmps[split] = root / f".tmp-{os.getpid()}-{uuid.uuid4().hex}-{split}"
+                tmp.mkdir()
+                for name, feat in feats.items():  # preallocate: workers write their slice in place
+                    arr = np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=feat.np_dtype, shape=(n, *feat.shape))
+                    del arr
+                tasks.extend((self, split, k, str(tmp)) for k in range(len(self.shard_bounds(split))))
             hashes = run_tasks(
                 _write_shard, tasks, num_workers=num_workers, executor=executor, progress=progress,
-                desc=f"{self.name} {split}",
+                desc=f"{self.name} {'+'.join(splits)}",
             )
-            shards = [
-                {"start": start, "stop": stop, "sha256": h} for (start, stop), h in zip(bounds, hashes, strict=True)
-            ]
-            split_info = {
-                "num_examples": n,
-                "shards": shards,
-                "fingerprint": hashlib.sha256(canonical_json(shards).encode()).hexdigest()[:16],
-                "files": {name: (tmp / f"{name}.npy").stat().st_size for name in feats},
-                "config_fingerprint": self.config.fingerprint,
-                "version": self.VERSION,
-                "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            }
-            _atomic_write_text(tmp / SPLIT_INFO_FILE, json.dumps(split_info, indent=1))
-            final = root / split
-            if final.exists():  # force rebuild: move the old one aside, then swap
-                trash = root / f".tmp-{os.getpid()}-{uuid.uuid4().hex}-old-{split}"
-                os.rename(final, trash)
+            by_split: dict[str, list[dict[str, str]]] = {s: [] for s in splits}
+            for task, h in zip(tasks, hashes, strict=True):
+                by_split[task[1]].append(h)
+            for split in splits:
+                self._finish_split(root, split, tmps[split], by_split[split])
+        finally:
+            for tmp in tmps.values():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def _finish_split(self, root: Path, split: str, tmp: Path, hashes: list[dict[str, str]]) -> None:
+        shards = [
+            {"start": start, "stop": stop, "sha256": h}
+            for (start, stop), h in zip(self.shard_bounds(split), hashes, strict=True)
+        ]
+        split_info = {
+            "num_examples": self.config.split_sizes[split],
+            "shards": shards,
+            "fingerprint": hashlib.sha256(canonical_json(shards).encode()).hexdigest()[:16],
+            "files": {name: (tmp / f"{name}.npy").stat().st_size for name in self.features()},
+            "config_fingerprint": self.config.fingerprint,
+            "version": self.VERSION,
+            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        }
+        _atomic_write_text(tmp / SPLIT_INFO_FILE, json.dumps(split_info, indent=1))
+        final = root / split
+        if final.exists():  # force rebuild: move the old one aside, then swap
+            trash = root / f".tmp-{os.getpid()}-{uuid.uuid4().hex}-old-{split}"
+            os.rename(final, trash)
+            os.rename(tmp, final)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            try:
                 os.rename(tmp, final)
-                shutil.rmtree(trash, ignore_errors=True)
-            else:
-                try:
-                    os.rename(tmp, final)
-                except OSError:
-                    if not (final / SPLIT_INFO_FILE).is_file():
-                        raise
-                    shutil.rmtree(tmp, ignore_errors=True)  # another process finished it first
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            except OSError:
+                if not (final / SPLIT_INFO_FILE).is_file():
+                    raise
+                # another process finished the same split first; ours is identical, drop it
 
     def _write_info(self, root: Path, inputs: Mapping[str, Any]) -> None:
         info = self.info()

@@ -240,18 +240,12 @@ class Dataset:
         Shuffled batches are random subsets whose rows come in storage order (sorted indices make
         the gather sequential). Extra keyword arguments (``pin_memory``, ``persistent_workers``, ...) go to ``DataLoader``.
         """
-        import torch
-        from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
+        from torch.utils.data import DataLoader
 
-        from mmbench.core.torch_data import SortedBatchSampler
+        from mmbench.core.torch_data import IndexBatchSampler
 
         tds = self.torch(columns)
-        if shuffle:
-            gen = torch.Generator().manual_seed(seed if seed is not None else 0)
-            base = RandomSampler(range(len(tds)), generator=gen)
-        else:
-            base = SequentialSampler(range(len(tds)))
-        sampler = SortedBatchSampler(base, batch_size=batch_size, drop_last=drop_last)
+        sampler = IndexBatchSampler(len(tds), batch_size, shuffle=shuffle, seed=seed or 0, drop_last=drop_last)
         return DataLoader(tds, batch_size=None, sampler=sampler, num_workers=num_workers, **kwargs)
 
     def hf(self) -> datasets.Dataset:
