@@ -36,9 +36,9 @@ def data(n: int, d: int, n_test: int = 2000, seed: int = 0):
     return z[:n], s[:n], z[n:], s[n:]
 
 
-def timed(fn):
+def timed(fn, *args, **kwargs):
     t = time.perf_counter()
-    out = fn()
+    out = fn(*args, **kwargs)
     return out, time.perf_counter() - t
 
 
@@ -63,7 +63,13 @@ def main() -> None:
     from sklearn.model_selection import GridSearchCV
     from sklearn.neural_network import MLPRegressor
 
-    from mmbench.harness.probes import KERNEL_ALPHAS, KERNEL_GAMMAS, TorchKernelRidgeCV, TorchLinearRegression, TorchMLPRegressor
+    from mmbench.harness.probes import (
+        KERNEL_ALPHAS,
+        KERNEL_GAMMAS,
+        TorchKernelRidgeCV,
+        TorchLinearRegression,
+        TorchMLPRegressor,
+    )
 
     warnings.simplefilter("ignore", ConvergenceWarning)
     rows = []
@@ -76,23 +82,23 @@ def main() -> None:
     for n, d in ((4096, 5), (10_000, 10)):
         size = f"{n}×{d}"
         xf, yf, xt, yt = data(n, d)
-        m, s = timed(lambda: LinearRegression().fit(xf, yf))
+        m, s = timed(LinearRegression().fit, xf, yf)
         record(size, "linear", "sklearn", s, r2(yt, m.predict(xt)))
-        m, s = timed(lambda: TorchLinearRegression(device=args.device).fit(xf, yf))
+        m, s = timed(TorchLinearRegression(device=args.device).fit, xf, yf)
         record(size, "linear", f"torch/{args.device}", s, r2(yt, m.predict(xt)))
         if n <= 4096 or args.sklearn_large:
-            m, s = timed(lambda: GridSearchCV(KernelRidge(kernel="rbf"), grid, cv=3).fit(xf, yf))
+            m, s = timed(GridSearchCV(KernelRidge(kernel="rbf"), grid, cv=3).fit, xf, yf)
             record(size, "kernel_ridge (joint)", "sklearn", s, r2(yt, m.predict(xt)), f"best {m.best_params_}")
-        m, s = timed(lambda: TorchKernelRidgeCV(device=args.device).fit(xf, yf))
+        m, s = timed(TorchKernelRidgeCV(device=args.device).fit, xf, yf)
         record(size, "kernel_ridge (joint)", f"torch/{args.device}", s, r2(yt, m.predict(xt)), f"best {m.best_params_[0]}")
-        m, s = timed(lambda: TorchKernelRidgeCV(device=args.device).fit(xf, yf, groups=list(range(d))))
+        m, s = timed(TorchKernelRidgeCV(device=args.device).fit, xf, yf, groups=list(range(d)))
         record(size, "kernel_ridge (per target)", f"torch/{args.device}", s, r2(yt, m.predict(xt)),
                f"{len(set(m.best_params_.values()))} distinct (α, γ)")
-        m, s = timed(lambda: MLPRegressor(max_iter=10_000, random_state=0).fit(xf, yf))
+        m, s = timed(MLPRegressor(max_iter=10_000, random_state=0).fit, xf, yf)
         record(size, "mlp (multi-output)", "sklearn", s, r2(yt, m.predict(xt)), f"{m.n_iter_} epochs")
-        m, s = timed(lambda: TorchMLPRegressor(max_iter=10_000, device=args.device).fit(xf, yf))
+        m, s = timed(TorchMLPRegressor(max_iter=10_000, device=args.device).fit, xf, yf)
         record(size, "mlp (multi-output)", f"torch/{args.device}", s, r2(yt, m.predict(xt)), f"{m.n_iter_} epochs")
-        m, s = timed(lambda: TorchMLPRegressor(max_iter=10_000, device=args.device).fit(xf, yf, groups=list(range(d))))
+        m, s = timed(TorchMLPRegressor(max_iter=10_000, device=args.device).fit, xf, yf, groups=list(range(d)))
         record(size, "mlp (one per target)", f"torch/{args.device}", s, r2(yt, m.predict(xt)), f"{m.n_iter_} epochs")
 
     meta = {"machine": platform.platform(), "cpu_count": __import__("os").cpu_count(), "torch": torch.__version__,
