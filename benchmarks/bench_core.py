@@ -54,7 +54,7 @@ def main() -> None:
         for workers in (1, 2):
             cache = tmp / f"w{workers}"
             b = mmbench.builder(ID, cache_dir=cache, split_sizes=sizes)
-            b.resources  # mixing MLPs are drawn once per config (≈1 s), report them separately
+            _ = b.resources  # mixing MLPs are drawn once per config (≈1 s), report them separately
             t, _ = timed(lambda b=b, w=workers: b.build(num_workers=w, progress=False))
             rows.append((f"build 3 × {n:,} samples, {workers} worker(s)", f"{t:.2f} s ({3 * n / t / 1e6:.2f} M samples/s)"))
         t_res, _ = timed(lambda: mmbench.builder(ID, split_sizes=sizes).resources)
