@@ -400,18 +400,28 @@ class Builder(abc.ABC):
         return out
 
     def sampler(
-        self, batch_size: int, *, seed: int | None = None, split: str = "train", steps: int | None = None
+        self,
+        batch_size: int,
+        *,
+        seed: int | None = None,
+        split: str = "train",
+        steps: int | None = None,
+        start: int = 0,
     ) -> Iterator[dict[str, np.ndarray]]:
         """Endless fresh batches from the generative process (for on-the-fly training).
 
         Batch ``t`` draws from ``default_rng([seed, split_id(split), STREAM, t])``, a stream
         disjoint from the materialised shards, so training never sees the test examples.
+        ``start`` skips to batch ``start`` (resuming a run without replaying the stream);
+        ``steps`` bounds the number of batches yielded.
         """
+        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+            raise InvalidConfigError(f"start must be a non-negative integer, got {start!r}.")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidConfigError(f"batch_size must be a positive integer, got {batch_size!r}.")
         seed = self.config.seed if seed is None else seed
-        step = 0
-        while steps is None or step < steps:
+        step = start
+        while steps is None or step < start + steps:
             rng = np.random.default_rng([seed, split_id(split), _SAMPLER_STREAM, step])
             columns = self.generate(split, 0, batch_size, rng=rng)
             yield self._check_columns(columns, batch_size, where=f"sampler step {step}")

@@ -389,20 +389,7 @@ def _dataset_info(config: TrainConfig) -> tuple[Any, str, dict[str, tuple[int, .
 
 def _sampler_batches(builder: Any, n: int, *, seed: int, split: str, start: int) -> Iterator[dict[str, np.ndarray]]:
     """The builder's infinite sampler from step ``start`` on (batch ``t`` depends only on ``t``)."""
-    import inspect
-
-    if start == 0 or "start" in inspect.signature(builder.sampler).parameters:
-        kwargs = {"start": start} if start else {}
-        yield from builder.sampler(n, seed=seed, split=split, **kwargs)
-        return
-    # Same keys as Builder.sampler, so resuming continues the exact stream without replaying it.
-    from mmbench.core.builder import _SAMPLER_STREAM, split_id
-
-    step = start
-    while True:
-        rng = np.random.default_rng([seed, split_id(split), _SAMPLER_STREAM, step])
-        yield builder.generate(split, 0, n, rng=rng)
-        step += 1
+    yield from builder.sampler(n, seed=seed, split=split, start=start)
 
 
 def _dataset_batches(ds: Any, n: int, *, seed: int, start: int, columns: Sequence[str]) -> Iterator[dict[str, np.ndarray]]:

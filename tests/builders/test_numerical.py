@@ -184,5 +184,8 @@ def test_sampler_is_deterministic_fresh_and_disjoint_from_shards() -> None:
     assert not np.array_equal(first[0]["x"], first[1]["x"])
     shard = b.generate_shard("train", 0)
     assert not np.isin(first[0]["latents.s3"], shard["latents.s3"]).any()
+    resumed = list(b.sampler(64, start=1, steps=2))
+    np.testing.assert_array_equal(resumed[0]["x"], first[1]["x"])
+    np.testing.assert_array_equal(resumed[1]["x"], first[2]["x"])
     other_seed = next(b.sampler(64, seed=1))
     assert not np.array_equal(other_seed["x"], first[0]["x"])
