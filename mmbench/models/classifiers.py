@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 ARCHITECTURE = "digit-cnn-v1"
 CLASSIFIER_DIR = "classifiers"
 REPORT_FILE = "classifiers.json"
+LR_DECAY = 0.5  # per-epoch learning-rate factor
 
 
 def build_classifier(in_channels: int = 3, num_classes: int = 10) -> torch.nn.Module:
@@ -100,7 +101,7 @@ def train_classifiers(
     dataset: str | Builder,
     *,
     device: str = "cpu",
-    epochs: int = 3,
+    epochs: int = 5,
     batch_size: int = 128,
     lr: float = 2e-3,
     seed: int = 0,
@@ -115,7 +116,7 @@ def train_classifiers(
     Args:
         dataset: a dataset id (``"polymnist"``, ``"translated_polymnist/paper"``) or a builder.
         device: torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``).
-        epochs, batch_size, lr: Adam training settings; the learning rate decays ×0.3 per epoch.
+        epochs, batch_size, lr: Adam training settings; the learning rate halves every epoch.
         seed: seeds the initialisation and the batch order.
         train_split, eval_split: splits to fit on and to report accuracy on (built if missing).
         num_workers: workers for building missing splits.
@@ -171,7 +172,7 @@ def _train(
         "config_fingerprint": b.config.fingerprint,
         "train_split": {"name": train_split, "fingerprint": train_ds.fingerprint, "num_examples": len(train_ds)},
         "eval_split": {"name": eval_split, "fingerprint": eval_ds.fingerprint, "num_examples": len(eval_ds)},
-        "settings": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "optimizer": "Adam", "lr_decay_per_epoch": 0.3, "device": str(dev)},
+        "settings": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "optimizer": "Adam", "lr_decay_per_epoch": LR_DECAY, "device": str(dev)},
         "accuracy": {},
         "files": {},
         "seconds": {},
@@ -187,7 +188,7 @@ def _train(
         x_train = train_ds.column(key)
         for epoch in range(epochs):
             for group in opt.param_groups:
-                group["lr"] = lr * 0.3**epoch
+                group["lr"] = lr * LR_DECAY**epoch
             model.train()
             order = np.random.default_rng([seed, m, epoch]).permutation(len(train_ds))
             total = 0.0
@@ -254,7 +255,7 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("train-classifiers", help="train per-modality digit classifiers (coherence metrics)")
     _add_dataset_args(p)
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default cpu)")
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
