@@ -90,6 +90,14 @@ def load(
         >>> ds = mmbench.load("numerical/misalignment", split="train", split_sizes={"train": 4096})
         >>> batch = next(ds.batches(256))
     """
+    from mmbench.core.builder import VERIFY_MODES
+
+    if verify not in VERIFY_MODES:
+        from mmbench.errors import InvalidConfigError, did_you_mean
+
+        raise InvalidConfigError(
+            f"Unknown verify mode {verify!r}.{did_you_mean(verify, VERIFY_MODES)} Choose one of {list(VERIFY_MODES)}."
+        )
     b = builder(dataset_id, version=version, cache_dir=cache_dir, data_dir=data_dir, **overrides)
     splits = b.split_names() if split is None else (b.check_split(split),)
     todo = [s for s in splits if force_rebuild or not b.is_built(s)]

@@ -32,6 +32,10 @@ COMMANDS: dict[str, str] = {
 }
 
 
+class _Partial(dict):
+    """Keys set one at a time with ``field.key=value``: merged into the field's current mapping."""
+
+
 def parse_overrides(items: Sequence[str] | None) -> dict[str, Any]:
     """``["seed=3", "split_sizes={\\"train\\": 10}"]`` → ``{"seed": 3, "split_sizes": {...}}``.
 
@@ -49,7 +53,7 @@ def parse_overrides(items: Sequence[str] | None) -> dict[str, Any]:
             value = raw
         if "." in key:
             field, sub = key.split(".", 1)
-            out.setdefault(field, {})[sub] = value
+            out.setdefault(field, _Partial())[sub] = value
         else:
             out[key] = value
     return out
@@ -64,7 +68,11 @@ def _add_dataset_args(p: argparse.ArgumentParser) -> None:
 
 
 def _builder(args: argparse.Namespace) -> Any:
-    """The builder for ``args.id`` with ``-o`` overrides; mapping fields are merged, not replaced."""
+    """The builder for ``args.id`` with ``-o`` overrides.
+
+    ``-o field.key=value`` changes one key of a mapping field (the others keep their values);
+    ``-o field={...}`` replaces the whole mapping, as the Python API does.
+    """
     from collections.abc import Mapping
 
     import mmbench
@@ -73,7 +81,7 @@ def _builder(args: argparse.Namespace) -> Any:
     base = mmbench.builder(args.id, cache_dir=args.cache_dir, data_dir=args.data_dir)
     for key, value in overrides.items():
         current = getattr(base.config, key, None)
-        if isinstance(value, dict) and isinstance(current, Mapping):
+        if isinstance(value, _Partial) and isinstance(current, Mapping):
             overrides[key] = {**current, **value}
     if not overrides:
         return base
@@ -121,7 +129,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"  {version}: {notes}")
     print(f"\nConfig {b.config.name or 'custom'} (fingerprint {b.config.fingerprint}):")
     for key, value in b.config.to_dict().items():
-        print(f"  {key} = {json.dumps(value)}")
+        print(f"  {key} = {json.dumps(value, ensure_ascii=False)}")
     print("\nModalities:")
     for m in info.modalities.values():
         print(f"  {m.name}: {m.kind} {m.shape} {m.dtype}  {m.description}")
@@ -145,7 +153,7 @@ def add_build(sub: Any) -> None:
     p.add_argument("--workers", type=int, default=1, help="parallel shard workers (default 1)")
     p.add_argument("--executor", default="process", choices=["process", "serial", "ray"])
     p.add_argument("--force", action="store_true", help="rebuild splits that are already cached")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars (shown when stderr is a terminal)")
     p.set_defaults(func=cmd_build)
 
 
@@ -155,7 +163,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     b = _builder(args)
     t0 = time.perf_counter()
     root = b.build(args.split, num_workers=args.workers, executor=args.executor,
-                   progress=not args.no_progress, force=args.force)
+                   progress=False if args.no_progress else None, force=args.force)
     elapsed = time.perf_counter() - t0
     info = json.loads((root / "dataset_info.json").read_text())
     print(f"Built {b.id} in {elapsed:.2f} s → {root}")
@@ -181,7 +189,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     b = _builder(args)
     split = b.check_split(args.split or b.split_names()[0])
     if not b.is_built(split):
-        b.build(split, progress=True)
+        b.build(split)
     ds = b.as_dataset(split)
     if args.grid:
         from mmbench.rendering.grid import save_grid

@@ -116,6 +116,11 @@ class MultiviewConfig(_MixingConfig):
         check_choice("dependence", self.dependence, DEPENDENCE_MULTIVIEW)
         check_number("style_change_prob", self.style_change_prob, low=0.0, high=1.0)
         check_choice("mixing", self.mixing, ("distinct", "shared"))
+        if "causal" in self.dependence and self.n_style == 0:
+            raise InvalidConfigError(
+                f"dependence={self.dependence!r} makes style depend on content, but n_style=0. "
+                "Set n_style > 0 or use dependence='independent'/'statistical'."
+            )
 
 
 def _multiview_configs() -> dict[str, MultiviewConfig]:

@@ -299,9 +299,17 @@ class Builder(abc.ABC):
         return f"{self.config.name or 'custom'}-{self.config.fingerprint[:12]}"
 
     @property
+    def is_named_config(self) -> bool:
+        """True when the config is exactly one of ``CONFIGS`` (no data field overridden)."""
+        named = type(self).CONFIGS.get(self.config.name or "")
+        return named is not None and named.fingerprint == self.config.fingerprint
+
+    @property
     def id(self) -> str:
-        cfg = f"/{self.config.name}" if self.config.name else ""
-        return f"{self.name}{cfg}:{self.VERSION}"
+        """``name/config:version``; a config changed by overrides is marked ``config~fingerprint``."""
+        if self.is_named_config:
+            return f"{self.name}/{self.config.name}:{self.VERSION}"
+        return f"{self.name}/{self.config.name or 'custom'}~{self.config.fingerprint[:8]}:{self.VERSION}"
 
     def features(self) -> dict[str, Feature]:
         feats = {
@@ -394,6 +402,8 @@ class Builder(abc.ABC):
                     f"{type(self).__name__}.generate ({where}): column {name!r} has shape "
                     f"{arr.shape} and dtype {arr.dtype}; expected {(n, *feat.shape)} and {feat.dtype}."
                 )
+            if feat.kind == "modality" and arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                raise MMBenchError(f"{type(self).__name__}.generate ({where}): column {name!r} has NaN or inf values.")
             out[name] = np.ascontiguousarray(arr)
         spec = self.latent_spec()
         spec.check({lat.name: out[f"latents.{lat.name}"] for lat in spec})
@@ -514,6 +524,7 @@ class Builder(abc.ABC):
                 by_split[task[1]].append(h)
             for split in splits:
                 self._finish_split(root, split, tmps[split], by_split[split])
+                self._write_info(root, self.inputs)  # the cache is consistent after every split
         finally:
             for tmp in tmps.values():
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -569,6 +580,8 @@ class Builder(abc.ABC):
 
         self.check_split(split)
         root = self.dataset_dir()
+        if self.is_built(split) and not (root / INFO_FILE).is_file():
+            self._write_info(root, self.inputs)  # a build interrupted before its final info write
         if not self.is_built(split):
             raise CacheError(
                 f"Split {split!r} of {self.id} is not built (looked in {root / split}). Build it "

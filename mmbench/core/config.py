@@ -111,10 +111,21 @@ class BuilderConfig:
                 )
             sizes[split] = check_int(f"split_sizes[{split!r}]", size, low=0)
         object.__setattr__(self, "split_sizes", FrozenDict(sizes))
+        if self.name is not None:
+            from mmbench.errors import InvalidIdError
+            from mmbench.naming import validate_name
+
+            try:
+                validate_name(self.name, what="config name")
+            except InvalidIdError as exc:  # a bad field value: report it as a config error
+                raise InvalidConfigError(str(exc)) from None
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(value, list):  # lists from JSON/CLI become tuples: hashable and frozen
                 object.__setattr__(self, f.name, tuple(value))
+            elif f.type in ("float", float) and isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool):
+                # 10 and 10.0 (and -0.0 and 0.0) are the same config: one fingerprint, one cache
+                object.__setattr__(self, f.name, float(value) + 0.0)
         self.validate()
 
     def validate(self) -> None:
@@ -155,4 +166,10 @@ class BuilderConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BuilderConfig:
-        return cls(**{k: v for k, v in data.items() if k in cls.field_names()})
+        unknown = sorted(set(data) - set(cls.field_names()))
+        if unknown:
+            raise InvalidConfigError(
+                f"Unknown config parameter(s) {unknown} for {cls.__name__}. Valid parameters: "
+                f"{', '.join(cls.field_names())}."
+            )
+        return cls(**data)

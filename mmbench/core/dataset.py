@@ -212,7 +212,7 @@ class Dataset:
             for start in range(0, stop, batch_size):
                 yield {name: arr[start : start + batch_size] for name, arr in cols.items()}
             return
-        order = np.random.default_rng(seed).permutation(n)
+        order = np.random.default_rng(0 if seed is None else seed).permutation(n)
         for start in range(0, stop, batch_size):
             idx = np.sort(order[start : start + batch_size])
             yield {name: arr[idx] for name, arr in cols.items()}

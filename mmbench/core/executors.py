@@ -95,6 +95,12 @@ def _run_pool(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], num_work
                     results[i] = future.result()
                 except MMBenchError:
                     raise
+                except cf.process.BrokenProcessPool as exc:
+                    raise ExecutorError(
+                        "A worker process died (killed, out of memory, or started from a script "
+                        "without an `if __name__ == \"__main__\":` guard, which spawned workers need). "
+                        "Add the guard, or build with num_workers=1."
+                    ) from exc
                 except Exception as exc:
                     raise ExecutorError(f"Task {i} ({tasks[i][1:3]}) failed in a worker process: {exc!r}") from exc
                 bar.update()

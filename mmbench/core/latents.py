@@ -109,8 +109,8 @@ class Latent:
             low, high = 0, len(self.support) - 1
         else:
             low, high = self.support
-        if self.kind == "continuous" and not np.isfinite(values).all() and np.isfinite([low, high]).all():
-            raise InvalidConfigError(f"Latent {self.name!r}: non-finite values.")
+        if self.kind == "continuous" and not np.isfinite(values).all():
+            raise InvalidConfigError(f"Latent {self.name!r}: NaN or infinite values.")
         vmin, vmax = values.min(), values.max()
         if vmin < low or vmax > high:
             raise InvalidConfigError(

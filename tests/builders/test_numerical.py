@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 
@@ -11,24 +13,33 @@ from mmbench.rendering.mixing import condition_threshold, mix
 from mmbench.testing import BuilderTestCase
 
 TINY = {"split_sizes": {"train": 600, "test": 200}, "shard_size": 256}
+# Observations come out of float64 matrix products whose last bits may differ between BLAS
+# builds: they are checked rounded (GOLDEN_ROUNDED), everything else byte for byte.
+EXACT = "non-modality"
 
 
 class TestMisalignmentBuilder(BuilderTestCase):
     DATASET = "numerical/misalignment/joint"
     OVERRIDES = TINY
-    GOLDEN = {'train': 'dccd8c1307732d02', 'test': '168c7e2a93c48c68'}
+    GOLDEN_COLUMNS = EXACT
+    GOLDEN_ROUNDED: ClassVar[dict[str, str]] = {"train": "7a3be9a6432b07a3", "test": "cc3b9ccd4b5a6dde"}
+    GOLDEN = {"train": "2cfa17e00c42fc07", "test": "b25a565039680c6f"}
 
 
 class TestMultiviewBuilder(BuilderTestCase):
     DATASET = "numerical/multiview/multimodal-causal"
     OVERRIDES = TINY
-    GOLDEN = {'train': 'fe25eaf52e45d3b9', 'test': '4e67e351bb979202'}
+    GOLDEN_COLUMNS = EXACT
+    GOLDEN_ROUNDED: ClassVar[dict[str, str]] = {"train": "122d3227548001e2", "test": "371362dd3e50f664"}
+    GOLDEN = {"train": "9856ac6bdc68c3f3", "test": "75f5220d7dc87442"}
 
 
 class TestClicaBuilder(BuilderTestCase):
     DATASET = "numerical/clica/box-uniform-laplace"
     OVERRIDES = TINY
-    GOLDEN = {'train': '2f5ced4d2458d66c', 'test': '91fd9ad710d2fa5c'}
+    GOLDEN_COLUMNS = EXACT
+    GOLDEN_ROUNDED: ClassVar[dict[str, str]] = {"train": "bef86569da04c46e", "test": "38da29b964db2fe2"}
+    GOLDEN = {"train": "2f5ced4d2458d66c", "test": "91fd9ad710d2fa5c"}
 
 
 def _load(dataset_id: str, n: int = 4000, **kw):

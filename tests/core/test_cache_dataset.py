@@ -208,3 +208,17 @@ def test_generate_contract_is_enforced(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(type(b), "generate", wrong)
     with pytest.raises(MMBenchError, match="column 'x' has shape"):
         b.generate_shard("train", 0)
+
+
+def test_interrupted_build_before_info_write_still_loads(tmp_path: Path) -> None:
+    b = mmbench.builder(ID, cache_dir=tmp_path, **SMALL)
+    root = b.build("test", progress=False)
+    (root / "dataset_info.json").unlink()  # as if stopped between the split rename and the info write
+    assert len(mmbench.load(ID, split="test", cache_dir=tmp_path, **SMALL)) == 100
+    assert (root / "dataset_info.json").is_file()
+
+
+def test_verify_mode_checked_before_building(tmp_path: Path) -> None:
+    with pytest.raises(InvalidConfigError, match="Did you mean 'full'"):
+        mmbench.load(ID, split="test", cache_dir=tmp_path, verify="ful", **SMALL)
+    assert not list(tmp_path.iterdir())

@@ -13,6 +13,8 @@ def test_parse_overrides() -> None:
     assert parse_overrides(["seed=3", "split_sizes.train=10", "dependence=dependent", 'selection=["s1"]']) == {
         "seed": 3, "split_sizes": {"train": 10}, "dependence": "dependent", "selection": ["s1"]
     }
+    whole = parse_overrides(['split_sizes={"train": 5}'])["split_sizes"]
+    assert whole == {"train": 5} and type(whole) is dict  # a whole mapping replaces, not merges
     with pytest.raises(MMBenchError, match="KEY=VALUE"):
         parse_overrides(["seed"])
 

@@ -83,3 +83,23 @@ def test_latent_spec_and_table() -> None:
     with pytest.raises(InvalidConfigError, match="differ in length"):
         LatentTable({"a": np.zeros(3), "b": np.zeros(4)})
     assert table.take(np.arange(5)).num_rows == 5
+
+
+def test_equal_numbers_give_one_fingerprint_and_names_are_validated() -> None:
+    import mmbench
+
+    a = mmbench.builder("numerical/clica/sphere-uniform-vmf10", conditional_param=10)
+    b = mmbench.builder("numerical/clica/sphere-uniform-vmf10")
+    assert a.config.fingerprint == b.config.fingerprint and a.is_named_config
+    assert mmbench.builder("numerical/misalignment", perturb_prob=1).config.fingerprint == mmbench.builder(
+        "numerical/misalignment", perturb_prob=1.0
+    ).config.fingerprint
+    with pytest.raises(InvalidConfigError, match="Invalid config name"):
+        mmbench.builder("numerical/misalignment", name="../../escape")
+    custom = mmbench.builder("numerical/misalignment/joint", selection=("s1", "s2", "s3"))
+    assert not custom.is_named_config and custom.id.startswith("numerical/misalignment/joint~")
+    assert mmbench.builder("numerical/misalignment/joint").id == "numerical/misalignment/joint:1.0.0"
+    with pytest.raises(InvalidConfigError, match="Unknown config parameter"):
+        BuilderConfig.from_dict({"seed": 1, "sede": 2})
+    with pytest.raises(InvalidConfigError, match="NaN or infinite"):
+        Latent(name="u", kind="continuous", support=(-float("inf"), float("inf")), role="style").check(np.array([np.nan]))
