@@ -486,7 +486,7 @@ class Builder(abc.ABC):
         from safetensors.numpy import save_file
 
         path = root / RESOURCES_FILE
-        tmp = root / f".tmp-{os.getpid()}-{uuid.uuid4().hex}-{RESOURCES_FILE}"
+        tmp = root / f"{tmp_prefix()}{uuid.uuid4().hex}-{RESOURCES_FILE}"
         save_file(dict(self.resources), str(tmp))
         if path.exists():
             if sha256_file(path) != sha256_file(tmp):
@@ -509,7 +509,7 @@ class Builder(abc.ABC):
             tasks = []
             for split in splits:
                 n = self.config.split_sizes[split]
-                tmp = tmps[split] = root / f".tmp-{os.getpid()}-{uuid.uuid4().hex}-{split}"
+                tmp = tmps[split] = root / f"{tmp_prefix()}{uuid.uuid4().hex}-{split}"
                 tmp.mkdir()
                 for name, feat in feats.items():  # preallocate: workers write their slice in place
                     arr = np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=feat.np_dtype, shape=(n, *feat.shape))
@@ -523,11 +523,26 @@ class Builder(abc.ABC):
             for task, h in zip(tasks, hashes, strict=True):
                 by_split[task[1]].append(h)
             for split in splits:
+                if executor == "ray":
+                    # Workers on other machines wrote through their own page caches: check that
+                    # what reached the shared file is what each worker hashed.
+                    self._check_written(tmps[split], split, by_split[split])
                 self._finish_split(root, split, tmps[split], by_split[split])
                 self._write_info(root, self.inputs)  # the cache is consistent after every split
         finally:
             for tmp in tmps.values():
                 shutil.rmtree(tmp, ignore_errors=True)
+
+    def _check_written(self, tmp: Path, split: str, hashes: list[dict[str, str]]) -> None:
+        for name in self.features():
+            arr = np.load(tmp / f"{name}.npy", mmap_mode="r")
+            for (start, stop), h in zip(self.shard_bounds(split), hashes, strict=True):
+                if _sha256_array(arr[start:stop]) != h[name]:
+                    raise CacheError(
+                        f"Shard [{start}, {stop}) of column {name!r} ({split}) differs on disk from what "
+                        "its worker generated: the shared filesystem lost or mixed writes. Build with "
+                        "executor='process' on one machine, or on a filesystem with coherent writes."
+                    )
 
     def _finish_split(self, root: Path, split: str, tmp: Path, hashes: list[dict[str, str]]) -> None:
         shards = [
@@ -546,7 +561,7 @@ class Builder(abc.ABC):
         _atomic_write_text(tmp / SPLIT_INFO_FILE, json.dumps(split_info, indent=1))
         final = root / split
         if final.exists():  # force rebuild: move the old one aside, then swap
-            trash = root / f".tmp-{os.getpid()}-{uuid.uuid4().hex}-old-{split}"
+            trash = root / f"{tmp_prefix()}{uuid.uuid4().hex}-old-{split}"
             os.rename(final, trash)
             os.rename(tmp, final)
             shutil.rmtree(trash, ignore_errors=True)
@@ -613,19 +628,32 @@ def _sha256_array(arr: np.ndarray) -> str:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".tmp-{os.getpid()}-{uuid.uuid4().hex}-{path.name}")
+    tmp = path.with_name(f"{tmp_prefix()}{uuid.uuid4().hex}-{path.name}")
     tmp.write_text(text)
     os.replace(tmp, path)
 
 
+def tmp_prefix() -> str:
+    """``.tmp-<pid>-<host>-``: temporary names say which process on which machine owns them."""
+    import socket
+
+    host = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+    return f".tmp-{os.getpid()}-{host}-"
+
+
 def _clean_stale_tmp(root: Path) -> None:
-    """Remove temporary files left by builds whose process no longer exists."""
+    """Remove temporary files left by builds of *this machine* whose process no longer exists.
+
+    Another machine's build sharing the cache (a cluster filesystem) is never touched.
+    """
+    host = tmp_prefix().split("-")[2]
     for entry in root.glob(".tmp-*"):
+        parts = entry.name.split("-")
         try:
-            pid = int(entry.name.split("-")[1])
+            pid = int(parts[1])
         except (IndexError, ValueError):
             continue
-        if pid != os.getpid() and not _pid_alive(pid):
+        if len(parts) > 2 and parts[2] == host and pid != os.getpid() and not _pid_alive(pid):
             with contextlib.suppress(OSError):
                 shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 

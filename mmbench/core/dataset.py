@@ -22,6 +22,7 @@ from mmbench.core.builder import (
     VERIFY_MODES,
     DatasetInfo,
     _sha256_array,
+    tmp_prefix,
 )
 from mmbench.core.latents import LatentSpec, LatentTable
 from mmbench.errors import CacheError, InvalidConfigError, did_you_mean
@@ -260,7 +261,7 @@ class Dataset:
         features = hf_features(self.info)
         path = self.root / self.split / "hf.arrow"
         if not path.is_file():
-            tmp = path.with_name(f".tmp-{os.getpid()}-{uuid.uuid4().hex}-hf.arrow")
+            tmp = path.with_name(f"{tmp_prefix()}{uuid.uuid4().hex}-hf.arrow")
             try:
                 with datasets.arrow_writer.ArrowWriter(path=str(tmp), features=features) as writer:
                     for batch in self.batches(65_536):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import pickle
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import numpy as np
 import pytest
 
 import mmbench
-from mmbench.core.builder import _clean_stale_tmp
+from mmbench.core.builder import _clean_stale_tmp, tmp_prefix
 from mmbench.errors import CacheError, ExecutorError, InvalidConfigError, MMBenchError
 
 ID = "numerical/misalignment/joint"
@@ -63,12 +62,15 @@ def test_failed_build_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_stale_tmp_from_dead_process_is_cleaned(tmp_path: Path) -> None:
-    stale = tmp_path / ".tmp-999999999-abc-train"
+    host = tmp_prefix().split("-")[2]
+    stale = tmp_path / f".tmp-999999999-{host}-abc-train"
     stale.mkdir()
-    mine = tmp_path / f".tmp-{os.getpid()}-abc-train"
+    mine = tmp_path / f"{tmp_prefix()}abc-train"
     mine.mkdir()
+    other_machine = tmp_path / ".tmp-999999999-0000beef-abc-train"
+    other_machine.mkdir()
     _clean_stale_tmp(tmp_path)
-    assert not stale.exists() and mine.exists()
+    assert not stale.exists() and mine.exists() and other_machine.exists()
 
 
 def test_corruption_is_detected(tmp_path: Path) -> None:
