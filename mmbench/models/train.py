@@ -806,9 +806,9 @@ def add_train_parser(sub: Any) -> None:
         "Train a contrastive baseline. Defaults are the simulation papers' (7-layer MLPs, "
         "independent-negative L2 InfoNCE, batch 6144, Adam 1e-4, clip 2, 300k steps)."))
     p.add_argument("dataset", help="dataset id, e.g. numerical/multiview/multimodal-independent")
-    p.add_argument("-o", "--out", required=True, help="output directory (config, checkpoint, history)")
-    p.add_argument("-s", "--set", dest="overrides", action="append", metavar="KEY=VALUE",
-                   help="dataset config override (JSON value), e.g. -s seed=1")
+    p.add_argument("--out", required=True, help="output directory (config, checkpoint, history)")
+    p.add_argument("-o", "--set", dest="overrides", action="append", metavar="KEY=VALUE",
+                   help="dataset config override (JSON value), e.g. -o seed=1 (as in `mmbench build`)")
     p.add_argument("--config", default=None, help="a JSON file with TrainConfig fields (flags below override it)")
     p.add_argument("--encoder", default=None, choices=ENCODERS)
     p.add_argument("--width-scale", type=float, default=None, help="MLP hidden-width multiplier")

@@ -61,10 +61,10 @@ def test_cli_list_and_train(tmp_path, capsys) -> None:
     assert main(["reproduce", "--list"]) == 0
     assert "m3di-table1" in capsys.readouterr().out
     out = tmp_path / "run"
-    rc = main(["train", "numerical/misalignment/joint", "-o", str(out), "--steps", "3", "--batch-size", "16",
+    rc = main(["train", "numerical/misalignment/joint", "--out", str(out), "--steps", "3", "--batch-size", "16",
                "--width-scale", "0.05", "--encoding-size", "6", "--device", "cpu", "--no-progress", "--val-every", "0"])
     assert rc == 0 and (out / "checkpoint.safetensors").is_file()
     assert "3 steps" in capsys.readouterr().out
-    rc = main(["train", "numerical/misalignment/joint", "-o", str(out), "--steps", "3", "--encoding-size", "4",
+    rc = main(["train", "numerical/misalignment/joint", "--out", str(out), "--steps", "3", "--encoding-size", "4",
                "--device", "cpu", "--no-progress"])
     assert rc == 1 and "different config" in capsys.readouterr().err
