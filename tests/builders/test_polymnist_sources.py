@@ -128,7 +128,7 @@ def _deny_reading(monkeypatch: pytest.MonkeyPatch, denied: Path) -> None:
 
     real_open = builtins.open
 
-    def guarded_open(file, mode="r", *args, **kwargs):  # noqa: ANN001, ANN202
+    def guarded_open(file, mode="r", *args, **kwargs):
         if "r" in mode and Path(str(file)) == denied:
             raise PermissionError(13, "Permission denied", str(file))
         return real_open(file, mode, *args, **kwargs)
