@@ -7,14 +7,24 @@ its images, sorted by file name, give modality ``m0, m1, …``.
 
 A background set is identified by the sha256 of the decoded RGB arrays (not of the file bytes,
 so re-encoding a PNG losslessly changes nothing); that digest is part of the config fingerprint.
+
+The default photos come from an unpinned scikit-image wheel and are decoded by an unpinned
+Pillow, and two of them are JPEGs, whose decoded pixels may legitimately differ between libjpeg
+builds. So the expected sha256 of every decoded default image is stored here
+(:data:`SKIMAGE_PIXEL_SHA256`, measured with scikit-image 0.26.0 and Pillow 13.0.0); when an
+image decodes differently, a :class:`UserWarning` names it and both hashes. Such a build is a
+different dataset from the published one at the same version: its config fingerprint (and so
+its cache folder and every result's provenance) differs, and its numbers are not comparable.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.metadata
 import importlib.resources
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +32,15 @@ import numpy as np
 
 from mmbench.errors import InputsNotFoundError, InvalidConfigError
 
-__all__ = ["DEFAULT_SET", "IMAGE_SUFFIXES", "SKIMAGE_BACKGROUNDS", "Background", "background_files", "load_backgrounds"]
+__all__ = [
+    "DEFAULT_SET",
+    "IMAGE_SUFFIXES",
+    "SKIMAGE_BACKGROUNDS",
+    "SKIMAGE_PIXEL_SHA256",
+    "Background",
+    "background_files",
+    "load_backgrounds",
+]
 
 DEFAULT_SET = "skimage"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -36,6 +54,15 @@ SKIMAGE_BACKGROUNDS: tuple[tuple[str, str, str], ...] = (
     ("hubble_deep_field", "hubble_deep_field.jpg", "Public domain, NASA Hubble eXtreme Deep Field (scikit-image data)"),
     ("immunohistochemistry", "ihc.png", "No known copyright restrictions, CMMI IHC staining image (scikit-image data)"),
 )
+#: name → sha256 of the decoded ``H × W × 3`` uint8 pixels of each default image (what the
+#: published PolyMNIST builds were made from; scikit-image 0.26.0, Pillow 13.0.0).
+SKIMAGE_PIXEL_SHA256: dict[str, str] = {
+    "coffee": "0ce2b51640b9c95f19617f03eabf40c3f0368589cc1ee1190b70966165ac184f",
+    "chelsea": "416b729128bfb2c3d1eb69bf9b1734a796293abc17939267b2dc94f8a5784031",
+    "rocket": "3d4435cc745752b7f9724df88c6e18817de3ce7e3d2d71c55f85f7831e68f197",
+    "hubble_deep_field": "9a3ea9548188f81e63435188456e74de45a981ebeb791e265abe79a26d3b528b",
+    "immunohistochemistry": "c5b3ef509a92f16d4c29be8cf0300fe75d53e13a3ce650159db932caea8dcc1b",
+}
 
 
 @dataclass(frozen=True)
@@ -46,6 +73,8 @@ class Background:
     path: str
     license: str
     pixels: np.ndarray
+    #: the pinned sha256 of the decoded pixels (default set only; ``None`` for user images)
+    expected_sha256: str | None = None
 
     @property
     def sha256(self) -> str:
@@ -60,7 +89,13 @@ class Background:
         return int(self.pixels.shape[1])
 
     def record(self) -> dict[str, object]:
-        return {"name": self.name, "path": self.path, "license": self.license, "shape": list(self.pixels.shape), "sha256": self.sha256}
+        out: dict[str, object] = {
+            "name": self.name, "path": self.path, "license": self.license, "shape": list(self.pixels.shape), "sha256": self.sha256,
+        }
+        if self.expected_sha256 is not None:
+            out["expected_sha256"] = self.expected_sha256
+            out["matches_expected"] = self.sha256 == self.expected_sha256
+        return out
 
 
 def _skimage_dir() -> Path:
@@ -140,8 +175,36 @@ def _load_cached(key: tuple[str, int, tuple[tuple[str, int, int], ...]]) -> tupl
                 f"crops {MIN_SIZE}×{MIN_SIZE} patches, so every background must be at least "
                 f"{MIN_SIZE}×{MIN_SIZE}. Use a larger image."
             )
-        out.append(Background(name=name, path=str(path), license=lic, pixels=pixels))
+        bg = Background(
+            name=name, path=str(path), license=lic, pixels=pixels,
+            expected_sha256=SKIMAGE_PIXEL_SHA256.get(name) if spec == DEFAULT_SET else None,
+        )
+        if bg.expected_sha256 is not None and bg.sha256 != bg.expected_sha256:
+            _warn_unpinned(bg)
+        out.append(bg)
     return tuple(out)
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _warn_unpinned(bg: Background) -> None:
+    # A warning, not an error: the build stays reproducible on this machine and its fingerprint
+    # already differs, but the user must know it is not the published dataset.
+    msg = (
+        f"The default PolyMNIST background {bg.name!r} ({bg.path}) decodes to pixels with sha256 "
+        f"{bg.sha256}, not the expected {bg.expected_sha256} (scikit-image {_version('scikit-image')}, "
+        f"Pillow {_version('Pillow')} here). Its file or decoder differs from the one the published "
+        "builds used, so this build is a different dataset at the same version: its config "
+        "fingerprint differs and its results are not comparable with published ones. Install the "
+        "scikit-image/Pillow versions named in mmbench.sources.backgrounds, or pass your own "
+        "backgrounds=DIR of lossless images."
+    )
+    warnings.warn(msg, UserWarning, stacklevel=2)
 
 
 def background_set_digest(spec: str, num: int) -> str:

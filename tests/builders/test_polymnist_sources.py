@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import json
 import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -283,3 +284,46 @@ def test_background_content_enters_the_fingerprint(tmp_path: Path) -> None:
     assert fa != fb and fa == fs  # content, not path
     assert fa != mmbench.builder("polymnist").config.fingerprint
     assert background_set_digest(str(a), 5) == background_set_digest(str(same), 5)
+
+
+def test_default_backgrounds_match_their_pinned_pixels() -> None:
+    """If this fails, scikit-image/Pillow here decode a default photo differently (see the warning)."""
+    from mmbench.sources import backgrounds as bgsrc
+
+    bgsrc._load_cached.cache_clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        bgs = load_backgrounds("skimage", 5)
+    assert set(bgsrc.SKIMAGE_PIXEL_SHA256) == {name for name, _, _ in bgsrc.SKIMAGE_BACKGROUNDS}
+    for bg in bgs:
+        assert bg.sha256 == bgsrc.SKIMAGE_PIXEL_SHA256[bg.name]
+        assert bg.record()["matches_expected"] is True
+
+
+def test_default_background_decoded_differently_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmbench.sources import backgrounds as bgsrc
+
+    wrong = "0" * 64
+    monkeypatch.setitem(bgsrc.SKIMAGE_PIXEL_SHA256, "rocket", wrong)
+    bgsrc._load_cached.cache_clear()
+    try:
+        with pytest.warns(UserWarning) as caught:
+            bgs = load_backgrounds("skimage", 5)
+        msgs = [str(w.message) for w in caught if "background" in str(w.message)]
+        assert len(msgs) == 1  # only the image that differs
+        rocket = next(b for b in bgs if b.name == "rocket")
+        for needle in ("'rocket'", "rocket.jpg", rocket.sha256, wrong, "scikit-image", "Pillow",
+                       "different dataset", "fingerprint", "not comparable"):
+            assert needle in msgs[0], needle
+        assert rocket.record()["matches_expected"] is False and rocket.record()["expected_sha256"] == wrong
+    finally:
+        monkeypatch.undo()
+        bgsrc._load_cached.cache_clear()
+
+
+def test_user_backgrounds_are_not_pinned(tmp_path: Path) -> None:
+    d = write_fake_backgrounds(tmp_path / "bg")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        bgs = load_backgrounds(str(d), 5)
+    assert all(b.expected_sha256 is None and "matches_expected" not in b.record() for b in bgs)
