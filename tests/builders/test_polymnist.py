@@ -127,6 +127,45 @@ class TestTranslatedPolyMNIST(BuilderTestCase):
         assert ds.latent_spec["m0.digit_x"].support == (0, 14)
 
 
+def test_translated_default_scale_matches_an_independent_torch_reference(tmp_path: Path) -> None:
+    """At the default scale 0.7, against the reference generator's recipe written with torch.
+
+    ``assert_pixel_exact`` reuses mmbench's own downscale; this test does not: it downscales with
+    ``torch.nn.functional.interpolate(scale_factor=0.7, mode="bilinear")`` (no antialias, as MoPoE /
+    Daunhawer et al.), pastes, thresholds and inverts independently. Only pixels whose bilinear
+    value is an exact-128 tie may differ (float rounding decides them; see compositing.py).
+    """
+    torch = pytest.importorskip("torch")
+    ds = mmbench.load(
+        "translated_polymnist", split="test", data_dir=fake_mnist_dir(tmp_path),
+        backgrounds=fake_backgrounds_dir(tmp_path), cache_dir=tmp_path / "c", **TINY,
+    )
+    assert ds.info.config["scale"] == 0.7 and ds.info.config["name"] == "thesis"
+    images, _ = load_split(ds.info.inputs["mnist"], "test")
+    backgrounds = load_backgrounds(ds.info.config["backgrounds"], len(ds.modalities))
+    n, compared, tolerated = len(ds), 0, 0
+    for m, key in enumerate(ds.modalities):
+        col = {a: np.asarray(ds.column(f"latents.{key}.{a}")) for a in ("mnist_index", "crop_x", "crop_y", "digit_x", "digit_y")}
+        digits = torch.from_numpy(np.asarray(images[col["mnist_index"]], dtype=np.float32)[:, None])
+        small = torch.nn.functional.interpolate(
+            digits, scale_factor=0.7, mode="bilinear", align_corners=False, antialias=False
+        )[:, 0].numpy()
+        assert small.shape == (n, 19, 19)
+        canvas = np.zeros((n, 28, 28), np.float32)
+        crops = np.empty((n, 3, 28, 28), np.int64)
+        for i in range(n):
+            dx, dy, cx, cy = (int(col[a][i]) for a in ("digit_x", "digit_y", "crop_x", "crop_y"))
+            canvas[i, dy : dy + 19, dx : dx + 19] = small[i]
+            crops[i] = backgrounds[m].pixels[cy : cy + 28, cx : cx + 28].transpose(2, 0, 1)
+        expected = np.where((canvas > 128)[:, None], 255 - crops, crops)
+        differs = (np.asarray(ds.column(key)) != expected).any(axis=1)
+        tie = np.abs(canvas - 128) < 1e-3
+        assert not (differs & ~tie).any(), f"{key}: pixels differ from the torch reference away from 128-ties"
+        compared += differs.size
+        tolerated += int(differs.sum())
+    assert tolerated <= 1e-4 * compared
+
+
 def assert_pixel_exact(ds: Any, *, mnist_split: str) -> None:
     """Recompute every image the slow, obvious way and compare bytes."""
     info = ds.info

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -31,6 +34,52 @@ def test_downscale_matches_torch_bilinear(scale: float) -> None:
     )[:, 0].numpy()
     assert ours.shape == ref.shape == (64, digit_size(scale), digit_size(scale))
     np.testing.assert_allclose(ours, ref, atol=1e-3)
+
+
+def exact_bilinear(images: np.ndarray, scale: float) -> tuple[np.ndarray, int]:
+    """The bilinear downscale in exact rational arithmetic: integer numerators over one denominator.
+
+    Same sampling grid (``src = (i + ½)/scale − ½``, clamped), but no floating point at all, so it
+    says which pixels are *exactly* 128 (ties that float rounding may put on either side).
+    """
+    s = Fraction(str(scale))
+    size = int(28 * s)
+    srcs = [max((Fraction(2 * i + 1, 2)) / s - Fraction(1, 2), Fraction(0)) for i in range(size)]
+    den = math.lcm(*(f.denominator for f in srcs))
+    i0 = np.array([min(math.floor(f), 27) for f in srcs])
+    i1 = np.minimum(i0 + 1, 27)
+    w1 = np.array([int((f - math.floor(f)) * den) for f in srcs], dtype=np.int64)
+    w0 = den - w1
+    x = images.astype(np.int64)
+    x = x[:, :, i0] * w0 + x[:, :, i1] * w1
+    return x[:, i0, :] * w0[:, None] + x[:, i1, :] * w1[:, None], den * den
+
+
+@pytest.mark.parametrize("scale", [0.5, 0.7, 0.75])
+def test_downscale_threshold_exact_except_at_ties(scale: float) -> None:
+    """``> 128`` after the float32 downscale equals exact arithmetic everywhere but at exact ties."""
+    images, _ = fake_digits(2000, seed=7)
+    num, den = exact_bilinear(images, scale)
+    ours = downscale_bilinear(images, scale)
+    np.testing.assert_allclose(ours, num / den, atol=1e-3)
+    tie = num == 128 * den
+    assert np.array_equal((ours > 128)[~tie], (num > 128 * den)[~tie])
+    assert tie.sum() < 1e-4 * tie.size  # ties are rare: the tolerance hides nothing else
+
+
+@pytest.mark.parametrize("scale", [0.5, 0.7])
+def test_threshold_matches_torch_except_at_exact_ties(scale: float) -> None:
+    """The reference generator's torch ``interpolate`` (no antialias) gives the same masks, ties aside."""
+    torch = pytest.importorskip("torch")
+    images, _ = fake_digits(2000, seed=11)
+    ref = torch.nn.functional.interpolate(
+        torch.from_numpy(images[:, None].astype(np.float32)), scale_factor=scale, mode="bilinear",
+        align_corners=False, antialias=False,
+    )[:, 0].numpy()
+    num, den = exact_bilinear(images, scale)
+    tie = num == 128 * den
+    ours = downscale_bilinear(images, scale) > 128
+    assert np.array_equal(ours[~tie], (ref > 128)[~tie])
 
 
 def test_crop_windows_equal_slicing() -> None:
