@@ -300,8 +300,9 @@ class _PolyMNISTBase(Builder):
             lats += [
                 Latent(name=f"{key}.mnist_index", kind="discrete", support=(0, MNIST_SIZES["train"] - 1),
                        role="specific", scope=key,
-                       description="which MNIST image (the handwriting): index into the official train file "
-                                   "(train/val splits) or t10k file (test split)"),
+                       description="which MNIST image (the handwriting). Per split: train and val index the "
+                                   "official train file (0 … 59,999); test indexes the t10k file (0 … 9,999). "
+                                   "The support shown is the train file's range, shared by every split."),
                 Latent(name=f"{key}.crop_x", kind="discrete", support=(0, bg.width - CANVAS), role="specific",
                        scope=key, description=f"column of the crop's top-left corner in background {bg.name!r}"),
                 Latent(name=f"{key}.crop_y", kind="discrete", support=(0, bg.height - CANVAS), role="specific",

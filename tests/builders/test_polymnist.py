@@ -260,6 +260,15 @@ def test_translated_scale_validated() -> None:
     assert mmbench.builder("translated_polymnist").size == 19  # floor(28 * 0.7)
 
 
+def test_mnist_index_support_is_documented_per_split() -> None:
+    """One LatentSpec serves every split, so the test split's narrower range must be stated."""
+    for name in ("polymnist", "translated_polymnist"):
+        lat = mmbench.builder(name).latent_spec()["m3.mnist_index"]
+        assert lat.support == (0, 59_999)
+        for needle in ("train and val index the official train file (0 … 59,999)", "test indexes the t10k file (0 … 9,999)"):
+            assert needle in lat.description, needle
+
+
 def test_named_configs_and_defaults() -> None:
     b = mmbench.builder("polymnist")
     assert b.config.name == "reference" and dict(b.config.split_sizes) == {"train": 55_000, "val": 5_000, "test": 10_000}
