@@ -1,8 +1,14 @@
 """Metrics: how much of each ground-truth latent an embedding recovers.
 
 Every metric is a pure function registered in :data:`METRICS` with its semantics
-(``higher_is_better``, the latent ``kinds`` it applies to, its ``main_key``). Names are part of
-the API and are never overloaded: a different procedure gets a different name.
+(``higher_is_better``, the latent ``kinds`` it applies to, its ``main_key``, whether it is
+``stochastic`` and whether it ``subsamples_fit``). Names are part of the API and are never
+overloaded: a different procedure gets a different name.
+
+Probe metrics with ``n_fit`` below the number of fit rows train on a random subsample drawn from
+their ``rng`` (:meth:`ProbeData.sample_fit`), so each seed fits on its own sample and the
+harness's std over seeds is the spread over probe-fit samples; the score rows (first
+``n_score``) are the same for every seed.
 
 Probe metrics take a :class:`ProbeData` (embeddings and latents of the probe-fit split and of the
 score split) and return ``{latent name: score}``:
@@ -82,7 +88,11 @@ class ProbeData:
             raise InvalidConfigError(f"Fit and score latents differ: {sorted(self.y_fit)} vs {sorted(self.y_score)}.")
 
     def head(self, n_fit: int | None = None, n_score: int | None = None) -> ProbeData:
-        """The first ``n_fit`` / ``n_score`` rows (examples are i.i.d., so a prefix is a sample)."""
+        """The first ``n_fit`` / ``n_score`` rows (examples are i.i.d., so a prefix is a sample).
+
+        Metrics cap the *score* rows this way (the same score rows for every seed) and draw the
+        *fit* rows with :meth:`sample_fit`, so that seeds vary the probe's training sample.
+        """
         def cut(x: Any, k: int | None) -> Any:
             return x if k is None else x[:k]
 
@@ -90,6 +100,22 @@ class ProbeData:
             cut(self.z_fit, n_fit), cut(self.z_score, n_score),
             {k: cut(v, n_fit) for k, v in self.y_fit.items()}, {k: cut(v, n_score) for k, v in self.y_score.items()},
         )
+
+    def sample_fit(self, n_fit: int | None, rng: np.random.Generator) -> ProbeData:
+        """``n_fit`` probe-fit rows drawn without replacement from ``rng`` (kept in row order).
+
+        With ``n_fit`` ``None`` or at least the number of fit rows, every row is used and ``rng``
+        is not touched, so a deterministic probe then gives the same number for every seed.
+        Drawing the subsample from the seed's generator is what makes mean ± std over seeds
+        measure the probe's sensitivity to its training sample.
+        """
+        rows = len(self.z_fit)
+        if n_fit is None or n_fit >= rows:
+            return self
+        if isinstance(n_fit, bool) or not isinstance(n_fit, int | np.integer) or n_fit < 2:
+            raise InvalidConfigError(f"n_fit must be an int >= 2 or None, got {n_fit!r}.")
+        idx = np.sort(rng.choice(rows, size=int(n_fit), replace=False))
+        return ProbeData(self.z_fit[idx], self.z_score, {k: np.asarray(v)[idx] for k, v in self.y_fit.items()}, self.y_score)
 
     def standardized(self) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings standardised with the fit split's statistics."""
@@ -136,11 +162,12 @@ def _regression(data: ProbeData, kind: str, *, rng: np.random.Generator, backend
                 n_fit: int | None, n_score: int | None, **params: Any) -> dict[str, float]:
     if not data.y_fit:
         return {}
-    data = data.head(n_fit, n_score)
+    random_state = int(rng.integers(2**31))  # drawn first: the probe's seed does not depend on n_fit
+    data = data.sample_fit(n_fit, rng).head(None, n_score)
     zf, zs = data.standardized()
     yf, groups, names = _stack(data.y_fit)
     ys, _, _ = _stack(data.y_score)
-    probe = make_probe(kind, backend=backend, device=device, random_state=int(rng.integers(2**31)), **params)
+    probe = make_probe(kind, backend=backend, device=device, random_state=random_state, **params)
     if kind == "linear":  # one least-squares solve is exactly per-column regression
         probe.fit(zf, yf)
     else:
@@ -150,7 +177,7 @@ def _regression(data: ProbeData, kind: str, *, rng: np.random.Generator, backend
 
 
 # ============================================================================ regression metrics
-@METRICS.register("r2_linear", higher_is_better=True, stochastic=False, kinds=("continuous", "discrete"), type="probe", main_key="identifiable", range=(0.0, 1.0))
+@METRICS.register("r2_linear", higher_is_better=True, subsamples_fit=True, stochastic=False, kinds=("continuous", "discrete"), type="probe", main_key="identifiable", range=(0.0, 1.0))
 def r2_linear(data: ProbeData, *, rng: np.random.Generator, backend: str = "torch", device: Any = None,
               n_fit: int | None = None, n_score: int | None = None) -> dict[str, float]:
     """R² per latent of a linear (least-squares, with intercept) probe, clipped to [0, 1].
@@ -162,7 +189,7 @@ def r2_linear(data: ProbeData, *, rng: np.random.Generator, backend: str = "torc
     return _regression(data, "linear", rng=rng, backend=backend, device=device, n_fit=n_fit, n_score=n_score)
 
 
-@METRICS.register("r2_kernel", higher_is_better=True, stochastic=False, kinds=("continuous", "discrete"), type="probe", main_key="identifiable", range=(0.0, 1.0))
+@METRICS.register("r2_kernel", higher_is_better=True, subsamples_fit=True, stochastic=False, kinds=("continuous", "discrete"), type="probe", main_key="identifiable", range=(0.0, 1.0))
 def r2_kernel(data: ProbeData, *, rng: np.random.Generator, backend: str = "torch", device: Any = None,
               n_fit: int | None = None, n_score: int | None = None, alphas: Sequence[float] = (1.0, 0.1, 0.01, 0.001),
               gammas: Sequence[float] | None = None, cv: int = 3) -> dict[str, float]:
@@ -177,7 +204,7 @@ def r2_kernel(data: ProbeData, *, rng: np.random.Generator, backend: str = "torc
     return _regression(data, "kernel_ridge", rng=rng, backend=backend, device=device, n_fit=n_fit, n_score=n_score, **params)
 
 
-@METRICS.register("r2_mlp", higher_is_better=True, stochastic=True, kinds=("continuous", "discrete"), type="probe", main_key="identifiable", range=(0.0, 1.0))
+@METRICS.register("r2_mlp", higher_is_better=True, subsamples_fit=True, stochastic=True, kinds=("continuous", "discrete"), type="probe", main_key="identifiable", range=(0.0, 1.0))
 def r2_mlp(data: ProbeData, *, rng: np.random.Generator, backend: str = "torch", device: Any = None,
            n_fit: int | None = None, n_score: int | None = None, hidden: int = 100, max_iter: int = 200,
            alpha: float = 1e-4, lr: float = 1e-3, batch_size: int = 200, tol: float = 1e-4,
@@ -209,14 +236,15 @@ def _classification(data: ProbeData, kind: str, score: Callable[[np.ndarray, np.
                     **params: Any) -> dict[str, float]:
     if not data.y_fit:
         return {}
-    data = data.head(n_fit, n_score)
+    random_state = int(rng.integers(2**31))
+    data = data.sample_fit(n_fit, rng).head(None, n_score)
     zf, zs = data.standardized()
     names = list(data.y_fit)
     fit_cols = [np.asarray(data.y_fit[n]).reshape(len(zf), -1) for n in names]
     score_cols = [np.asarray(data.y_score[n]).reshape(len(zs), -1) for n in names]
     yf, ys = np.concatenate(fit_cols, axis=1), np.concatenate(score_cols, axis=1)
     groups = np.concatenate([[g] * c.shape[1] for g, c in enumerate(fit_cols)])
-    probe = make_probe(kind, backend=backend, device=device, random_state=int(rng.integers(2**31)), **params)
+    probe = make_probe(kind, backend=backend, device=device, random_state=random_state, **params)
     pred = np.asarray(probe.fit(zf, yf).predict(zs)).reshape(len(zs), -1)
     per_col = np.array([score(ys[:, j], pred[:, j]) for j in range(ys.shape[1])])
     return _per_latent(per_col, groups, names)
@@ -229,7 +257,7 @@ def _accuracy(y: np.ndarray, p: np.ndarray) -> float:
 _CLASSIFIERS = {"logistic": "logistic", "mlp": "mlp_classifier"}
 
 
-@METRICS.register("acc_logistic", higher_is_better=True, stochastic=False, kinds=("categorical", "discrete"), type="probe", main_key="identifiable", range=(0.0, 1.0))
+@METRICS.register("acc_logistic", higher_is_better=True, subsamples_fit=True, stochastic=False, kinds=("categorical", "discrete"), type="probe", main_key="identifiable", range=(0.0, 1.0))
 def acc_logistic(data: ProbeData, *, rng: np.random.Generator, backend: str = "torch", device: Any = None,
                  n_fit: int | None = None, n_score: int | None = None, C: float = 1.0, max_iter: int = 1000) -> dict[str, float]:
     """Accuracy per latent of a multinomial logistic-regression probe (L2, ``C``)."""
@@ -237,7 +265,7 @@ def acc_logistic(data: ProbeData, *, rng: np.random.Generator, backend: str = "t
                            n_score=n_score, C=C, max_iter=max_iter)
 
 
-@METRICS.register("acc_mlp", higher_is_better=True, stochastic=True, kinds=("categorical", "discrete"), type="probe", main_key="identifiable", range=(0.0, 1.0))
+@METRICS.register("acc_mlp", higher_is_better=True, subsamples_fit=True, stochastic=True, kinds=("categorical", "discrete"), type="probe", main_key="identifiable", range=(0.0, 1.0))
 def acc_mlp(data: ProbeData, *, rng: np.random.Generator, backend: str = "torch", device: Any = None,
             n_fit: int | None = None, n_score: int | None = None, hidden: int = 100, max_iter: int = 200) -> dict[str, float]:
     """Accuracy per latent of an MLP classifier probe (sklearn ``MLPClassifier`` defaults)."""
@@ -245,7 +273,7 @@ def acc_mlp(data: ProbeData, *, rng: np.random.Generator, backend: str = "torch"
                            n_score=n_score, hidden=hidden, max_iter=max_iter)
 
 
-@METRICS.register("mcc_matthews", higher_is_better=True, stochastic=True, kinds=("categorical", "discrete"), type="probe", main_key="identifiable", range=(-1.0, 1.0))
+@METRICS.register("mcc_matthews", higher_is_better=True, subsamples_fit=True, stochastic=True, kinds=("categorical", "discrete"), type="probe", main_key="identifiable", range=(-1.0, 1.0))
 def mcc_matthews(data: ProbeData, *, rng: np.random.Generator, backend: str = "torch", device: Any = None,
                  n_fit: int | None = None, n_score: int | None = None, probe: str = "logistic",
                  **probe_params: Any) -> dict[str, float]:
@@ -273,7 +301,7 @@ def _abs_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.nan_to_num(np.abs(c), nan=0.0, posinf=0.0, neginf=0.0)
 
 
-@METRICS.register("mcc_corr", higher_is_better=True, stochastic=False, kinds=("continuous", "discrete"), type="probe", main_key="mean", range=(0.0, 1.0))
+@METRICS.register("mcc_corr", higher_is_better=True, subsamples_fit=False, stochastic=False, kinds=("continuous", "discrete"), type="probe", main_key="mean", range=(0.0, 1.0))
 def mcc_corr(data: ProbeData, *, rng: np.random.Generator, backend: str = "torch", device: Any = None,
              method: str = "pearson", n_fit: int | None = None, n_score: int | None = None) -> dict[str, float]:
     """cl-ica's mean correlation coefficient, per latent, on the score split.

@@ -68,7 +68,8 @@ class SmokeReport:
 
 
 def smoke_run(model: Any, suite: str | os.PathLike[str] | Suite | Mapping[str, Any] = "identifiability-numerical:v1", *,
-              device: Any = "cpu", strict: bool = True, cache_dir: str | os.PathLike[str] | None = None) -> SmokeReport:
+              device: Any = "cpu", strict: bool = True, cache_dir: str | os.PathLike[str] | None = None,
+              data_dir: str | os.PathLike[str] | None = None) -> SmokeReport:
     """Run ``model`` through a miniature of ``suite`` and report per entry.
 
     Args:
@@ -77,6 +78,7 @@ def smoke_run(model: Any, suite: str | os.PathLike[str] | Suite | Mapping[str, A
         device: torch device (default CPU).
         strict: raise :class:`~mmbench.errors.SubmissionError` if any entry fails, or if none applies.
         cache_dir: dataset cache for the tiny builds.
+        data_dir: where raw inputs (MNIST, archives) are looked for.
 
     Returns:
         A :class:`SmokeReport`.
@@ -91,13 +93,13 @@ def smoke_run(model: Any, suite: str | os.PathLike[str] | Suite | Mapping[str, A
     outcomes = []
     for entry in mini.entries:
         outcome: dict[str, Any] = {"entry": entry.label, "dataset": entry.dataset}
-        modalities = list(mmbench.builder(entry.dataset, **dict(entry.overrides)).modalities())
+        modalities = list(mmbench.builder(entry.dataset, data_dir=data_dir, **dict(entry.overrides)).modalities())
         if card.modalities and not set(card.modalities) & set(modalities):
             outcome["status"] = "n/a"
             outcomes.append(outcome)
             continue
         try:
-            evaluate(model, mini, device=device, entries=[entry.label], cache_dir=cache_dir)
+            evaluate(model, mini, device=device, entries=[entry.label], cache_dir=cache_dir, data_dir=data_dir)
             outcome["status"] = "pass"
         except MMBenchError as exc:
             outcome.update(status="fail", error=f"{type(exc).__name__}: {exc}")

@@ -1,4 +1,9 @@
-"""Harness fixtures: tiny suites over a dataset cache shared by the whole session (built once)."""
+"""Harness fixtures: tiny suites over a dataset cache shared by the whole session (built once).
+
+``tiny_suite`` covers the regression metrics on numerical data (continuous latents);
+``classification_suite`` the classification metrics (acc_logistic, acc_mlp, mcc_matthews) on a
+two-modality PolyMNIST built from fake MNIST digits (the categorical ``digit`` latent).
+"""
 
 from __future__ import annotations
 
@@ -25,9 +30,32 @@ def tiny_suite(*, seeds: tuple[int, ...] = (0, 1), mlp: bool = False) -> Suite:
     })
 
 
+#: PolyMNIST from fake MNIST: 2 modalities, 300 val (probe-fit) and 300 test (score) tuples.
+POLYMNIST_TINY = {"mnist": "fake", "num_modalities": 2, "val_size": 300,
+                  "split_sizes": {"train": 8, "val": 300, "test": 300}}
+
+
+def classification_suite(*, seeds: tuple[int, ...] = (0,), metrics: list | None = None) -> Suite:
+    """One PolyMNIST entry scoring the categorical ``digit`` with every classification metric."""
+    metrics = metrics or ["acc_logistic", {"name": "acc_mlp", "params": {"max_iter": 100}}, "mcc_matthews"]
+    return Suite.from_dict({
+        "name": "tiny-classification", "version": 1, "seeds": list(seeds),
+        "entries": [{"dataset": "polymnist:1.0.0", "label": "polymnist", "overrides": POLYMNIST_TINY,
+                     "latents": ["digit"], "metrics": metrics}],
+    })
+
+
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory: pytest.TempPathFactory):
     return tmp_path_factory.mktemp("harness-cache")
+
+
+@pytest.fixture(scope="session")
+def fake_mnist(tmp_path_factory: pytest.TempPathFactory):
+    """A data_dir with fake MNIST IDX files (600 train / 300 test digits)."""
+    from mmbench.testing.mnist import write_fake_mnist
+
+    return write_fake_mnist(tmp_path_factory.mktemp("fake-mnist"), n_train=600, n_test=300)
 
 
 @pytest.fixture

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 import torch
 
 import mmbench
-from mmbench.errors import InvalidConfigError, SubmissionError
+from mmbench.errors import InvalidConfigError, MMBenchError, SubmissionError
 from mmbench.harness.evaluate import RESULT_SCHEMA, RunResult, evaluate
 from mmbench.harness.protocols import ModelCard
 from mmbench.harness.suites import Suite
@@ -50,7 +51,8 @@ def test_result_provenance(oracle_result):
     assert {"platform", "cpu_count", "torch", "numpy", "scikit_learn", "python"} <= set(d["hardware"])
     assert d["device"] == "cpu" and d["backend"] == "torch" and d["timings"]["total_s"] > 0
     e = d["entries"][0]
-    assert e["dataset_id"] == "numerical/misalignment/joint:1.0.0" and e["dataset_version"] == "1.0.0"
+    # An overridden config may be reported as 'joint~<config fingerprint>'.
+    assert re.fullmatch(r"numerical/misalignment/joint(~[0-9a-f]+)?:1\.0\.0", e["dataset_id"]) and e["dataset_version"] == "1.0.0"
     for key in ("config_fingerprint", "content_fingerprint", "data_fingerprint"):
         assert isinstance(e[key], str) and e[key]
     assert e["splits"]["fit"]["name"] == "val" and e["splits"]["score"]["name"] == "test"
@@ -113,6 +115,8 @@ class Bad:
             return torch.zeros(n, 4 + self.calls)
         if self.mode == "type":
             return "not an array"
+        if self.mode == "huge":  # finite in float64, inf in float32
+            return np.full((n, 4), 1e300)
         return z
 
 
@@ -124,6 +128,7 @@ class Bad:
     ("raise", "raised RuntimeError in encode.*boom"),
     ("dim", "embedding_dim=4"),
     ("type", "expected real numbers|expected a tensor"),
+    ("huge", r"beyond the float32 range .* in 512 of 512 embeddings"),
 ])
 def test_bad_submission_raises_and_writes_nothing(shared_cache, tmp_path, mode, pattern):
     with pytest.raises(SubmissionError, match=pattern) as info:
@@ -137,6 +142,12 @@ def test_embedding_size_must_not_change(shared_cache):
         evaluate(Bad("drift", dim=None), tiny_suite(seeds=(0,)), device="cpu", cache_dir=shared_cache, batch_size=512)
 
 
+def test_fit_and_score_embedding_sizes_must_match(shared_cache):
+    # One batch per split: size 5 on the fit split, 6 on the score split, each consistent in itself.
+    with pytest.raises(SubmissionError, match=r"size 5 on split 'val' but 6 on split 'test' .*modality 'x'"):
+        evaluate(Bad("drift", dim=None), tiny_suite(seeds=(0,)), device="cpu", cache_dir=shared_cache, batch_size=4096)
+
+
 def test_model_without_supported_modality(shared_cache):
     class TextOnly(ConstantEncoder):
         def __init__(self):
@@ -147,13 +158,115 @@ def test_model_without_supported_modality(shared_cache):
         evaluate(TextOnly(), tiny_suite(seeds=(0,)), device="cpu", cache_dir=shared_cache)
 
 
+def test_entry_the_model_cannot_encode_is_not_applicable(shared_cache, tmp_path):
+    """clica has modalities x1/x2; a model of x only is scored on joint, and clica is recorded as n/a."""
+    class XOnly(ConstantEncoder):
+        def __init__(self):
+            super().__init__()
+            self.card = ModelCard(name="x-only", modalities=("x",))
+
+    res = evaluate(XOnly(), tiny_suite(seeds=(0,)), device="cpu", cache_dir=shared_cache, results_dir=tmp_path)
+    joint, clica = res.entry("joint"), res.entry("clica")
+    assert joint["status"] == "ok" and joint["modalities"] == ["x"]
+    assert clica["status"] == "n/a" and "['x']" in clica["reason"] and "x1" in clica["reason"] and clica["metrics"] == {}
+    assert "| clica | n/a |" in res.summary_table()
+    with pytest.raises(KeyError, match="not applicable"):
+        res.value("clica", "mcc_corr")
+    assert RunResult.load(res.path).entry("clica")["status"] == "n/a"
+
+
+class Counting(ConstantEncoder):
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def encode(self, batch, *, modality):
+        self.calls += 1
+        return super().encode(batch, modality=modality)
+
+
+@pytest.mark.parametrize("change,pattern", [
+    ({"latents": ["z", "zz"]}, r"Suite entry 'clica'.*unknown latent\(s\) \['zz'\]"),
+    ({"metrics": ["acc_logistic"]}, r"Suite entry 'clica'.*'acc_logistic' applies to \['categorical', 'discrete'\]"),
+    ({"score_split": "tset"}, r"Suite entry 'clica'.*tset"),
+    ({"overrides": {"split_sizes": {"val": 10, "test": 10}, "sede": 1}}, r"Suite entry 'clica'.*sede"),
+])
+def test_every_entry_is_validated_before_any_work(shared_cache, change, pattern):
+    suite = tiny_suite(seeds=(0,)).to_dict()
+    suite["entries"][1].update(change)  # the *last* entry is bad
+    model = Counting()
+    with pytest.raises(MMBenchError, match=pattern):  # InvalidConfigError, or NotFoundError for the split
+        evaluate(model, Suite.from_dict(suite), device="cpu", cache_dir=shared_cache)
+    assert model.calls == 0  # failed before embedding anything of the first entry
+
+
+def test_each_seed_fits_its_own_subsample(shared_cache):
+    """n_fit below the rows embedded: every seed draws its own probe-fit rows, so std > 0."""
+    from tests.harness.conftest import SMALL
+
+    suite = Suite.from_dict({"name": "seeds", "version": 1, "seeds": [0, 1, 2], "entries": [
+        {"dataset": "numerical/misalignment/joint:1.0.0", "label": "joint", "overrides": SMALL, "latents": ["s1", "s3", "m_x"],
+         "metrics": ["r2_linear", {"name": "r2_kernel", "params": {"n_fit": 200}}]}]})
+    res = evaluate(LatentOracle("all", transform="mix", noise=0.5), suite, device="cpu", cache_dir=shared_cache)
+    metrics = res.entry("joint")["metrics"]
+    kernel, linear = metrics["r2_kernel"], metrics["r2_linear"]
+    assert kernel["fit_sampling"] == "per_seed_subsample" and kernel["fit_rows"] == 200
+    assert linear["fit_sampling"] == "all_rows" and linear["fit_rows"] == 1536
+    cell = kernel["values"]["x"]["s3"]
+    assert len(set(cell["per_seed"])) == 3 and cell["std"] > 0
+    assert kernel["summary"]["mean"]["std"] > 0
+    lin = linear["values"]["x"]["s3"]  # deterministic on all rows: one number, std 0
+    assert len(set(lin["per_seed"])) == 1 and lin["std"] == 0
+
+
 def test_argument_errors(shared_cache):
     with pytest.raises(InvalidConfigError, match="backend"):
         evaluate(ConstantEncoder(), tiny_suite(), backend="jax")
+    with pytest.raises(InvalidConfigError, match="Did you mean 'sklearn'"):
+        evaluate(ConstantEncoder(), tiny_suite(), backend="sklern")
     with pytest.raises(InvalidConfigError, match="Did you mean 'joint'"):
         evaluate(ConstantEncoder(), tiny_suite(), entries=["joitn"], cache_dir=shared_cache)
     with pytest.raises(SubmissionError, match="card"):
         evaluate(object(), tiny_suite())
+
+
+# ----------------------------------------------------------------------------- classification metrics
+@pytest.fixture(scope="module")
+def classification_results(shared_cache, fake_mnist):
+    from tests.harness.conftest import classification_suite
+
+    kw = {"device": "cpu", "cache_dir": shared_cache, "data_dir": fake_mnist}
+    return {name: evaluate(model, classification_suite(), **kw)
+            for name, model in (("oracle", LatentOracle()), ("mix", LatentOracle(transform="mix")), ("constant", ConstantEncoder()))}
+
+
+def test_classification_metrics_oracle_scores_one(classification_results):
+    res = classification_results["oracle"]
+    e = res.entry("polymnist")
+    assert e["expected_identifiable"] == ["digit"] and e["modalities"] == ["m0", "m1"]
+    for metric in ("acc_logistic", "acc_mlp", "mcc_matthews"):
+        for modality in ("m0", "m1"):
+            assert e["metrics"][metric]["values"][modality]["digit"]["mean"] >= 0.97, (metric, modality)
+        assert res.value("polymnist", metric) >= 0.97
+
+
+def test_classification_metrics_constant_scores_chance(classification_results, shared_cache, fake_mnist):
+    from tests.harness.conftest import POLYMNIST_TINY
+
+    digits = mmbench.load("polymnist:1.0.0", split="test", cache_dir=shared_cache, data_dir=fake_mnist,
+                          **POLYMNIST_TINY).latents(["digit"])["digit"]
+    majority = np.bincount(digits).max() / len(digits)  # a constant predictor's best accuracy
+    res = classification_results["constant"]
+    for metric in ("acc_logistic", "acc_mlp"):
+        assert res.value("polymnist", metric) <= majority + 1e-9, metric
+        assert res.value("polymnist", metric) <= 0.2, metric
+    assert abs(res.value("polymnist", "mcc_matthews")) <= 0.02
+
+
+def test_acc_mlp_recovers_digit_through_an_invertible_map(classification_results):
+    res = classification_results["mix"]
+    for modality in ("m0", "m1"):
+        assert res.value("polymnist", "acc_mlp", modality, "digit") >= 0.95
 
 
 def test_mmbench_evaluate_is_exposed():

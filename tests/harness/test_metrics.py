@@ -223,3 +223,27 @@ def test_probe_data_validation():
         ProbeData(np.zeros(10), z, {}, {})
     with pytest.raises(InvalidConfigError, match="differ"):
         ProbeData(z, z, {"a": np.zeros(10)}, {"b": np.zeros(10)})
+
+
+def test_probe_fit_subsample_is_drawn_from_the_seed():
+    """n_fit below the fit rows: each rng draws its own rows; all rows: the rng is not touched."""
+    lat = _latents(3)
+    z = _truth(lat) + 0.8 * RNG(4).standard_normal((N_FIT + N_SCORE, 3))
+    data = _data(z, lat)
+    sub = data.sample_fit(100, RNG(0))
+    assert len(sub.z_fit) == 100 and len(sub.y_fit["b"]) == 100 and len(sub.z_score) == N_SCORE
+    rows = [int(np.flatnonzero((data.z_fit == r).all(1))[0]) for r in sub.z_fit]
+    assert rows == sorted(rows) and len(set(rows)) == 100  # without replacement, in row order
+    np.testing.assert_array_equal(sub.y_fit["a"], data.y_fit["a"][rows])
+    rng = RNG(0)
+    assert data.sample_fit(None, rng) is data and data.sample_fit(N_FIT, rng) is data
+    assert rng.integers(1 << 30) == RNG(0).integers(1 << 30)  # untouched
+    with pytest.raises(InvalidConfigError, match="n_fit"):
+        data.sample_fit(1, RNG(0))
+    fn = METRICS.get("r2_linear")
+    a, b = (fn(data, rng=RNG(s), backend="sklearn", n_fit=60) for s in (0, 1))
+    assert a["a"] != b["a"]
+    full = [fn(data, rng=RNG(s), backend="sklearn") for s in (0, 1)]
+    assert full[0] == full[1]
+    assert all(METRICS.metadata(n)["subsamples_fit"] for n in ("r2_linear", "r2_kernel", "r2_mlp", "acc_logistic", "acc_mlp", "mcc_matthews"))
+    assert METRICS.metadata("mcc_corr")["subsamples_fit"] is False
