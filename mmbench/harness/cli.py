@@ -21,6 +21,9 @@ def add_evaluate(sub: Any) -> None:
     p.add_argument("--model", required=True,
                    help="package.module:object (an encoder, or a class/factory returning one) or a checkpoint "
                         "directory with mmbench_model.json + model.safetensors")
+    p.add_argument("--trust-factory", action="store_true",
+                   help="let a checkpoint directory name a factory outside mmbench's own model classes; this runs the "
+                        "code its mmbench_model.json names, so use it only for checkpoints you trust")
     p.add_argument("--suite", required=True, help="suite id (e.g. identifiability-numerical:v1) or a suite JSON file")
     p.add_argument("--results-dir", default="results", help="where the RunResult JSON goes (default: ./results)")
     p.add_argument("--device", default=None, help="torch device for batches and probes (default: cuda if available, else cpu)")
@@ -31,6 +34,7 @@ def add_evaluate(sub: Any) -> None:
     p.add_argument("-o", "--set", dest="overrides", action="append", metavar="KEY=VALUE",
                    help="dataset config override for every entry (changes fingerprints), e.g. -o split_sizes.val=2048")
     p.add_argument("--cache-dir", default=None, help="dataset cache root (default: $MMBENCH_CACHE or ~/.cache/mmbench)")
+    p.add_argument("--data-dir", default=None, help="where raw inputs (MNIST, archives) are looked for when a dataset is built")
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -40,13 +44,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from mmbench.harness.probes import resolve_device
     from mmbench.harness.protocols import load_model
 
-    model = load_model(args.model)
+    model = load_model(args.model, trust_factory=args.trust_factory)
     device = resolve_device(args.device)
     if hasattr(model, "to") and hasattr(model, "parameters"):  # a torch module loaded for this run
-        model = model.to(device)
+        moved = model.to(device)
+        # nn.Module.to moves in place and returns the module; keep the object that has the card.
+        if getattr(moved, "card", None) is not None:
+            model = moved
     result = evaluate(model, args.suite, device=device, seeds=args.seeds, backend=args.backend,
                       results_dir=args.results_dir, batch_size=args.batch_size, cache_dir=args.cache_dir,
-                      dataset_overrides=parse_overrides(args.overrides), entries=args.entry)
+                      data_dir=args.data_dir, dataset_overrides=parse_overrides(args.overrides), entries=args.entry)
     print(result.summary_table())
     print(f"\nWrote {result.path} ({result.data['timings']['total_s']:.1f} s)")
     return 0

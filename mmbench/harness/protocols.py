@@ -14,6 +14,14 @@ Submissions are loaded from the command line by :func:`load_model`:
 * a directory holding ``mmbench_model.json`` (card + factory + keyword arguments) and the weights
   in ``model.safetensors`` (never a pickle: loading a submission must not execute its data).
 
+A checkpoint directory is *data*, so by default the factory it names must be one of mmbench's own
+model classes: a ``torch.nn.Module`` subclass defined in an ``mmbench.*`` module (e.g.
+``mmbench.harness.submission:MLPEncoder``). Any other factory would run code chosen by whoever
+wrote the JSON file; it is refused unless the caller opts in with ``trust_factory=True``
+(``mmbench evaluate --trust-factory``), which is for checkpoints whose code you trust, as you
+would trust ``--model package.module:object``. The weights file must exist and is always read
+with safetensors.
+
 Example:
     >>> class MyModel:
     ...     card = ModelCard(name="my-model", revision="1", modalities=("x", "t"), embedding_dim=8)
@@ -23,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import inspect
@@ -41,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MODEL_FILE",
+    "TRUSTED_FACTORY_PREFIX",
     "WEIGHTS_FILE",
     "Encoder",
     "EvalContext",
@@ -55,6 +65,8 @@ __all__ = [
 MODEL_FILE = "mmbench_model.json"
 WEIGHTS_FILE = "model.safetensors"
 MODEL_FORMAT = "mmbench-model/1"
+#: Factories of checkpoint directories loaded without ``trust_factory`` must live under this package.
+TRUSTED_FACTORY_PREFIX = "mmbench"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -201,13 +213,26 @@ def accepts_context(model: Any) -> bool:
 
 
 # ============================================================================ loading & saving
-def load_model(spec: str | os.PathLike[str]) -> Any:
+def load_model(spec: str | os.PathLike[str], *, trust_factory: bool = False) -> Any:
     """Load a submission from ``package.module:object`` or a checkpoint directory.
 
     ``object`` may be an encoder instance or a class / zero-argument factory returning one
     (``a.b`` attribute paths are followed). The current directory is importable, as with
     ``python -m``. A directory must contain ``mmbench_model.json`` and ``model.safetensors``
     (see :func:`save_model`); weights are read with safetensors, never unpickled.
+
+    The loaded model gets a ``mmbench_source`` attribute (the spec, and for a directory its
+    factory and the sha256 of its weights and metadata files) that ``evaluate`` records, so a
+    result says which checkpoint was scored.
+
+    Args:
+        spec: ``package.module:object`` or a checkpoint directory.
+        trust_factory: let a checkpoint directory name a factory outside mmbench's own
+            ``torch.nn.Module`` classes. That runs code chosen by the directory's JSON file: only
+            for checkpoints you trust.
+
+    Raises:
+        SubmissionError: what could not be loaded, and what to do.
 
     Example:
         >>> model = load_model("mmbench.testing.oracles:LatentOracle")
@@ -216,7 +241,7 @@ def load_model(spec: str | os.PathLike[str]) -> Any:
     text = os.fspath(spec)
     path = Path(text)
     if path.is_dir():
-        return _load_dir(path)
+        return _load_dir(path, spec=text, trust_factory=trust_factory)
     module_name, sep, attr = text.partition(":")
     if not sep or not module_name or not attr:
         hint = " (it looks like a path, but no such directory exists)" if ("/" in text or os.sep in text) else ""
@@ -224,17 +249,10 @@ def load_model(spec: str | os.PathLike[str]) -> Any:
             f"Cannot load model {text!r}{hint}: expected 'package.module:object' (an encoder, or a "
             f"class/factory returning one) or a directory containing {MODEL_FILE} and {WEIGHTS_FILE}."
         )
-    cwd = os.getcwd()
-    added = cwd not in sys.path
-    if added:
-        sys.path.insert(0, cwd)
     try:
-        module = importlib.import_module(module_name)
+        module = _import_from_cwd(module_name)
     except ImportError as exc:
         raise SubmissionError(f"Cannot import module {module_name!r} for model {text!r}: {exc}.") from exc
-    finally:
-        if added:
-            sys.path.remove(cwd)
     obj: Any = module
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -253,24 +271,125 @@ def load_model(spec: str | os.PathLike[str]) -> Any:
                 f"the command line ({exc}). Expose a configured instance instead, e.g. model = MyModel(...)."
             ) from exc
     check_encoder(obj)
+    _set_source(obj, {"spec": text, "type": "object"})
     return obj
 
 
+def _import_from_cwd(module_name: str) -> Any:
+    """Import ``module_name`` with the current directory importable, as with ``python -m``."""
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(module_name)
+    finally:
+        if added:
+            sys.path.remove(cwd)
+
+
+def _set_source(model: Any, source: dict[str, Any]) -> None:
+    """Attach ``mmbench_source`` where the object allows it (best effort: provenance, not protocol)."""
+    with contextlib.suppress(AttributeError, TypeError):
+        model.mmbench_source = source
+
+
 class _Carded:
-    """Attach a card from ``mmbench_model.json`` to a model object that has none."""
+    """Attach a card from ``mmbench_model.json`` to a model object that has none.
+
+    Methods that return the module itself in torch (``to``, ``cpu``, ``cuda``, ``eval``,
+    ``train``, ``float``...) return the *wrapper* here, so the card survives ``model.to(device)``.
+    """
+
+    _CHAINABLE = frozenset({"to", "cpu", "cuda", "eval", "train", "float", "double", "half", "bfloat16", "requires_grad_"})
 
     def __init__(self, model: Any, card: ModelCard) -> None:
         self.model = model
         self.card = card
 
-    def encode(self, batch: Mapping[str, Any], *, modality: str, **kwargs: Any) -> Any:
-        return self.model.encode(batch, modality=modality, **kwargs)
+    def encode(self, batch: Mapping[str, Any], *, modality: str, context: EvalContext | None = None) -> Any:
+        # The context goes only to a model whose encode takes it.
+        if context is not None and accepts_context(self.model):
+            return self.model.encode(batch, modality=modality, context=context)
+        return self.model.encode(batch, modality=modality)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.model, name)
+        if name == "model":  # not set yet (e.g. during copy/unpickling): never recurse
+            raise AttributeError(name)
+        attr = getattr(self.model, name)
+        if name in self._CHAINABLE and callable(attr):
+            def chained(*args: Any, **kwargs: Any) -> Any:
+                out = attr(*args, **kwargs)
+                if out is not self.model and out is not None:
+                    self.model = out  # a method that returned a new object: keep wrapping it
+                return self
+
+            return chained
+        return attr
+
+    def __repr__(self) -> str:
+        return f"_Carded({self.card.id!r}, {self.model!r})"
 
 
-def _load_dir(path: Path) -> Any:
+def _resolve_factory(factory_spec: Any, meta_path: Path, *, trust_factory: bool) -> Any:
+    """Import the factory named in ``mmbench_model.json``; untrusted names are refused before import."""
+    spec = factory_spec if isinstance(factory_spec, str) else ""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise SubmissionError(
+            f"{meta_path} names the factory {factory_spec!r}; expected 'package.module:Class', e.g. "
+            "'mmbench.harness.submission:MLPEncoder'. Re-save the checkpoint with mmbench.harness.save_model."
+        )
+    in_mmbench = module_name == TRUSTED_FACTORY_PREFIX or module_name.startswith(TRUSTED_FACTORY_PREFIX + ".")
+    refuse = (
+        f"{meta_path} names the factory {spec!r}, which is not one of mmbench's own model classes "
+        f"(a torch.nn.Module subclass defined under '{TRUSTED_FACTORY_PREFIX}.'). Loading it would run code chosen "
+        "by the checkpoint's JSON file. Use an mmbench class such as 'mmbench.harness.submission:MLPEncoder', or, "
+        "if you trust the code this checkpoint names, pass --trust-factory (load_model(..., trust_factory=True))."
+    )
+    if not trust_factory and not in_mmbench:
+        raise SubmissionError(refuse)  # refused before the import: importing runs module code
+    try:
+        factory: Any = _import_from_cwd(module_name) if trust_factory else importlib.import_module(module_name)
+        for part in attr.split("."):
+            factory = getattr(factory, part)
+    except (ImportError, AttributeError) as exc:
+        raise SubmissionError(
+            f"Cannot import the factory {spec!r} named in {meta_path}: {exc}. Check that the package that defines "
+            "it is installed (and its version matches the one that saved the checkpoint)."
+        ) from exc
+    if not trust_factory:
+        import torch
+
+        owner = getattr(factory, "__module__", "") or ""
+        if not (inspect.isclass(factory) and issubclass(factory, torch.nn.Module)
+                and (owner == TRUSTED_FACTORY_PREFIX or owner.startswith(TRUSTED_FACTORY_PREFIX + "."))):
+            raise SubmissionError(refuse)
+    if not callable(factory):
+        raise SubmissionError(f"The factory {spec!r} named in {meta_path} is a {type(factory).__name__}, not a class or function.")
+    return factory
+
+
+def _weights_file(meta: Mapping[str, Any], path: Path, meta_path: Path) -> Path:
+    name = meta.get("weights", WEIGHTS_FILE)
+    if not isinstance(name, str) or not name or Path(name).name != name or name in (".", "..") or not name.endswith(".safetensors"):
+        raise SubmissionError(
+            f"{meta_path} names the weights file {name!r}; expected the name of a '.safetensors' file inside {path} "
+            f"(default {WEIGHTS_FILE!r}). Every checkpoint directory must hold its weights; re-save it with "
+            "mmbench.harness.save_model."
+        )
+    weights_path = path / name
+    if not weights_path.is_file():
+        raise SubmissionError(
+            f"{path} has no weights file {name!r} (named in {MODEL_FILE}). Copy the checkpoint's safetensors file "
+            "there, or re-save it with mmbench.harness.save_model."
+        )
+    return weights_path
+
+
+def _load_dir(path: Path, *, spec: str, trust_factory: bool = False) -> Any:
+    import hashlib
+
     meta_path = path / MODEL_FILE
     if not meta_path.is_file():
         raise SubmissionError(
@@ -278,37 +397,61 @@ def _load_dir(path: Path) -> Any:
             f"(card, factory, kwargs) and {WEIGHTS_FILE}; write one with mmbench.harness.save_model(model, dir)."
         )
     try:
-        meta = json.loads(meta_path.read_text())
+        meta_bytes = meta_path.read_bytes()
+        meta = json.loads(meta_bytes)
         factory_spec, kwargs, card_dict = meta["factory"], meta.get("kwargs", {}), meta["card"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise SubmissionError(f"{meta_path} is unreadable or lacks 'factory'/'card': {exc!r}.") from exc
     if meta.get("format", MODEL_FORMAT) != MODEL_FORMAT:
         raise SubmissionError(f"{meta_path} has format {meta.get('format')!r}; this mmbench reads {MODEL_FORMAT!r}.")
-    card = ModelCard.from_dict(card_dict)
-    module_name, _, attr = str(factory_spec).partition(":")
+    if not isinstance(kwargs, Mapping):
+        raise SubmissionError(f"{meta_path}: 'kwargs' must be a JSON object of keyword arguments for the factory, got {type(kwargs).__name__}.")
+    if not isinstance(card_dict, Mapping):
+        raise SubmissionError(f"{meta_path}: 'card' must be a JSON object of ModelCard fields, got {type(card_dict).__name__}.")
     try:
-        factory: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            factory = getattr(factory, part)
-    except (ImportError, AttributeError) as exc:
-        raise SubmissionError(f"Cannot import the factory {factory_spec!r} named in {meta_path}: {exc}.") from exc
-    model = factory(**kwargs)
-    weights_path = path / meta.get("weights", WEIGHTS_FILE)
-    if weights_path.is_file():
-        from safetensors.torch import load_file
+        card = ModelCard.from_dict(card_dict)
+    except (InvalidConfigError, TypeError) as exc:
+        raise SubmissionError(f"{meta_path} has an invalid card: {exc}") from exc
+    factory = _resolve_factory(factory_spec, meta_path, trust_factory=trust_factory)
+    weights_path = _weights_file(meta, path, meta_path)  # checked before any model is built
+    try:
+        model = factory(**kwargs)
+    except Exception as exc:
+        raise SubmissionError(
+            f"Building the model of {path} with {factory_spec}(**kwargs) failed: {type(exc).__name__}: {exc}. "
+            f"Check that 'kwargs' in {MODEL_FILE} match the factory's signature in this mmbench version (re-save the "
+            "checkpoint with mmbench.harness.save_model if it was written by another version)."
+        ) from exc
+    loader = getattr(model, "load_state_dict", None)
+    if not callable(loader):
+        raise SubmissionError(f"The model built by {factory_spec!r} has no load_state_dict(); cannot load {weights_path}.")
+    from safetensors.torch import load as load_safetensors
 
-        state = load_file(str(weights_path))
-        loader = getattr(model, "load_state_dict", None)
-        if loader is None:
-            raise SubmissionError(f"The model built by {factory_spec!r} has no load_state_dict(); cannot load {weights_path}.")
+    try:
+        data = weights_path.read_bytes()  # hash exactly the bytes that are loaded
+        state = load_safetensors(data)
+    except Exception as exc:
+        raise SubmissionError(
+            f"Cannot read the weights {weights_path}: {type(exc).__name__}: {exc}. It must be a safetensors file "
+            "(written by mmbench.harness.save_model); pickled checkpoints are never loaded."
+        ) from exc
+    try:
         loader(state)
-    elif meta.get("weights", WEIGHTS_FILE):
-        raise SubmissionError(f"{path} has no weights file {weights_path.name!r}.")
-    if hasattr(model, "eval"):
+    except Exception as exc:
+        raise SubmissionError(
+            f"The weights in {weights_path} do not fit the model built by {factory_spec}(**kwargs): "
+            f"{type(exc).__name__}: {exc}. Check that 'kwargs' in {MODEL_FILE} describe the architecture that was saved."
+        ) from exc
+    if callable(getattr(model, "eval", None)):
         model.eval()
     if getattr(model, "card", None) is None:
         model = _Carded(model, card)
     check_encoder(model)
+    _set_source(model, {
+        "spec": spec, "type": "checkpoint", "directory": str(path.resolve()), "factory": factory_spec,
+        "weights_file": weights_path.name, "weights_sha256": hashlib.sha256(data).hexdigest(),
+        "metadata_sha256": hashlib.sha256(meta_bytes).hexdigest(), "trusted_factory": bool(trust_factory),
+    })
     return model
 
 

@@ -50,3 +50,38 @@ def test_cli_errors_are_clean(tmp_path, capsys):
                  "--results-dir", str(tmp_path)]) == 1
     assert "Did you mean 'identifiability-numerical:v1'" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_cli_scores_a_cardless_checkpoint_with_trust_factory(tmp_path, shared_cache, capsys, monkeypatch):
+    """A checkpoint whose model has no card (the card is in mmbench_model.json) survives model.to(device)."""
+    import hashlib
+    import sys
+
+    from mmbench.harness.protocols import WEIGHTS_FILE, ModelCard, save_model
+    from tests.harness.test_protocols import CARDLESS
+
+    (tmp_path / "cardless_cli_net.py").write_text(CARDLESS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import cardless_cli_net
+
+    try:
+        ckpt = save_model(cardless_cli_net.Net(k=2), tmp_path / "ckpt", factory="cardless_cli_net:Net", kwargs={"k": 2},
+                          card=ModelCard(name="cardless", revision="3", embedding_dim=2))
+        suite_file = tmp_path / "one.json"
+        suite = tiny_suite(seeds=(0,)).to_dict()
+        suite["entries"] = [{**suite["entries"][1], "metrics": [{"name": "r2_linear", "params": {}}]}]  # clica only
+        suite_file.write_text(json.dumps(suite))
+        args = ["evaluate", "--model", str(ckpt), "--suite", str(suite_file), "--results-dir", str(tmp_path / "res"),
+                "--device", "cpu", "--cache-dir", str(shared_cache)]
+        assert main(args) == 1
+        assert "--trust-factory" in capsys.readouterr().err
+        assert main([*args, "--trust-factory"]) == 0, capsys.readouterr().err
+    finally:
+        sys.modules.pop("cardless_cli_net", None)
+    (path,) = (tmp_path / "res").glob("*.json")
+    data = json.loads(path.read_text())
+    assert data["model"]["name"] == "cardless"
+    src = data["model_source"]
+    assert src["spec"] == str(ckpt) and src["type"] == "checkpoint" and src["trusted_factory"] is True
+    assert src["weights_sha256"] == hashlib.sha256((ckpt / WEIGHTS_FILE).read_bytes()).hexdigest()

@@ -127,8 +127,112 @@ def test_checkpoint_directory_round_trip(tmp_path):
     assert loaded.card == enc.card
     # The weights are read with safetensors only: a corrupted file is an error, never unpickled.
     (out / WEIGHTS_FILE).write_bytes(b"\x80\x04not-a-safetensors-file")
-    with pytest.raises(Exception, match=r"(?i)header|safetensor|deserializ|invalid"):
+    with pytest.raises(SubmissionError, match=r"Cannot read the weights.*safetensors file.*never loaded"):
         load_model(out)
     (out / WEIGHTS_FILE).unlink()
     with pytest.raises(SubmissionError, match="no weights"):
         load_model(out)
+
+
+def _checkpoint(tmp_path, **meta_changes):
+    enc = MLPEncoder(card={"name": "mlp", "revision": "7", "modalities": ["x"]}, layers={"x": [5, 16, 3]})
+    out = save_model(enc, tmp_path / "ckpt", factory="mmbench.harness.submission:MLPEncoder", kwargs=enc.config)
+    meta = json.loads((out / MODEL_FILE).read_text())
+    meta.update(meta_changes)
+    (out / MODEL_FILE).write_text(json.dumps(meta))
+    return out
+
+
+@pytest.mark.parametrize("factory", [
+    "os:system",                                # outside mmbench: refused before it is even imported
+    "mmbench.harness.protocols:os.system",      # reached through an mmbench module, but not an mmbench class
+    "mmbench.cli:main",                         # an mmbench function, not a model class
+    "mmbench.harness.submission:torch.nn.Linear",
+    "nonsense",
+])
+def test_checkpoint_factory_must_be_an_mmbench_model_class(tmp_path, factory):
+    marker = tmp_path / "pwned"
+    out = _checkpoint(tmp_path, factory=factory, kwargs={"command": f"touch {marker}", "argv": ["list"]})
+    with pytest.raises(SubmissionError, match=r"mmbench's own model classes|expected 'package.module:Class'") as info:
+        load_model(out)
+    assert not marker.exists()
+    if ":" in factory:
+        assert "--trust-factory" in str(info.value)
+
+
+@pytest.mark.parametrize("weights", ["", "../model.safetensors", "/etc/passwd", "model.bin", None, "other.safetensors"])
+def test_checkpoint_must_have_its_safetensors_weights(tmp_path, weights):
+    out = _checkpoint(tmp_path, weights=weights)
+    with pytest.raises(SubmissionError, match=r"weights file"):
+        load_model(out)
+
+
+def test_checkpoint_build_and_weight_errors_are_submission_errors(tmp_path):
+    out = _checkpoint(tmp_path)
+    meta = json.loads((out / MODEL_FILE).read_text())
+    (out / MODEL_FILE).write_text(json.dumps({**meta, "kwargs": {**meta["kwargs"], "width": 3}}))
+    with pytest.raises(SubmissionError, match=r"Building the model .* failed: TypeError.*'kwargs'"):
+        load_model(out)
+    (out / MODEL_FILE).write_text(json.dumps({**meta, "kwargs": {**meta["kwargs"], "layers": {"x": [5, 8, 3]}}}))
+    with pytest.raises(SubmissionError, match=r"(?s)do not fit the model built by .*size mismatch"):
+        load_model(out)
+    (out / MODEL_FILE).write_text(json.dumps({**meta, "kwargs": [1, 2]}))
+    with pytest.raises(SubmissionError, match=r"'kwargs' must be a JSON object"):
+        load_model(out)
+    (out / MODEL_FILE).write_text(json.dumps({**meta, "card": {"name": ""}}))
+    with pytest.raises(SubmissionError, match=r"invalid card"):
+        load_model(out)
+
+
+def test_load_model_records_the_checkpoint(tmp_path):
+    import hashlib
+
+    out = _checkpoint(tmp_path)
+    model = load_model(out)
+    src = model.mmbench_source
+    assert src["type"] == "checkpoint" and src["spec"] == str(out) and src["factory"] == "mmbench.harness.submission:MLPEncoder"
+    assert src["weights_sha256"] == hashlib.sha256((out / WEIGHTS_FILE).read_bytes()).hexdigest()
+    assert load_model("mmbench.testing.oracles:ConstantEncoder").mmbench_source == {
+        "spec": "mmbench.testing.oracles:ConstantEncoder", "type": "object"}
+
+
+CARDLESS = textwrap.dedent("""
+    import torch
+
+    class Net(torch.nn.Module):
+        # A user's card-less encoder: the card comes from mmbench_model.json.
+        def __init__(self, k=2):
+            super().__init__()
+            self.k = k
+            self.scale = torch.nn.Parameter(torch.ones(k))
+
+        def encode(self, batch, *, modality):
+            x = torch.as_tensor(batch[modality]).float()
+            return x[:, : self.k] * self.scale.to(x.device)
+""")
+
+
+@pytest.fixture
+def cardless_checkpoint(tmp_path, monkeypatch):
+    (tmp_path / "cardless_user_net.py").write_text(CARDLESS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import cardless_user_net
+
+    net = cardless_user_net.Net(k=2)
+    out = save_model(net, tmp_path / "ckpt", factory="cardless_user_net:Net", kwargs={"k": 2},
+                     card=ModelCard(name="cardless", revision="3", modalities=("x",), embedding_dim=2))
+    yield out
+    sys.modules.pop("cardless_user_net", None)
+
+
+def test_user_factory_needs_trust_and_the_card_survives_to(cardless_checkpoint):
+    with pytest.raises(SubmissionError, match="--trust-factory"):
+        load_model(cardless_checkpoint)
+    model = load_model(cardless_checkpoint, trust_factory=True)
+    assert model.card.name == "cardless" and model.mmbench_source["trusted_factory"] is True
+    for moved in (model.to("cpu"), model.to(torch.device("cpu")), model.eval(), model.cpu(), model.float()):
+        assert moved is model and check_encoder(moved).id == "cardless@3"
+    assert isinstance(model, Encoder) and len(list(model.parameters())) == 1
+    out = model.encode({"x": torch.arange(6.0).reshape(2, 3)}, modality="x")
+    torch.testing.assert_close(out, torch.tensor([[0.0, 1.0], [3.0, 4.0]]))
