@@ -1,10 +1,11 @@
 """The leaderboard: RunResult JSON files → Markdown table, static sortable HTML page, per-latent heatmaps.
 
-One table per suite version, one row per model × suite version, one column per
-(suite entry, dataset fingerprint, metric). Results whose dataset fingerprints differ are never
-merged into one column: when a results directory holds several fingerprints for the same entry
-and metric, each gets its own column, labelled with the fingerprint. Unreadable or foreign JSON
-files are reported and skipped.
+One table per suite id, one row per model (name, revision and, for checkpoint directories, the
+sha256 of the weights) × suite id, one column per (suite fingerprint, suite entry, dataset
+fingerprint, metric). Results whose suite or dataset fingerprints differ are never merged into one
+column: when a results directory holds several fingerprints for the same entry and metric, each
+gets its own column, labelled with the fingerprints. Unreadable, foreign or malformed JSON files
+(and results that fail validation) are reported and skipped; the leaderboard never fails on one.
 
 Example:
     >>> lb = Leaderboard.from_dir("results/")
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from mmbench.harness.evaluate import RunResult
+from mmbench.harness.evaluate import RunResult, validate_result_data
 
 __all__ = ["Column", "Leaderboard", "load_results", "render_heatmap"]
 
@@ -42,15 +43,15 @@ def load_results(results_dir: str | os.PathLike[str]) -> tuple[list[RunResult], 
         if path.name.startswith("."):
             continue  # temp files of an in-flight atomic write
         try:
-            results.append(RunResult.load(path))
-        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            results.append(RunResult.load(path))  # validates: a result the leaderboard could not use is skipped here
+        except (OSError, ValueError, UnicodeDecodeError, RecursionError) as exc:
             skipped.append((path, f"{type(exc).__name__}: {exc}"))
     return results, skipped
 
 
 @dataclasses.dataclass(frozen=True)
 class Column:
-    """One leaderboard column: a metric on one suite entry with one dataset fingerprint."""
+    """One leaderboard column: a metric on one suite entry, for one suite and one dataset fingerprint."""
 
     entry: str
     dataset_id: str
@@ -58,11 +59,13 @@ class Column:
     metric: str
     main_key: str
     higher_is_better: bool
+    suite_fingerprint: str = ""
 
-    def header(self, with_fingerprint: bool) -> str:
+    def header(self, with_fingerprint: bool, with_suite: bool = False) -> str:
         arrow = "↑" if self.higher_is_better else "↓"
         fp = f" [{self.data_fingerprint[:8]}]" if with_fingerprint else ""
-        return f"{self.entry} · {self.metric} {arrow}{fp}"
+        sfp = f" (suite {self.suite_fingerprint[:8]})" if with_suite else ""
+        return f"{self.entry} · {self.metric} {arrow}{fp}{sfp}"
 
 
 @dataclasses.dataclass
@@ -71,31 +74,58 @@ class _Row:
     suite_id: str
     cells: dict[Column, dict[str, Any]]
     results: list[RunResult]
+    weights_sha256: str | None = None
+    not_applicable: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)  # (suite fp, entry) → reason
+
+
+def _weights_sha(res: RunResult) -> str | None:
+    source = res.data.get("model_source")
+    sha = source.get("weights_sha256") if isinstance(source, dict) else None
+    return sha if isinstance(sha, str) and sha else None
 
 
 class Leaderboard:
-    """Rows (model × suite version) and fingerprint-separated columns built from RunResults."""
+    """Rows (model × suite id) and fingerprint-separated columns built from RunResults.
 
-    def __init__(self, results: Iterable[RunResult], skipped: Sequence[tuple[Path, str]] = ()) -> None:
-        self.results = sorted(results, key=lambda r: r.data.get("created", ""))
-        self.skipped = list(skipped)
-        self.tables: dict[str, dict[tuple[str, str], _Row]] = {}
+    Results that fail :func:`~mmbench.harness.evaluate.validate_result_data` are not ingested;
+    they are added to :attr:`skipped` with the reason.
+    """
+
+    def __init__(self, results: Iterable[RunResult], skipped: Sequence[tuple[Path | str, str]] = ()) -> None:
+        self.skipped: list[tuple[Path | str, str]] = list(skipped)
+        good = []
+        for i, res in enumerate(results):
+            try:
+                validate_result_data(res.data)
+            except ValueError as exc:
+                self.skipped.append((res.path or f"<result {i}>", f"ValueError: {exc}"))
+            else:
+                good.append(res)
+        self.results = sorted(good, key=lambda r: str(r.data.get("created", "")))
+        self.tables: dict[str, dict[tuple[str, str, str | None], _Row]] = {}
         self.columns: dict[str, list[Column]] = {}
         for res in self.results:  # later results win for the same cell
             card = res.data["model"]
             suite_id = res.data["suite"]["id"]
+            suite_fp = res.data["suite"]["fingerprint"]
             rows = self.tables.setdefault(suite_id, {})
-            key = (card["name"], card.get("revision", ""))
-            row = rows.setdefault(key, _Row(card, suite_id, {}, []))
+            # Two checkpoints under one card name/revision are two rows: the weights' hash tells them apart.
+            sha = _weights_sha(res)
+            key = (card["name"], card.get("revision", ""), sha)
+            row = rows.setdefault(key, _Row(card, suite_id, {}, [], sha))
             row.results.append(res)
             cols = self.columns.setdefault(suite_id, [])
             for entry in res.entries:
+                if entry.get("status") == "n/a":
+                    row.not_applicable[(suite_fp, entry["label"])] = str(entry.get("reason", ""))
+                    continue
+                row.not_applicable.pop((suite_fp, entry["label"]), None)
                 for name, m in entry["metrics"].items():
                     col = Column(entry["label"], entry["dataset_id"], entry["data_fingerprint"], name,
-                                 m.get("main_key", "mean"), bool(m.get("higher_is_better", True)))
+                                 m.get("main_key", "mean"), bool(m.get("higher_is_better", True)), suite_fp)
                     if col not in cols:
                         cols.append(col)
-                    summary = m.get("summary", {}).get(col.main_key, {})
+                    summary = m["summary"].get(col.main_key) or {}
                     row.cells[col] = {"mean": summary.get("mean"), "std": summary.get("std"), "result": res, "entry": entry}
 
     @classmethod
@@ -104,22 +134,34 @@ class Leaderboard:
         return cls(results, skipped)
 
     # ------------------------------------------------------------------ helpers
-    def _ambiguous(self, suite_id: str) -> set[tuple[str, str]]:
-        """(entry, metric) pairs that appear with more than one dataset fingerprint."""
+    def _ambiguous(self, suite_id: str, attr: str) -> set[tuple[str, str]]:
+        """(entry, metric) pairs that appear with more than one value of ``attr`` (a fingerprint)."""
         seen: dict[tuple[str, str], set[str]] = {}
         for c in self.columns.get(suite_id, []):
-            seen.setdefault((c.entry, c.metric), set()).add(c.data_fingerprint)
+            seen.setdefault((c.entry, c.metric), set()).add(getattr(c, attr))
         return {k for k, v in seen.items() if len(v) > 1}
 
     def _header(self, suite_id: str, col: Column) -> str:
-        return col.header((col.entry, col.metric) in self._ambiguous(suite_id))
+        key = (col.entry, col.metric)
+        return col.header(key in self._ambiguous(suite_id, "data_fingerprint"), key in self._ambiguous(suite_id, "suite_fingerprint"))
 
     @staticmethod
-    def _cell_text(cell: dict[str, Any] | None) -> str:
+    def _cell_text(cell: dict[str, Any] | None, row: _Row | None = None, col: Column | None = None) -> str:
         if not cell or cell.get("mean") is None:
+            if row is not None and col is not None and (col.suite_fingerprint, col.entry) in row.not_applicable:
+                return "n/a"
             return "–"
         std = cell.get("std")
         return f"{cell['mean']:.3f}" + (f" ± {std:.3f}" if std else "")
+
+    def _row_label(self, row: _Row) -> str:
+        """``name@revision``, plus the weights' hash when another row shares the name and revision."""
+        label = self._model_label(row.model)
+        rows = self.tables.get(row.suite_id, {})
+        twins = [r for r in rows.values() if (r.model["name"], r.model.get("revision", "")) == (row.model["name"], row.model.get("revision", ""))]
+        if len(twins) > 1:
+            label += f" [weights {row.weights_sha256[:8]}]" if row.weights_sha256 else " [weights unrecorded]"
+        return label
 
     @staticmethod
     def _model_label(card: dict[str, Any]) -> str:
@@ -137,13 +179,14 @@ class Leaderboard:
             out.append("| model | " + " | ".join(self._header(suite_id, c) for c in cols) + " |")
             out.append("|---|" + "---|" * len(cols))
             for row in rows.values():
-                out.append(f"| {self._model_label(row.model)} | " + " | ".join(self._cell_text(row.cells.get(c)) for c in cols) + " |")
-            out += ["", "Datasets (a column never mixes fingerprints):", ""]
+                out.append(f"| {self._row_label(row)} | " + " | ".join(self._cell_text(row.cells.get(c), row, c) for c in cols) + " |")
+            out += ["", "Datasets (a column never mixes suite or data fingerprints):", ""]
             seen = set()
             for c in cols:
-                if (c.entry, c.data_fingerprint) not in seen:
-                    seen.add((c.entry, c.data_fingerprint))
-                    out.append(f"- `{c.entry}`: {c.dataset_id}, data fingerprint `{c.data_fingerprint}`")
+                if (c.entry, c.data_fingerprint, c.suite_fingerprint) not in seen:
+                    seen.add((c.entry, c.data_fingerprint, c.suite_fingerprint))
+                    out.append(f"- `{c.entry}`: {c.dataset_id}, data fingerprint `{c.data_fingerprint}`, "
+                               f"suite fingerprint `{c.suite_fingerprint}`")
             out.append("")
             out.append("Values: mean ± std over seeds of each metric's main summary (R²/accuracy: mean over the latents "
                        "the theory calls identifiable, from every modality; identifiability_consistency: balanced agreement).")
@@ -164,16 +207,17 @@ class Leaderboard:
             parts.append(f"<h2>{e(suite_id)}</h2>")
             parts.append(f'<table class="lb" id="t{t}"><thead><tr><th data-k="0">model</th>')
             for j, c in enumerate(cols, start=1):
-                tip = f"{c.dataset_id}\ndata fingerprint {c.data_fingerprint}\nsummary: {c.main_key}"
+                tip = f"{c.dataset_id}\ndata fingerprint {c.data_fingerprint}\nsuite fingerprint {c.suite_fingerprint}\nsummary: {c.main_key}"
                 parts.append(f'<th data-k="{j}" title="{e(tip)}">{e(self._header(suite_id, c))}</th>')
             parts.append("</tr></thead><tbody>")
             for i, row in enumerate(rows.values()):
-                parts.append(f'<tr class="r" data-d="d{t}-{i}"><td>{e(self._model_label(row.model))}</td>')
+                parts.append(f'<tr class="r" data-d="d{t}-{i}"><td>{e(self._row_label(row))}</td>')
                 for c in cols:
                     cell = row.cells.get(c)
                     val = "" if not cell or cell.get("mean") is None else f"{cell['mean']:.6g}"
-                    tip = self._provenance(cell) if cell else "no result"
-                    parts.append(f'<td data-v="{val}" title="{e(tip)}">{e(self._cell_text(cell))}</td>')
+                    na = row.not_applicable.get((c.suite_fingerprint, c.entry))
+                    tip = self._provenance(cell) if cell else (f"not applicable: {na}" if na is not None else "no result")
+                    parts.append(f'<td data-v="{val}" title="{e(tip)}">{e(self._cell_text(cell, row, c))}</td>')
                 parts.append("</tr>")
                 detail = e(json.dumps(self._row_provenance(row), indent=1))
                 parts.append(f'<tr class="d" id="d{t}-{i}" hidden><td colspan="{len(cols) + 1}"><pre>{detail}</pre></td></tr>')
@@ -185,23 +229,34 @@ class Leaderboard:
 
     @staticmethod
     def _provenance(cell: dict[str, Any]) -> str:
+        # Only the validated fields are indexed; the rest are optional provenance (.get).
         res, entry = cell["result"].data, cell["entry"]
-        return (f"{entry['dataset_id']} (config {entry['config_fingerprint']}, data {entry['data_fingerprint']})\n"
-                f"fit {entry['splits']['fit']['name']} {entry['splits']['fit']['rows_used']} rows, score "
-                f"{entry['splits']['score']['name']} {entry['splits']['score']['rows_used']} rows\n"
-                f"seeds {res['seeds']}, backend {res['backend']} on {res['device']}\n"
-                f"mmbench {res['mmbench_version']}, suite fingerprint {res['suite']['fingerprint']}, {res['created']}")
+        splits = entry.get("splits") if isinstance(entry.get("splits"), dict) else {}
+
+        def split(name: str) -> str:
+            sp = splits.get(name) if isinstance(splits.get(name), dict) else {}
+            return f"{sp.get('name', '?')} {sp.get('rows_used', '?')} rows"
+
+        source = res.get("model_source") if isinstance(res.get("model_source"), dict) else {}
+        model = f"\nmodel {source.get('spec')}" + (f", weights sha256 {source['weights_sha256']}" if source.get("weights_sha256") else "") if source else ""
+        return (f"{entry['dataset_id']} (config {entry.get('config_fingerprint', '?')}, data {entry['data_fingerprint']})\n"
+                f"fit {split('fit')}, score {split('score')}\n"
+                f"seeds {res.get('seeds')}, backend {res.get('backend')} on {res.get('device')}\n"
+                f"mmbench {res.get('mmbench_version')}, suite fingerprint {res['suite']['fingerprint']}, {res.get('created')}{model}")
 
     @staticmethod
     def _row_provenance(row: _Row) -> dict[str, Any]:
         return {
             "model": row.model,
             "runs": [{"file": str(r.path) if r.path else None, "created": r.data.get("created"),
+                      "model_source": r.data.get("model_source"),
                       "suite_fingerprint": r.data["suite"].get("fingerprint"), "mmbench_version": r.data.get("mmbench_version"),
                       "seeds": r.data.get("seeds"), "backend": r.data.get("backend"), "device": r.data.get("device"),
                       "hardware": r.data.get("hardware"),
-                      "datasets": {en["label"]: {"id": en["dataset_id"], "data_fingerprint": en["data_fingerprint"],
-                                                 "content_fingerprint": en.get("content_fingerprint")} for en in r.entries}}
+                      "datasets": {en["label"]: ({"id": en["dataset_id"], "data_fingerprint": en["data_fingerprint"],
+                                                  "content_fingerprint": en.get("content_fingerprint")}
+                                                 if en.get("status") != "n/a" else {"not_applicable": en.get("reason")})
+                                   for en in r.entries}}
                      for r in row.results],
         }
 
@@ -214,14 +269,16 @@ class Leaderboard:
                 res = row.results[-1]
                 families: dict[str, list[dict[str, Any]]] = {}
                 for entry in res.entries:
-                    families.setdefault(_family(entry), []).append(entry)
+                    if entry.get("status") != "n/a":
+                        families.setdefault(_family(entry), []).append(entry)
                 for family, entries in families.items():
                     metrics = [n for n in dict.fromkeys(n for en in entries for n in en["metrics"]) if
                                all(en["metrics"].get(n, {}).get("type", "probe") == "probe" for en in entries if n in en["metrics"])]
                     for metric in metrics:
-                        img = render_heatmap(entries, metric, title=f"{self._model_label(row.model)} | {suite_id} | {family} | {metric}")
+                        img = render_heatmap(entries, metric, title=f"{self._row_label(row)} | {suite_id} | {family} | {metric}")
                         if img is not None:
-                            name = f"{row.model['name']}@{row.model.get('revision', '')}__{suite_id}__{family}__{metric}"
+                            sha = f"-{row.weights_sha256[:8]}" if row.weights_sha256 else ""
+                            name = f"{row.model['name']}@{row.model.get('revision', '')}{sha}__{suite_id}__{family}__{metric}"
                             out.append((re.sub(r"[^A-Za-z0-9_.@\-]+", "_", name) + ".png", img))
         return out
 
@@ -243,7 +300,7 @@ class Leaderboard:
 
 def _family(entry: dict[str, Any]) -> str:
     """Dataset name without config and version: the entries one heatmap compares (bias settings)."""
-    name = entry["dataset_id"].split(":")[0]
+    name = entry["dataset_id"].split(":")[0].split("~")[0]  # 'joint~c32604f2': an overridden config
     config = entry.get("config_name")
     return name[: -len(config) - 1] if config and name.endswith("/" + config) else name
 

@@ -2,8 +2,10 @@
 
 A suite is data. The built-in ones are the dictionaries in :data:`SUITE_DATA`, registered as
 ``name:vN``; a suite can also be read from a JSON file of the same shape (``Suite.from_json``,
-or ``--suite path.json`` on the command line). A published suite version never changes: a
-change makes ``:v2``. Every result records the suite's :attr:`Suite.fingerprint`.
+or ``--suite path.json`` on the command line) or registered with :func:`register_suite`. A
+published suite version never changes: a change makes ``:v2``. Every result records the suite's
+:attr:`Suite.fingerprint`, and a suite whose id is registered with a *different* definition is
+refused (by :func:`get_suite` and :func:`register_suite`), so that no two benchmarks share a name.
 
 Example:
     >>> suite = get_suite("identifiability-numerical:v1")
@@ -27,7 +29,7 @@ from mmbench.harness.metrics import METRICS
 from mmbench.registry import Registry
 from mmbench.versioning import fingerprint, to_jsonable
 
-__all__ = ["SUITES", "SUITE_DATA", "MetricSpec", "Suite", "SuiteEntry", "get_suite", "list_suites"]
+__all__ = ["SUITES", "SUITE_DATA", "MetricSpec", "Suite", "SuiteEntry", "get_suite", "list_suites", "register_suite"]
 
 _SUITE_ID_RE = re.compile(r"^([a-z0-9][a-z0-9_\-]*):v([1-9]\d*)$")
 _COMMON = ("rng", "backend", "device")  # supplied by the harness, never pinned by a suite
@@ -264,6 +266,37 @@ def _register_builtin() -> None:
             SUITES.register(suite_id, suite)
 
 
+def _check_id_collision(suite: Suite, what: str) -> None:
+    """Refuse ``suite`` if its id is registered with a different definition."""
+    _register_builtin()
+    if suite.id not in SUITES:
+        return
+    known = SUITES.get(suite.id)
+    if known.fingerprint != suite.fingerprint:
+        mine, theirs = suite.to_dict(), known.to_dict()
+        diff = [k for k in theirs if mine.get(k) != theirs.get(k)]
+        raise InvalidConfigError(
+            f"{what} is named {suite.id!r}, but a different suite is registered under that id (fingerprint "
+            f"{known.fingerprint} vs {suite.fingerprint}; differing field(s): {diff}). A suite id names one frozen "
+            f"definition, so results stay comparable: give yours another name or version (e.g. "
+            f"'{suite.name}-custom:v1'), or use the registered suite {suite.id!r} as it is."
+        )
+
+
+def register_suite(suite: Suite | Mapping[str, Any] | str | os.PathLike[str]) -> Suite:
+    """Register a suite (a Suite, a dict or a JSON file) under its id; return it.
+
+    Registering the same definition again is a no-op; a different definition under a registered
+    id raises :class:`~mmbench.errors.InvalidConfigError`.
+    """
+    if isinstance(suite, str | os.PathLike) and not (os.fspath(suite).endswith(".json") or Path(suite).is_file()):
+        raise InvalidConfigError(f"register_suite needs a Suite, a dict or a JSON file, got {os.fspath(suite)!r} (not a file).")
+    obj = get_suite(suite)  # refuses an id registered with another definition
+    if obj.id not in SUITES:
+        SUITES.register(obj.id, obj)
+    return SUITES.get(obj.id)
+
+
 def list_suites() -> list[str]:
     """Ids of the registered suites (``name:vN``)."""
     _register_builtin()
@@ -273,15 +306,22 @@ def list_suites() -> list[str]:
 def get_suite(suite: str | os.PathLike[str] | Suite | Mapping[str, Any]) -> Suite:
     """A :class:`Suite` from an id (``name:vN``), a JSON file path, a dict, or a Suite.
 
-    A bare name without ``:vN`` is refused: results must say which version they measured.
+    A bare name without ``:vN`` is refused: results must say which version they measured. A
+    suite given by value (file, dict, Suite) whose id is registered with a different definition is
+    refused too (:class:`~mmbench.errors.InvalidConfigError`).
     """
     if isinstance(suite, Suite):
+        _check_id_collision(suite, "The given suite")
         return suite
     if isinstance(suite, Mapping):
-        return Suite.from_dict(suite)
+        obj = Suite.from_dict(suite)
+        _check_id_collision(obj, "The given suite")
+        return obj
     text = os.fspath(suite)
     if text.endswith(".json") or Path(text).is_file():
-        return Suite.from_json(text)
+        obj = Suite.from_json(text)
+        _check_id_collision(obj, f"The suite file {text}")
+        return obj
     _register_builtin()
     if text not in SUITES:
         versions = [s for s in SUITES.names() if s.split(":")[0] == text]

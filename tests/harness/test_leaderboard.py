@@ -83,3 +83,108 @@ def test_empty_and_missing_dirs(tmp_path):
     assert "No results" in Leaderboard.from_dir(tmp_path).to_markdown()
     with pytest.raises(Exception, match="does not exist"):
         Leaderboard.from_dir(tmp_path / "nope")
+
+
+def test_same_suite_id_with_another_definition_gets_its_own_columns(results_dir, shared_cache, tmp_path):
+    """Same id, same datasets, other probe settings: the columns are keyed by suite fingerprint too."""
+    import shutil
+
+    mixed = tmp_path / "mixed-suite"
+    shutil.copytree(results_dir, mixed)
+    other = _suite(600).to_dict()
+    other["entries"][0]["metrics"][0] = {"name": "r2_linear", "params": {"n_fit": 300}}
+    evaluate(ConstantEncoder(), Suite.from_dict(other), device="cpu", cache_dir=shared_cache, results_dir=mixed)
+    lb = Leaderboard.from_dir(mixed)
+    cols = [c for c in lb.columns["lb:v1"] if c.entry == "joint" and c.metric == "r2_linear"]
+    assert len(cols) == 2 and cols[0].data_fingerprint == cols[1].data_fingerprint
+    assert cols[0].suite_fingerprint != cols[1].suite_fingerprint
+    md = lb.to_markdown()
+    for c in cols:
+        assert f"(suite {c.suite_fingerprint[:8]})" in md
+    oracle_row = next(line for line in md.splitlines() if line.startswith("| oracle"))
+    assert "–" in oracle_row  # the oracle was never scored under the other definition
+
+
+def test_malformed_results_are_skipped_never_fatal(results_dir, tmp_path):
+    import json
+    import shutil
+
+    from mmbench.harness.evaluate import RunResult
+
+    bad = tmp_path / "malformed"
+    shutil.copytree(results_dir, bad)
+    good = json.loads(next(bad.glob("oracle*.json")).read_text())
+
+    def variant(name, edit):
+        d = json.loads(json.dumps(good))
+        edit(d)
+        (bad / f"{name}.json").write_text(json.dumps(d))
+
+    variant("no_fingerprint", lambda d: d["entries"][0].pop("data_fingerprint"))
+    variant("no_name", lambda d: d["model"].pop("name"))
+    variant("suite_no_fp", lambda d: d["suite"].pop("fingerprint"))
+    variant("mean_is_text", lambda d: d["entries"][0]["metrics"]["r2_linear"]["summary"]["identifiable"].update(mean="high"))
+    variant("entries_not_list", lambda d: d.update(entries={"a": 1}))
+    variant("metric_not_dict", lambda d: d["entries"][1]["metrics"].update(r2_linear=3))
+    variant("values_bad", lambda d: d["entries"][1]["metrics"]["r2_linear"]["values"].update(x=[1]))
+    results, skipped = load_results(bad)
+    names = {p.name for p, _ in skipped}
+    assert len(results) == 2 and len(names) == 7
+    reasons = dict((p.name, why) for p, why in skipped)
+    assert "entries[0]" in reasons["no_fingerprint.json"] and "data_fingerprint" in reasons["no_fingerprint.json"]
+    assert "model" in reasons["no_name.json"] and "'name'" in reasons["no_name.json"]
+    # In-memory results are validated too, and the output is still written.
+    broken = RunResult({**good, "entries": [{"label": "joint"}]})
+    lb = Leaderboard([*results, broken], skipped)
+    assert len(lb.skipped) == 8 and any(str(p) == "<result 2>" for p, _ in lb.skipped)
+    paths = lb.write(tmp_path / "lb")
+    assert "## Skipped files" in paths["markdown"].read_text() and paths["html"].is_file() and paths["heatmaps"]
+
+
+def test_two_checkpoints_with_one_card_are_two_rows(shared_cache, tmp_path):
+    import hashlib
+
+    import torch
+
+    from mmbench.harness.protocols import WEIGHTS_FILE, load_model, save_model
+    from mmbench.harness.submission import MLPEncoder
+
+    out = tmp_path / "res"
+    suite = Suite.from_dict({**_suite(600).to_dict(), "entries": [_suite(600).to_dict()["entries"][0]]})
+    shas = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        enc = MLPEncoder(card={"name": "mlp", "revision": "1"}, layers={"x": [15, 8, 4], "t": [13, 8, 4]})
+        ckpt = save_model(enc, tmp_path / f"ckpt{seed}", factory="mmbench.harness.submission:MLPEncoder", kwargs=enc.config)
+        res = evaluate(load_model(ckpt), suite, device="cpu", cache_dir=shared_cache, results_dir=out)
+        shas.append(hashlib.sha256((ckpt / WEIGHTS_FILE).read_bytes()).hexdigest())
+        assert res.model_source["weights_sha256"] == shas[-1] and res.model_source["spec"] == str(ckpt)
+    lb = Leaderboard.from_dir(out)
+    assert len(lb.tables["lb:v1"]) == 2
+    md = lb.to_markdown()
+    for sha in shas:
+        assert f"mlp@1 [weights {sha[:8]}]" in md
+    assert len({p.name for p in lb.write(tmp_path / "lb")["heatmaps"]}) == 2
+
+
+def test_not_applicable_entries_show_as_na(shared_cache, tmp_path):
+    from mmbench.harness.protocols import ModelCard
+
+    class TOnly(ConstantEncoder):
+        def __init__(self):
+            super().__init__()
+            self.card = ModelCard(name="t-only", modalities=("t",))
+
+    suite = Suite.from_dict({**_suite(600).to_dict(), "entries": [
+        *_suite(600).to_dict()["entries"],
+        {"dataset": "numerical/clica/sphere-uniform-vmf1:1.0.0", "label": "clica", "latents": ["z"], "metrics": ["r2_linear"],
+         "overrides": {"split_sizes": {"train": 8, "val": 600, "test": 400}}}]})
+    out = tmp_path / "res"
+    for model in (LatentOracle(), TOnly()):
+        evaluate(model, suite, device="cpu", cache_dir=shared_cache, results_dir=out)
+    lb = Leaderboard.from_dir(out)
+    md = lb.to_markdown()
+    header = next(line for line in md.splitlines() if line.startswith("| model")).split("|")
+    row = next(line for line in md.splitlines() if line.startswith("| t-only")).split("|")
+    clica = header.index(next(h for h in header if "clica" in h))
+    assert row[clica].strip() == "n/a" and "not applicable" in lb.to_html()

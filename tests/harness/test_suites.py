@@ -58,3 +58,27 @@ def test_entry_validation():
         Suite(name="s", version=1, entries=(SuiteEntry(dataset="numerical/clica:1.0.0", metrics=("r2_linear",)),) * 2)
     with pytest.raises(InvalidConfigError, match="Unknown suite field"):
         Suite.from_dict({"name": "s", "version": 1, "entries": [], "extra": 1})
+
+
+def test_an_id_names_one_definition(tmp_path):
+    """A suite file reusing a registered id with other probe settings is refused, not merged."""
+    from mmbench.harness.suites import register_suite
+
+    real = get_suite("identifiability-numerical:v1")
+    fake = real.to_dict()
+    fake["entries"][0]["metrics"][1] = {"name": "r2_kernel", "params": {"n_fit": 64}}
+    path = tmp_path / "fake.json"
+    path.write_text(json.dumps(fake))
+    for given in (path, fake, Suite.from_dict(fake)):
+        with pytest.raises(InvalidConfigError, match=r"different suite is registered.*another name or version"):
+            get_suite(given)
+    path.write_text(json.dumps(real.to_dict()))
+    assert get_suite(path) == real  # the same definition from a file is fine
+
+    mine = {**fake, "name": "test-register-custom"}
+    assert register_suite(mine).id == "test-register-custom:v1" and "test-register-custom:v1" in list_suites()
+    assert register_suite(mine) == get_suite("test-register-custom:v1")  # again: a no-op
+    with pytest.raises(InvalidConfigError, match="fingerprint"):
+        register_suite({**mine, "seeds": [7]})
+    with pytest.raises(InvalidConfigError, match="not a file"):
+        register_suite("identifiability-numerical:v1")
