@@ -88,17 +88,35 @@ class TextBias:
     replace: Literal["other", "any"] = "other"
 
     def __post_init__(self) -> None:
-        for field in ("selection", "perturbation"):
+        for field, index in (("selection", "θ"), ("perturbation", "ρ")):
             value = getattr(self, field)
             if isinstance(value, list):
-                object.__setattr__(self, field, tuple(value))
+                value = tuple(value)
             elif isinstance(value, str):
-                object.__setattr__(self, field, (value,))
-        if isinstance(self.prob, bool) or not isinstance(self.prob, int | float) or not 0.0 <= float(self.prob) <= 1.0:
+                value = (value,)
+            elif isinstance(value, np.integer):
+                value = int(value)
+            if value is None and field == "selection":
+                pass  # every semantic latent
+            elif isinstance(value, int) and not isinstance(value, bool):
+                pass  # the paper's index, checked against the number of latents in resolve()
+            elif not isinstance(value, tuple) or not all(isinstance(v, str) for v in value):
+                default = "None (every semantic latent)" if field == "selection" else "() (perturb nothing)"
+                raise InvalidConfigError(
+                    f"{field} must be a list of latent names or the paper's integer {index} index, got "
+                    f"{value!r} ({type(value).__name__}); e.g. {field}=['s1', 's2']. Default: {default}."
+                )
+            object.__setattr__(self, field, value)
+        prob = self.prob
+        if (
+            isinstance(prob, bool | np.bool_)
+            or not isinstance(prob, int | float | np.integer | np.floating)
+            or not 0.0 <= float(prob) <= 1.0
+        ):
             raise InvalidConfigError(
-                f"Perturbation probability must be a number in [0, 1], got {self.prob!r}."
+                f"Perturbation probability must be a number in [0, 1], got {prob!r} ({type(prob).__name__})."
             )
-        object.__setattr__(self, "prob", float(self.prob))
+        object.__setattr__(self, "prob", float(prob))
         if self.replace not in REPLACE_RULES:
             raise InvalidConfigError(
                 f"Unknown replace rule {self.replace!r}: choose 'other' (a different value, as "

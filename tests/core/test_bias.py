@@ -87,3 +87,26 @@ def test_apply_continuous_needs_noise() -> None:
         bias.apply(values, ("a", "b"), rng=np.random.default_rng(0))
     text, flags = bias.apply(values, ("a", "b"), rng=np.random.default_rng(0), noise={"a": np.ones(10)})
     assert flags["a"].all() and np.all(text["a"] == 1.0) and np.all(text["b"] == 0.0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"selection": 1.5}, r"selection must be a list of latent names or the paper's integer θ index, got 1.5"),
+        ({"perturbation": None}, r"perturbation must be .* got None .*Default: \(\)"),
+        ({"selection": ("s1", 2)}, "selection must be a list of latent names"),
+        ({"selection": True}, "selection must be"),
+        ({"prob": np.bool_(True)}, r"number in \[0, 1\]"),
+        ({"prob": float("nan")}, r"number in \[0, 1\]"),
+    ],
+)
+def test_bad_field_types_raise_config_errors(kwargs: dict, match: str) -> None:
+    with pytest.raises(InvalidConfigError, match=match):
+        TextBias(**kwargs)
+
+
+def test_numpy_scalars_are_accepted() -> None:
+    bias = TextBias(selection=np.int64(968), perturbation=np.int32(12), prob=np.float32(0.5))
+    assert bias.prob == 0.5 and type(bias.prob) is float
+    assert bias.selection == 968 and type(bias.selection) is int
+    assert bias.resolve(NAMES) == (NAMES[:8], ("s1", "s2"))
