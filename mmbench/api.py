@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmbench.builders import DATASETS
-from mmbench.errors import DatasetNotFoundError
+from mmbench.errors import CacheError, DatasetNotFoundError, InvalidConfigError
 from mmbench.naming import DatasetId, resolve_id
 from mmbench.versioning import Version
 
@@ -27,7 +29,7 @@ def resolve(dataset_id: str, *, version: str | None = None) -> DatasetId:
                 f"The id {dataset_id!r} asks for version {did.version} but version={version!r} was "
                 "also given. Give the version once."
             )
-        did = DatasetId(did.name, did.config, v)
+        did = DatasetId(did.name, did.config, v, did.fingerprint)
     return did
 
 
@@ -40,6 +42,10 @@ def builder(
     **overrides: Any,
 ) -> Builder:
     """The builder for ``dataset_id`` with config ``overrides`` applied.
+
+    ``dataset_id`` may be an overridden config's id, ``name/config~fingerprint[:x.y.z]`` (what
+    ``Builder.id`` and ``Dataset.id`` report): its config is read back from the cache entry that
+    holds it.
 
     Example:
         >>> b = mmbench.builder("numerical/misalignment/joint", split_sizes={"train": 1000})
@@ -55,7 +61,72 @@ def builder(
             f"'{did.name}{'/' + did.config if did.config else ''}:{cls.VERSION}', or install the "
             "mmbench release that built the version you need."
         )
+    if did.fingerprint is not None:
+        return _builder_from_cache(cls, did, cache_dir=cache_dir, data_dir=data_dir, overrides=overrides)
     return cls(did.config, cache_dir=cache_dir, data_dir=data_dir, **overrides)
+
+
+def _builder_from_cache(
+    cls: type[Builder],
+    did: DatasetId,
+    *,
+    cache_dir: str | os.PathLike[str] | None,
+    data_dir: str | os.PathLike[str] | None,
+    overrides: dict[str, Any],
+) -> Builder:
+    """The builder of ``name/config~fingerprint``, with the config recorded in its cache entry."""
+    from mmbench.core.builder import INFO_FILE, default_cache_dir
+
+    assert did.config is not None and did.fingerprint is not None
+    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    version = str(did.version) if did.version is not None else cls.VERSION
+    pattern = f"{did.config}-{did.fingerprint[:12]}*/{version}/{INFO_FILE}"
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted((root / cls.name.replace("/", "__")).glob(pattern)):
+        try:
+            info = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # a damaged entry cannot say what it holds; the error below lists the way out
+        fp = info.get("config_fingerprint", "")
+        if isinstance(fp, str) and fp.startswith(did.fingerprint):
+            found[fp] = info
+    named = f"{did.name}/{did.config}"
+    if not found:
+        raise DatasetNotFoundError(
+            f"{str(did)!r} names config {did.config!r} of {did.name!r} changed by overrides (config "
+            f"fingerprint {did.fingerprint}…), and no build of it is in the cache {root}. Such an id can "
+            "only be reopened from a cache that holds its build (whose dataset_info.json records the "
+            f"config). To make it again, load the named config with the same overrides: "
+            f"mmbench.load({named!r}, split=..., seed=..., split_sizes=...) or `mmbench build {named} "
+            "-o KEY=VALUE ...`; pass cache_dir= (--cache-dir) if it was built in another cache."
+        )
+    if len(found) > 1:
+        raise DatasetNotFoundError(
+            f"{str(did)!r} is ambiguous in {root}: configs {sorted(found)} all start with "
+            f"{did.fingerprint}. Give more hex digits of the fingerprint (up to 16)."
+        )
+    fp, info = next(iter(found.items()))
+    try:
+        config = cls.CONFIG_CLASS.from_dict(info["config"])
+    except (KeyError, TypeError, InvalidConfigError) as exc:
+        raise CacheError(
+            f"The cached config of {str(did)!r} ({root}) cannot be read by this mmbench: {exc}. "
+            f"Rebuild it from {named!r} with its overrides."
+        ) from exc
+    if config.fingerprint != fp:
+        raise CacheError(
+            f"The cached config of {str(did)!r} no longer gives fingerprint {fp} (it gives "
+            f"{config.fingerprint}): the cache entry was written by another mmbench. Rebuild it from "
+            f"{named!r} with its overrides."
+        )
+    b = cls(config, cache_dir=cache_dir, data_dir=data_dir, **overrides)
+    if b.config.fingerprint != fp:
+        raise InvalidConfigError(
+            f"{str(did)!r} pins its config (fingerprint {fp}), but the overrides {sorted(overrides)} "
+            f"change it. Load the named config with all the overrides instead: mmbench.load({named!r}, "
+            f"**{b.overrides()!r})."
+        )
+    return b
 
 
 def load(
@@ -75,14 +146,17 @@ def load(
     """Load a dataset split, building it into the cache on first use.
 
     Args:
-        dataset_id: ``name[/config][:x.y.z]``, e.g. ``"numerical/misalignment/joint:1.0.0"``.
+        dataset_id: ``name[/config][:x.y.z]``, e.g. ``"numerical/misalignment/joint:1.0.0"``, or
+            the ``name/config~fingerprint[:x.y.z]`` id of an overridden build that is in the cache.
         split: the split to load; ``None`` loads every split into a dict.
         version: alternative to the ``:x.y.z`` suffix.
         cache_dir: defaults to ``$MMBENCH_CACHE`` or ``~/.cache/mmbench``.
         data_dir: where raw inputs (MNIST, archives) are looked for.
         num_workers, executor: how to build on a cache miss (``"process"``, ``"serial"``, ``"ray"``).
-        verify: cache check on open: ``"none"``, ``"basic"`` (files, shapes, sizes) or ``"full"``
-            (re-hash every shard).
+        verify: cache check on open: ``"none"``; ``"basic"`` (files exist with their recorded
+            sizes, shapes and dtypes: catches missing, truncated or replaced files, not bytes
+            changed in place); or ``"full"`` (also re-hashes every shard and the resources file:
+            catches any changed byte). See :meth:`mmbench.core.dataset.Dataset.open`.
         force_rebuild: rebuild even if the cache has the split.
         **overrides: config fields, e.g. ``seed=1`` or ``split_sizes={"train": 1000}``.
 

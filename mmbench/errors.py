@@ -14,6 +14,7 @@ from collections.abc import Iterable
 __all__ = [
     "CacheError",
     "ChecksumError",
+    "ColumnNotFoundError",
     "DatasetNotFoundError",
     "ExecutorError",
     "InputsNotFoundError",
@@ -39,6 +40,10 @@ class NotFoundError(MMBenchError, KeyError):
 
 class DatasetNotFoundError(NotFoundError):
     """An unknown dataset, config or version."""
+
+
+class ColumnNotFoundError(NotFoundError):
+    """An unknown column of a loaded dataset, or latent of a latent table."""
 
 
 class InvalidIdError(MMBenchError, ValueError):

@@ -1,7 +1,11 @@
-"""Dataset identifiers: ``name[/config][:x.y.z]``.
+"""Dataset identifiers: ``name[/config[~fingerprint]][:x.y.z]``.
 
 Dataset names may themselves contain ``/`` (``numerical/misalignment``); which part is the
 dataset and which the config is decided against the registry by :func:`resolve_id`.
+
+``config~fingerprint`` (``joint~c32604f2``) is what ``Builder.id`` and ``Dataset.id`` report for
+a named config changed by overrides: the hex prefix of the changed config's fingerprint.
+``mmbench.load`` reopens such an id from the cache entry that holds it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from mmbench.versioning import Version
 __all__ = ["DatasetId", "parse_id", "resolve_id", "validate_name"]
 
 _SEGMENT_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+_FINGERPRINT_RE = re.compile(r"^[0-9a-f]{8,16}$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,11 +30,15 @@ class DatasetId:
     name: str
     config: str | None = None
     version: Version | None = None
+    #: hex prefix of an overridden config's fingerprint (the ``~…`` part), else ``None``
+    fingerprint: str | None = None
 
     def __str__(self) -> str:
         text = self.name
         if self.config:
             text += f"/{self.config}"
+        if self.fingerprint:
+            text += f"~{self.fingerprint}"
         if self.version:
             text += f":{self.version}"
         return text
@@ -59,8 +68,15 @@ def parse_id(text: str) -> tuple[tuple[str, ...], Version | None]:
             "no '//' or '\\'). Expected 'name[/config][:x.y.z]'."
         )
     segments = tuple(body.split("/"))
-    for seg in segments:
+    for i, seg in enumerate(segments):
+        seg, tilde, fp = seg.partition("~")
         validate_name(seg, what=f"segment in dataset id {text!r}:")
+        if tilde and (i != len(segments) - 1 or len(segments) < 2 or not _FINGERPRINT_RE.match(fp)):
+            raise InvalidIdError(
+                f"Invalid dataset id {text!r}: '~' may only follow the config name, with 8–16 "
+                "lowercase hex digits of the config fingerprint, e.g. "
+                "'numerical/misalignment/joint~c32604f2:1.0.0' (what Dataset.id reports for an overridden config)."
+            )
     return segments, version
 
 
@@ -71,6 +87,9 @@ def resolve_id(text: str, known: Collection[str]) -> DatasetId:
     config name.
     """
     segments, version = parse_id(text)
+    *head, last = segments
+    last, _, fp = last.partition("~")
+    segments = (*head, last)
     for cut in range(len(segments), 0, -1):
         name = "/".join(segments[:cut])
         if name in known:
@@ -80,7 +99,12 @@ def resolve_id(text: str, known: Collection[str]) -> DatasetId:
                     f"Invalid dataset id {text!r}: after the dataset {name!r} only one config "
                     f"name may follow, got {'/'.join(rest)!r}."
                 )
-            return DatasetId(name, rest[0] if rest else None, version)
+            if fp and not rest:
+                raise InvalidIdError(
+                    f"Invalid dataset id {text!r}: '~{fp}' must follow a config name, e.g. "
+                    f"'{name}/<config>~{fp}'."
+                )
+            return DatasetId(name, rest[0] if rest else None, version, fp or None)
     body = "/".join(segments)
     raise DatasetNotFoundError(
         f"Unknown dataset {body!r}.{did_you_mean(body, known)} Available datasets: "

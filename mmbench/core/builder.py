@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import shlex
 import shutil
 import uuid
 import zlib
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
-from mmbench.core.config import BuilderConfig
+from mmbench.core.config import BuilderConfig, check_int
 from mmbench.core.executors import run_tasks
 from mmbench.core.latents import LatentSpec
 from mmbench.errors import (
@@ -46,7 +47,7 @@ from mmbench.errors import (
     MMBenchError,
     did_you_mean,
 )
-from mmbench.versioning import Version, canonical_json, sha256_file
+from mmbench.versioning import Version, canonical_json, sha256_file, to_jsonable
 
 if TYPE_CHECKING:
     from mmbench.core.dataset import Dataset
@@ -126,9 +127,13 @@ class DatasetInfo:
     inputs: dict[str, Any] = dataclasses.field(default_factory=dict)
     resources_sha256: str | None = None
     mmbench_version: str = ""
+    #: The builder's id (``name/config:version``, or ``name/config~fingerprint:version`` when
+    #: overrides changed the config); empty in caches written before it was recorded.
+    id: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "id": self.id,
             "name": self.name,
             "version": self.version,
             "config_name": self.config_name,
@@ -173,6 +178,7 @@ class DatasetInfo:
             inputs=d.get("inputs", {}),
             resources_sha256=d.get("resources_sha256"),
             mmbench_version=d.get("mmbench_version", ""),
+            id=d.get("id", ""),
         )
 
     @property
@@ -311,6 +317,59 @@ class Builder(abc.ABC):
             return f"{self.name}/{self.config.name}:{self.VERSION}"
         return f"{self.name}/{self.config.name or 'custom'}~{self.config.fingerprint[:8]}:{self.VERSION}"
 
+    def base_config(self) -> BuilderConfig | None:
+        """The config that ``name[/config]`` resolves to, which this one changes by :meth:`overrides`.
+
+        ``None`` when no dataset id reaches this config's cache entry (a config whose ``name``
+        is not one of ``CONFIGS``, or a nameless one while the builder has a default config).
+        """
+        cls = type(self)
+        if self.config.name is not None:
+            return cls.CONFIGS.get(self.config.name)
+        return cls.CONFIG_CLASS() if cls.DEFAULT_CONFIG is None else None
+
+    def overrides(self) -> dict[str, Any]:
+        """The data fields (as JSON values) in which this config differs from :meth:`base_config`.
+
+        Example:
+            >>> mmbench.builder("numerical/misalignment/joint", seed=3).overrides()
+            {'seed': 3}
+        """
+        base = self.base_config()
+        if base is None:
+            return {}
+        out = {}
+        for f in dataclasses.fields(self.config):
+            if f.name in self.config.LABEL_FIELDS:
+                continue
+            mine = to_jsonable(getattr(self.config, f.name))
+            if mine != to_jsonable(getattr(base, f.name)):
+                out[f.name] = mine
+        return out
+
+    def build_command(self, splits: Sequence[str] = ()) -> str | None:
+        """The ``mmbench build`` command line that builds exactly this config, or ``None`` if none does."""
+        base = self.base_config()
+        if base is None:
+            return None
+        overrides = self.overrides()
+        try:
+            same = base.replace(**overrides).fingerprint == self.config.fingerprint
+        except MMBenchError:
+            same = False
+        if not same:
+            return None
+        parts = ["mmbench", "build", self.name + (f"/{base.name}" if base.name else "")]
+        for key, value in overrides.items():
+            parts += ["-o", f"{key}={json.dumps(value, ensure_ascii=False)}"]
+        if self.cache_dir != default_cache_dir():
+            parts += ["--cache-dir", str(self.cache_dir)]
+        if self.data_dir is not None:
+            parts += ["--data-dir", str(self.data_dir)]
+        for split in splits:
+            parts += ["--split", split]
+        return shlex.join(parts)
+
     def features(self) -> dict[str, Feature]:
         feats = {
             name: Feature(tuple(m.shape), str(np.dtype(m.dtype)), "modality")
@@ -339,6 +398,7 @@ class Builder(abc.ABC):
             citation=self.CITATION,
             homepage=self.HOMEPAGE,
             mmbench_version=mmbench.__version__,
+            id=self.id,
         )
 
     @property
@@ -409,6 +469,16 @@ class Builder(abc.ABC):
         spec.check({lat.name: out[f"latents.{lat.name}"] for lat in spec})
         return out
 
+    def sample_latents(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """``n`` joint draws of the latents, made by :meth:`generate` (observations are discarded).
+
+        Builders whose :meth:`generate` can make any number of fresh examples from ``rng`` alone
+        pass this as their ``LatentSpec`` sampler, so that ``latent_spec().sample(n, rng=rng)``
+        follows the same generative process as the stored data.
+        """
+        columns = self.generate(self.split_names()[0], 0, n, rng=rng)
+        return {lat.name: columns[f"latents.{lat.name}"] for lat in self.latent_spec()}
+
     def sampler(
         self,
         batch_size: int,
@@ -423,13 +493,22 @@ class Builder(abc.ABC):
         Batch ``t`` draws from ``default_rng([seed, split_id(split), STREAM, t])``, a stream
         disjoint from the materialised shards, so training never sees the test examples.
         ``start`` skips to batch ``start`` (resuming a run without replaying the stream);
-        ``steps`` bounds the number of batches yielded.
+        ``steps`` bounds the number of batches yielded. Arguments are checked when called, not
+        at the first ``next``.
         """
         if isinstance(start, bool) or not isinstance(start, int) or start < 0:
             raise InvalidConfigError(f"start must be a non-negative integer, got {start!r}.")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidConfigError(f"batch_size must be a positive integer, got {batch_size!r}.")
-        seed = self.config.seed if seed is None else seed
+        if steps is not None:
+            check_int("steps", steps, low=0)
+        seed = self.config.seed if seed is None else check_int("seed", seed, low=0, high=2**63 - 1)
+        self.check_split(split)  # the stream is keyed on the split: a typo would silently give another stream
+        return self._stream(batch_size, seed=seed, split=split, steps=steps, start=start)
+
+    def _stream(
+        self, batch_size: int, *, seed: int, split: str, steps: int | None, start: int
+    ) -> Iterator[dict[str, np.ndarray]]:
         step = start
         while steps is None or step < start + steps:
             rng = np.random.default_rng([seed, split_id(split), _SAMPLER_STREAM, step])
@@ -462,8 +541,8 @@ class Builder(abc.ABC):
             splits = self.split_names()
         elif isinstance(splits, str):
             splits = (splits,)
-        for split in splits:
-            self.check_split(split)
+        # each split once, in the order given (`--split train --split train` builds train once)
+        splits = tuple(dict.fromkeys(self.check_split(split) for split in splits))
         root = self.dataset_dir()
         root.mkdir(parents=True, exist_ok=True)
         _clean_stale_tmp(root)
@@ -487,17 +566,18 @@ class Builder(abc.ABC):
 
         path = root / RESOURCES_FILE
         tmp = root / f"{tmp_prefix()}{uuid.uuid4().hex}-{RESOURCES_FILE}"
-        save_file(dict(self.resources), str(tmp))
-        if path.exists():
-            if sha256_file(path) != sha256_file(tmp):
-                tmp.unlink()
-                raise CacheError(
-                    f"The cached resources at {path} differ from the ones this config generates. "
-                    f"The cache is stale or corrupt: delete {root} and build again."
-                )
-            tmp.unlink()
-        else:
-            os.replace(tmp, path)
+        try:
+            save_file(dict(self.resources), str(tmp))
+            if path.exists():
+                if sha256_file(path) != sha256_file(tmp):
+                    raise CacheError(
+                        f"The cached resources at {path} differ from the ones this config generates. "
+                        f"The cache is stale or corrupt: delete {root} and build again."
+                    )
+            else:
+                os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def _build_splits(
         self, root: Path, splits: Sequence[str], *, num_workers: int, executor: str, progress: bool | None
@@ -508,9 +588,12 @@ class Builder(abc.ABC):
         try:
             tasks = []
             for split in splits:
+                if split in tmps:
+                    raise MMBenchError(f"Split {split!r} is listed twice in {list(splits)}.")
                 n = self.config.split_sizes[split]
-                tmp = tmps[split] = root / f"{tmp_prefix()}{uuid.uuid4().hex}-{split}"
+                tmp = root / f"{tmp_prefix()}{uuid.uuid4().hex}-{split}"
                 tmp.mkdir()
+                tmps[split] = tmp  # registered at once: the finally below removes it on any failure
                 for name, feat in feats.items():  # preallocate: workers write their slice in place
                     arr = np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=feat.np_dtype, shape=(n, *feat.shape))
                     del arr
@@ -563,7 +646,11 @@ class Builder(abc.ABC):
         if final.exists():  # force rebuild: move the old one aside, then swap
             trash = root / f"{tmp_prefix()}{uuid.uuid4().hex}-old-{split}"
             os.rename(final, trash)
-            os.rename(tmp, final)
+            try:
+                os.rename(tmp, final)
+            except BaseException:
+                os.rename(trash, final)  # keep the old split rather than lose it
+                raise
             shutil.rmtree(trash, ignore_errors=True)
         else:
             try:
@@ -598,10 +685,11 @@ class Builder(abc.ABC):
         if self.is_built(split) and not (root / INFO_FILE).is_file():
             self._write_info(root, self.inputs)  # a build interrupted before its final info write
         if not self.is_built(split):
+            command = self.build_command([split])
+            how = f"with `{command}`" if command else f"from Python with this builder's .build({split!r})"
             raise CacheError(
                 f"Split {split!r} of {self.id} is not built (looked in {root / split}). Build it "
-                f"with `mmbench build {self.name}{'/' + self.config.name if self.config.name else ''} --split {split}` "
-                "or use mmbench.load(...), which builds on first use."
+                f"{how}, or use mmbench.load(...) with the same overrides, which builds on first use."
             )
         return Dataset.open(root, split, verify=verify)
 
@@ -629,8 +717,11 @@ def _sha256_array(arr: np.ndarray) -> str:
 
 def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f"{tmp_prefix()}{uuid.uuid4().hex}-{path.name}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def tmp_prefix() -> str:

@@ -18,6 +18,7 @@ import numpy as np
 
 from mmbench.core.builder import (
     INFO_FILE,
+    RESOURCES_FILE,
     SPLIT_INFO_FILE,
     VERIFY_MODES,
     DatasetInfo,
@@ -25,7 +26,8 @@ from mmbench.core.builder import (
     tmp_prefix,
 )
 from mmbench.core.latents import LatentSpec, LatentTable
-from mmbench.errors import CacheError, InvalidConfigError, did_you_mean
+from mmbench.errors import CacheError, ColumnNotFoundError, InvalidConfigError, did_you_mean
+from mmbench.versioning import sha256_file
 
 if TYPE_CHECKING:
     import datasets
@@ -58,14 +60,33 @@ class Dataset:
     # ------------------------------------------------------------------ opening & checks
     @classmethod
     def open(cls, root: str | os.PathLike[str], split: str, *, verify: str = "basic") -> Dataset:
-        """Open ``split`` of the dataset at ``root``, checking it first (``verify`` mode)."""
+        """Open ``split`` of the dataset at ``root``, checking it first.
+
+        Args:
+            root: the dataset directory (``Builder.dataset_dir()``).
+            split: the split to open.
+            verify: how much to check before trusting the cache:
+
+                * ``"none"``: only that the metadata parses. A damaged column file is reported
+                  (as :class:`~mmbench.errors.CacheError`) when the column is first read.
+                * ``"basic"`` (default, instant): every column file exists, has its recorded byte
+                  size and a header with the expected shape and dtype, and the frozen resources
+                  file exists. Catches missing, truncated, resized or replaced files; does **not**
+                  catch bytes changed in place (a flipped byte keeps size and header).
+                * ``"full"``: ``"basic"`` plus a re-hash of every shard of every column against
+                  its recorded sha256, and of ``resources.safetensors`` against
+                  ``resources_sha256``: any changed byte is caught. Reads the whole split.
+
+        Raises:
+            CacheError: the cache is unreadable, partial or modified; the message says how to rebuild.
+        """
         root = Path(root)
         if verify not in VERIFY_MODES:
             raise InvalidConfigError(
                 f"Unknown verify mode {verify!r}.{did_you_mean(verify, VERIFY_MODES)} Choose one of {list(VERIFY_MODES)}: "
-                "'none' (trust the cache), 'basic' (files, shapes, sizes), 'full' (re-hash every shard)."
+                "'none' (trust the cache), 'basic' (files, shapes, sizes), 'full' (re-hash every shard and the resources)."
             )
-        hint = f"Delete {root} or rebuild with `mmbench build ... --force` (mmbench.load(..., force_rebuild=True))."
+        hint = _rebuild_hint(root)
         try:
             info = DatasetInfo.from_json(json.loads((root / INFO_FILE).read_text()))
             split_info = json.loads((root / split / SPLIT_INFO_FILE).read_text())
@@ -80,6 +101,15 @@ class Dataset:
 
     def _verify(self, split_info: dict[str, Any], *, full: bool, hint: str) -> None:
         n = self._num_rows
+        if self.info.resources_sha256:
+            resources = self.root / RESOURCES_FILE
+            if not resources.is_file():
+                raise CacheError(f"The frozen resources file {resources} is missing: the cache is corrupt. {hint}")
+            if full and sha256_file(resources) != self.info.resources_sha256:
+                raise CacheError(
+                    f"The frozen resources file {resources} does not match its recorded sha256 "
+                    f"(resources_sha256 in {self.root / INFO_FILE}): it was modified or corrupted. {hint}"
+                )
         for name, feat in self.info.features.items():
             path = self.root / self.split / f"{name}.npy"
             expected_size = split_info.get("files", {}).get(name)
@@ -111,10 +141,23 @@ class Dataset:
     @property
     def _columns(self) -> dict[str, np.ndarray]:
         if self._arrays is None:
-            self._arrays = {
-                name: np.load(self.root / self.split / f"{name}.npy", mmap_mode="r")
-                for name in self.info.features
-            }
+            arrays = {}
+            for name in self.info.features:
+                path = self.root / self.split / f"{name}.npy"
+                try:  # with verify="none" this is where a damaged file is first seen
+                    arrays[name] = np.load(path, mmap_mode="r")
+                except (OSError, ValueError) as exc:
+                    raise CacheError(
+                        f"Column file {path} is unreadable ({exc}): the cache is corrupt or partial "
+                        f"(opened with verify='none', which does not check files). {_rebuild_hint(self.root)}"
+                    ) from exc
+                feat = self.info.features[name]
+                if arrays[name].shape != (self._num_rows, *feat.shape) or arrays[name].dtype != feat.np_dtype:
+                    raise CacheError(
+                        f"Column file {path} holds {arrays[name].shape} {arrays[name].dtype}, expected "
+                        f"{(self._num_rows, *feat.shape)} {feat.dtype}. {_rebuild_hint(self.root)}"
+                    )
+            self._arrays = arrays
         return self._arrays
 
     def __getstate__(self) -> dict[str, Any]:
@@ -149,7 +192,11 @@ class Dataset:
 
     @property
     def id(self) -> str:
-        cfg = f"/{self.info.config_name}" if self.info.config_name else ""
+        """The id that reloads this data: ``Builder.id`` of the build (``config~fingerprint`` when
+        overrides changed the config; ``mmbench.load`` accepts both forms)."""
+        if self.info.id:
+            return self.info.id
+        cfg = f"/{self.info.config_name}" if self.info.config_name else ""  # caches from before ids were recorded
         return f"{self.info.name}{cfg}:{self.info.version}"
 
     def __repr__(self) -> str:
@@ -161,12 +208,12 @@ class Dataset:
     # ------------------------------------------------------------------ access
     def column(self, name: str) -> np.ndarray:
         """The whole column as a read-only memory map."""
-        try:
-            return self._columns[name]
-        except KeyError:
-            raise KeyError(
-                f"No column {name!r}.{did_you_mean(name, self.column_names)} Columns: {self.column_names}."
-            ) from None
+        if name not in self.info.features:
+            raise ColumnNotFoundError(
+                f"No column {name!r} in {self.id} ({self.split}).{did_you_mean(name, self.column_names)} "
+                f"Columns: {self.column_names}."
+            )
+        return self._columns[name]
 
     def __getitem__(self, key: int | slice | Sequence[int] | np.ndarray | str) -> Any:
         """``ds[i]`` → dict of one example; ``ds[a:b]`` / ``ds[[i, j]]`` → dict of arrays; ``ds["col"]`` → column."""
@@ -272,3 +319,7 @@ class Dataset:
                 tmp.unlink(missing_ok=True)
         info = datasets.DatasetInfo(description=self.info.description, features=features, version=self.info.version)
         return datasets.Dataset.from_file(str(path), info=info, split=self.split)
+
+
+def _rebuild_hint(root: Path) -> str:
+    return f"Delete {root} or rebuild with `mmbench build ... --force` (mmbench.load(..., force_rebuild=True))."

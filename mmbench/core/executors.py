@@ -7,6 +7,7 @@ the data: only how fast it is made.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
@@ -125,9 +126,35 @@ def _run_ray(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], num_worke
     pending = {remote.remote(*task): i for i, task in enumerate(tasks)}
     results: list[Any] = [None] * len(tasks)
     waiting = list(pending)
-    while waiting:
-        done, waiting = ray.wait(waiting, num_returns=1)
-        for ref in done:
-            results[pending[ref]] = ray.get(ref)
-            bar.update()
+    try:
+        while waiting:
+            done, waiting = ray.wait(waiting, num_returns=1)
+            for ref in done:
+                i = pending[ref]
+                try:
+                    results[i] = ray.get(ref)
+                except ray.exceptions.RayError as exc:
+                    raise _ray_failure(exc, i, tasks[i]) from exc
+                bar.update()
+    except BaseException:
+        for ref in waiting:  # stop the rest: their shards would be thrown away
+            with contextlib.suppress(Exception):
+                ray.cancel(ref)
+        raise
     return results
+
+
+def _ray_failure(exc: BaseException, index: int, task: tuple[Any, ...]) -> MMBenchError:
+    """An :class:`ExecutorError` naming the shard and the worker's own exception.
+
+    Ray wraps a task's exception in ``RayTaskError`` (its ``cause`` is the original); a dead
+    worker or node gives other ``RayError`` subclasses, which are reported as they are.
+    """
+    cause = getattr(exc, "cause", None) or exc
+    where = f"task {index} ({task[1]!r} shard {task[2]})" if len(task) >= 3 else f"task {index}"
+    if isinstance(cause, MMBenchError):
+        hint = "The error is in the dataset or its config; fix it, then build again."
+    else:
+        hint = ("Build with executor='process' to see the full traceback locally, or check the "
+                "Ray worker logs (a killed worker or node usually means it ran out of memory).")
+    return ExecutorError(f"{where.capitalize()} failed on a Ray worker: {cause!r}. {hint}")

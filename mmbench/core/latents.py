@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from mmbench.errors import InvalidConfigError, did_you_mean
+from mmbench.errors import ColumnNotFoundError, InvalidConfigError, NotFoundError, did_you_mean
 
 __all__ = ["KINDS", "ROLES", "Latent", "LatentSpec", "LatentTable"]
 
@@ -159,7 +159,7 @@ class LatentSpec:
         for lat in self.latents:
             if lat.name == name:
                 return lat
-        raise KeyError(f"No latent {name!r}.{did_you_mean(name, self.names)} Latents: {list(self.names)}.")
+        raise NotFoundError(f"No latent {name!r}.{did_you_mean(name, self.names)} Latents: {list(self.names)}.")
 
     def __contains__(self, name: object) -> bool:
         return name in self.names
@@ -179,11 +179,18 @@ class LatentSpec:
         )
 
     def sample(self, n: int, *, rng: np.random.Generator) -> LatentTable:
-        """Draw ``n`` joint samples with the spec's sampler."""
+        """Draw ``n`` joint samples with the spec's sampler.
+
+        Specs from ``Builder.latent_spec()`` sample; specs read back from ``dataset_info.json``
+        describe the latents only (use ``mmbench.builder(ds.id).latent_spec()`` to sample).
+        """
         if self.sampler is None:
-            raise NotImplementedError("This LatentSpec has no sampler.")
-        if n < 0:
-            raise InvalidConfigError(f"Cannot sample a negative number of latents (n={n}).")
+            raise NotImplementedError(
+                "This LatentSpec has no sampler (a spec read from a cache, or a builder that does not "
+                "provide one). Sample from the builder's spec: mmbench.builder(id).latent_spec().sample(n, rng=rng)."
+            )
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
+            raise InvalidConfigError(f"n must be a non-negative integer, got {n!r}.")
         columns = self.sampler(n, rng)
         table = LatentTable({name: columns[name] for name in self.names})
         self.check(table)
@@ -230,7 +237,7 @@ class LatentTable(Mapping[str, np.ndarray]):
         try:
             return self._columns[name]
         except KeyError:
-            raise KeyError(
+            raise ColumnNotFoundError(
                 f"No latent column {name!r}.{did_you_mean(name, self._columns)} "
                 f"Columns: {list(self._columns)}."
             ) from None

@@ -224,3 +224,174 @@ def test_verify_mode_checked_before_building(tmp_path: Path) -> None:
     with pytest.raises(InvalidConfigError, match="Did you mean 'full'"):
         mmbench.load(ID, split="test", cache_dir=tmp_path, verify="ful", **SMALL)
     assert not list(tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------------------- review fixes (issue 2)
+def test_duplicate_splits_are_built_once(tmp_path: Path) -> None:
+    b = mmbench.builder(ID, cache_dir=tmp_path, **SMALL)
+    root = b.build(["test", "test"], progress=False)
+    assert not list(root.glob(".tmp-*"))
+    assert len(b.as_dataset("test", verify="full")) == 100
+
+
+def test_failed_resources_write_leaves_no_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import safetensors.numpy
+
+    def half_written(tensors, filename):  # type: ignore[no-untyped-def]
+        Path(filename).write_bytes(b"partial")
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(safetensors.numpy, "save_file", half_written)
+    b = mmbench.builder(ID, cache_dir=tmp_path, **SMALL)
+    with pytest.raises(OSError, match="simulated"):
+        b.build("test", progress=False)
+    assert not list(b.dataset_dir().glob(".tmp-*"))
+
+
+def test_overridden_build_reports_and_reloads_its_own_id(tmp_path: Path) -> None:
+    from mmbench.errors import DatasetNotFoundError
+
+    b = mmbench.builder(ID, cache_dir=tmp_path, **SMALL)
+    root = b.build("test", progress=False)
+    ds = b.as_dataset("test")
+    assert ds.id == b.id == f"numerical/misalignment/joint~{b.config.fingerprint[:8]}:1.0.0"
+    assert json.loads((root / "dataset_info.json").read_text())["id"] == b.id
+    again = mmbench.load(ds.id, split="test", cache_dir=tmp_path)
+    assert again.root == ds.root and again.fingerprint == ds.fingerprint and again.id == ds.id
+    # a split not built yet is built with the pinned config, not with the named one
+    train = mmbench.load(ds.id, split="train", cache_dir=tmp_path)
+    assert len(train) == 500 and train.root == ds.root
+    assert mmbench.builder(ds.id, cache_dir=tmp_path, seed=0).config == b.config  # a no-op override is fine
+    with pytest.raises(InvalidConfigError, match=r"pins its config .*mmbench.load\('numerical/misalignment/joint'"):
+        mmbench.builder(ds.id, cache_dir=tmp_path, seed=5)
+    with pytest.raises(DatasetNotFoundError, match=r"no build of it is in the cache .*same overrides"):
+        mmbench.load(ds.id, split="test", cache_dir=tmp_path / "elsewhere")
+
+
+def test_verify_none_reports_a_damaged_column_as_cache_error(tmp_path: Path) -> None:
+    b = mmbench.builder(ID, cache_dir=tmp_path, **SMALL)
+    root = b.build("test", progress=False)
+    with open(root / "test" / "x.npy", "r+b") as f:
+        f.truncate(200)
+    ds = b.as_dataset("test", verify="none")  # trusted without checks...
+    with pytest.raises(CacheError, match=r"x\.npy is unreadable .*force_rebuild=True"):
+        ds["x"]  # ...so the damage shows on first read, as a CacheError with the way out
+
+
+def test_unknown_column_is_an_mmbench_key_error(ds) -> None:  # type: ignore[no-untyped-def]
+    from mmbench.errors import ColumnNotFoundError
+
+    with pytest.raises(ColumnNotFoundError, match="Did you mean one of 'latents.s1'") as err:
+        ds.column("latent.s1")
+    assert isinstance(err.value, KeyError) and isinstance(err.value, MMBenchError)
+    with pytest.raises(ColumnNotFoundError):
+        next(ds.batches(10, columns=["nope"]))
+
+
+def test_verify_full_checks_the_resources(tmp_path: Path) -> None:
+    b = mmbench.builder(ID, cache_dir=tmp_path, **SMALL)
+    root = b.build("test", progress=False)
+    path = root / "resources.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF  # a changed mixing weight: same size, so only the re-hash sees it
+    path.write_bytes(bytes(data))
+    b.as_dataset("test", verify="basic")
+    with pytest.raises(CacheError, match="resources.safetensors does not match its recorded sha256"):
+        b.as_dataset("test", verify="full")
+    path.unlink()
+    with pytest.raises(CacheError, match="resources file .* is missing"):
+        b.as_dataset("test", verify="basic")
+
+
+def test_not_built_hint_gives_a_command_that_builds_it(tmp_path: Path) -> None:
+    import re
+    import shlex
+
+    from mmbench.cli import main
+
+    b = mmbench.builder("numerical/misalignment/perturbation-3", cache_dir=tmp_path, seed=2, **SMALL)
+    with pytest.raises(CacheError, match="not built") as err:
+        b.as_dataset("test")
+    command = re.search(r"`(mmbench build [^`]*)`", str(err.value)).group(1)
+    assert "-o seed=2" in command and "shard_size=128" in command and "--split test" in command
+    assert main([*shlex.split(command)[1:], "--no-progress"]) == 0
+    assert len(b.as_dataset("test")) == 100
+
+
+def test_sampler_checks_its_arguments_when_called() -> None:
+    from mmbench.errors import DatasetNotFoundError
+
+    b = mmbench.builder(ID, split_sizes={"train": 64, "val": 64})
+    with pytest.raises(InvalidConfigError, match="seed must be in"):
+        b.sampler(8, seed=-1)
+    with pytest.raises(DatasetNotFoundError, match="Did you mean 'train'"):
+        b.sampler(8, split="trian")
+    with pytest.raises(InvalidConfigError, match="steps must be"):
+        b.sampler(8, steps=-1)
+    assert len(list(b.sampler(8, split="val", steps=2))) == 2
+
+
+def _fake_ray(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stand-in for Ray that runs tasks in-process and reports failures as Ray does."""
+    import sys
+    import types
+
+    class RayError(Exception):
+        pass
+
+    class RayTaskError(RayError):
+        def __init__(self, cause: BaseException) -> None:
+            super().__init__(f"ray task failed: {cause!r}")
+            self.cause = cause
+
+    class Ref:
+        def __init__(self, fn, args) -> None:  # type: ignore[no-untyped-def]
+            try:
+                self.value, self.error = fn(*args), None
+            except Exception as exc:
+                self.value, self.error = None, RayTaskError(exc)
+
+    def get(ref: Ref):  # type: ignore[no-untyped-def]
+        if ref.error is not None:
+            raise ref.error
+        return ref.value
+
+    ray = types.ModuleType("ray")
+    ray.exceptions = types.SimpleNamespace(RayError=RayError, RayTaskError=RayTaskError)  # type: ignore[attr-defined]
+    ray.is_initialized = lambda: True  # type: ignore[attr-defined]
+    ray.remote = lambda fn: types.SimpleNamespace(remote=lambda *args: Ref(fn, args))  # type: ignore[attr-defined]
+    ray.wait = lambda refs, num_returns=1: (refs[:num_returns], refs[num_returns:])  # type: ignore[attr-defined]
+    ray.get = get  # type: ignore[attr-defined]
+    ray.cancel = lambda ref: None  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "ray", ray)
+
+
+def _flaky_generate(monkeypatch: pytest.MonkeyPatch, builder, fail_at: int) -> None:  # type: ignore[no-untyped-def]
+    calls = {"n": 0}
+    original = type(builder).generate
+
+    def flaky(self, split, start, stop, *, rng):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == fail_at:
+            raise RuntimeError("disk full (simulated)")
+        return original(self, split, start, stop, rng=rng)
+
+    monkeypatch.setattr(type(builder), "generate", flaky)
+
+
+def test_ray_task_failure_is_an_executor_error_naming_the_shard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_ray(monkeypatch)
+    b = mmbench.builder(ID, cache_dir=tmp_path, **SMALL)
+    _flaky_generate(monkeypatch, b, fail_at=2)
+    with pytest.raises(ExecutorError, match=r"Task 1 \('train' shard 1\) failed on a Ray worker: RuntimeError\('disk full"):
+        b.build("train", executor="ray", progress=False)
+    assert not list(b.dataset_dir().glob(".tmp-*")) and not (b.dataset_dir() / "train").exists()
+
+
+def test_ray_failure_with_real_ray(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="Ray is optional: pip install 'mmbench[ray]'")
+    b = mmbench.builder(ID, cache_dir=tmp_path, **SMALL)
+    b._resources = {}  # workers receive no mixing weights, so every shard fails there with a KeyError
+    with pytest.raises(ExecutorError, match=r"\('test' shard 0\) failed on a Ray worker: KeyError\('chol.s'\)"):
+        b.build("test", executor="ray", num_workers=2, progress=False)
+    assert not list(b.dataset_dir().glob(".tmp-*"))

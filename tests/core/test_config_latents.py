@@ -103,3 +103,16 @@ def test_equal_numbers_give_one_fingerprint_and_names_are_validated() -> None:
         BuilderConfig.from_dict({"seed": 1, "sede": 2})
     with pytest.raises(InvalidConfigError, match="NaN or infinite"):
         Latent(name="u", kind="continuous", support=(-float("inf"), float("inf")), role="style").check(np.array([np.nan]))
+
+
+def test_missing_latent_lookups_are_mmbench_key_errors() -> None:
+    from mmbench.errors import ColumnNotFoundError, NotFoundError
+
+    spec = LatentSpec((Latent(name="size", kind="continuous", support=(0.0, 1.0), role="content"),))
+    with pytest.raises(NotFoundError, match="Did you mean 'size'") as err:
+        spec["sise"]
+    assert isinstance(err.value, KeyError)
+    with pytest.raises(ColumnNotFoundError, match="Did you mean 'size'"):
+        LatentTable({"size": np.zeros(3)})["sise"]
+    with pytest.raises(NotImplementedError, match="latent_spec"):
+        spec.sample(3, rng=np.random.default_rng(0))

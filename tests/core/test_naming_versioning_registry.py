@@ -99,3 +99,14 @@ def test_registry_lazy_targets_and_suggestions() -> None:
     reg.freeze()
     with pytest.raises(MMBenchError, match="frozen"):
         reg.register("new", len)
+
+
+def test_overridden_config_ids() -> None:
+    did = resolve_id("numerical/misalignment/joint~c32604f2:1.0.0", KNOWN)
+    assert did == DatasetId("numerical/misalignment", "joint", Version(1, 0, 0), "c32604f2")
+    assert str(did) == "numerical/misalignment/joint~c32604f2:1.0.0"
+    assert resolve_id("numerical/misalignment/joint", KNOWN).fingerprint is None
+    for bad in ("numerical/misalignment~c32604f2", "numerical/misalignment/joint~xyz", "numerical/joint~c32604f2/x",
+                "numerical/misalignment/joint~c326", "polymnist~c32604f2"):
+        with pytest.raises(InvalidIdError):
+            resolve_id(bad, KNOWN)
