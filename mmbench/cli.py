@@ -2,7 +2,10 @@
 
 Each sub-command lives in the module that owns its feature and is imported only when used:
 ``COMMANDS`` maps a command name to ``"module:function"``, where the function takes the
-``argparse`` sub-parsers object and adds its parser (with ``set_defaults(func=...)``).
+``argparse`` sub-parsers object and adds its parser (with ``set_defaults(func=...)``), and
+``COMMAND_HELP`` gives its one-line help. Only the module of the command being run is imported
+(``mmbench list`` never imports torch); every other command is listed by ``mmbench --help`` from
+``COMMAND_HELP`` alone.
 """
 
 from __future__ import annotations
@@ -11,12 +14,12 @@ import argparse
 import importlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from mmbench.errors import MMBenchError
 
-__all__ = ["COMMANDS", "main", "parse_overrides"]
+__all__ = ["COMMANDS", "COMMAND_HELP", "build_parser", "main", "parse_overrides"]
 
 # command → "module:add_parser"; features register their commands here.
 COMMANDS: dict[str, str] = {
@@ -29,6 +32,18 @@ COMMANDS: dict[str, str] = {
     "train-classifiers": "mmbench.models.classifiers:add_parser",
     "evaluate": "mmbench.harness.cli:add_evaluate",
     "leaderboard": "mmbench.harness.cli:add_leaderboard",
+}
+# command → the help its parser declares (a test keeps the two equal), shown without importing it.
+COMMAND_HELP: dict[str, str] = {
+    "list": "list the datasets and their named configs",
+    "info": "describe a dataset: latents, modalities, configs, versions",
+    "build": "generate a dataset into the cache",
+    "show": "print a few examples (building the split if needed)",
+    "train": "train a contrastive baseline on a dataset",
+    "reproduce": "train baselines and compare with a paper's table",
+    "train-classifiers": "train per-modality digit classifiers (coherence metrics)",
+    "evaluate": "score a model on a suite and write a RunResult JSON",
+    "leaderboard": "build Markdown + HTML leaderboards and per-latent heatmaps from RunResult JSON files",
 }
 
 
@@ -207,7 +222,12 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------- main
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The ``mmbench`` parser with full sub-parsers for ``commands`` (``None``: all of them).
+
+    The other commands get a placeholder that only carries their help line, so their modules
+    (and what they import: torch, scikit-learn) are not loaded.
+    """
     import mmbench
 
     parser = argparse.ArgumentParser(
@@ -217,14 +237,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mmbench {mmbench.__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for target in COMMANDS.values():
-        module, _, func = target.partition(":")
-        getattr(importlib.import_module(module), func)(sub)
+    for name, target in COMMANDS.items():
+        if commands is None or name in commands:
+            module, _, func = target.partition(":")
+            getattr(importlib.import_module(module), func)(sub)
+        else:
+            sub.add_parser(name, help=COMMAND_HELP.get(name, ""), add_help=False)
     return parser
 
 
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The sub-command named in ``argv``: the first word that is not an option (the top-level
+    options take no values)."""
+    for i, token in enumerate(argv):
+        if token == "--":
+            return argv[i + 1] if i + 1 < len(argv) else None
+        if not token.startswith("-"):
+            return token
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = _command_in(argv)
+    parser = build_parser({command} if command in COMMANDS else set())
     args = parser.parse_args(argv)
     if args.verbose:
         import logging

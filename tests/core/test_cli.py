@@ -42,3 +42,35 @@ def test_build_show_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "Did you mean 'joint'" in capsys.readouterr().err
     assert main(["build", "numerical/misalignment", "-o", "perturb_prob=2", "--cache-dir", str(tmp_path)]) == 1
     assert "perturb_prob must be <= 1.0, got 2.0" in capsys.readouterr().err
+
+
+def test_build_same_split_twice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--cache-dir", str(tmp_path), "-o", 'split_sizes={"train": 100, "test": 50}', "--no-progress"]
+    assert main(["build", "numerical/misalignment/joint", "--split", "test", "--split", "test", *args]) == 0
+    assert "test: 50 examples" in capsys.readouterr().out
+    assert not list(tmp_path.rglob(".tmp-*"))
+
+
+def test_list_imports_only_what_it_runs() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from mmbench.cli import main; main(['list']); "
+        "print(sorted(m for m in ('torch', 'sklearn', 'mmbench.models.train', 'mmbench.harness.cli') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_help_lists_every_command_with_its_own_help(capsys: pytest.CaptureFixture[str]) -> None:
+    from mmbench.cli import COMMAND_HELP, COMMANDS, build_parser
+
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in COMMANDS)
+    full = build_parser()  # every command's real parser: the placeholders must say the same
+    sub = next(a for a in full._actions if a.dest == "command")
+    assert {a.dest: a.help for a in sub._choices_actions} == {name: COMMAND_HELP[name] for name in COMMANDS}
