@@ -17,6 +17,7 @@ dataset, and can stream endless fresh batches through :meth:`Builder.sampler`.
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any, ClassVar
 
 import numpy as np
@@ -188,7 +189,7 @@ class MultiviewBuilder(Builder):
         if c.n_specific:
             lats.append(_vec("m1", c.n_specific, role="specific", scope="x1", description="x1-specific m1"))
             lats.append(_vec("m2", c.n_specific, role="specific", scope="x2", description="x2-specific m2"))
-        return LatentSpec(tuple(lats))
+        return LatentSpec(tuple(lats), sampler=self.sample_latents)
 
     def extra_features(self) -> dict[str, Feature]:
         c = self.config
@@ -197,6 +198,11 @@ class MultiviewBuilder(Builder):
         return {"perturbed.style": Feature((c.n_style,) if c.n_style > 1 else (), "bool")}
 
     def expected_identifiable(self) -> tuple[str, ...]:
+        c = self.config
+        if c.n_style and c.style_change_prob == 0.0:
+            # π = 0: the style never changes between the views, so it is shared and invariant,
+            # i.e. part of the content block (style_x2 equals style).
+            return ("content", "style", "style_x2")
         return ("content",)
 
     def prepare(self) -> dict[str, np.ndarray]:
@@ -272,7 +278,9 @@ class MisalignmentConfig(_MixingConfig):
         dependence: ``independent`` (Σ_s = I) or ``dependent`` (Σ_s ~ W_N(I, N), Σ_m ~ W(I, k),
             Σ_ε ~ W_N(I, N), separate draws as the paper states).
         selection: latent names the text mentions (``I_θ``), or the paper's θ index; ``None`` = all.
-            Stored canonically as names.
+            Stored canonically as names, or ``None`` when it is every semantic latent (so that
+            ``n_semantic`` can be overridden on an unbiased config); :attr:`selected` always
+            gives the names, and the fingerprint and ``to_dict`` record the names.
         perturbation: latent names (``I_ρ ⊊ I_θ``) the text may misreport, or the paper's ρ index.
         perturb_prob: per-sample, per-latent probability that a latent in ``I_ρ`` is perturbed
             (additive noise ε ~ N(0, Σ_ε)).
@@ -292,13 +300,52 @@ class MisalignmentConfig(_MixingConfig):
         check_int("n_specific", self.n_specific, low=0, high=256)
         check_choice("dependence", self.dependence, ("independent", "dependent"))
         check_number("perturb_prob", self.perturb_prob, low=0.0, high=1.0)
-        selected, perturbed = self.bias.resolve(self.semantic_names)
-        object.__setattr__(self, "selection", selected)
+        bias = self.bias
+        try:
+            selected, perturbed = bias.resolve(self.semantic_names)
+        except InvalidConfigError as exc:
+            raise self._explain_latents_beyond_n(exc, bias) from None
+        object.__setattr__(self, "selection", None if selected == self.semantic_names else selected)
         object.__setattr__(self, "perturbation", perturbed)
+
+    def _explain_latents_beyond_n(self, exc: InvalidConfigError, bias: TextBias) -> InvalidConfigError:
+        """Name the fix when the selection/perturbation mention latents past ``n_semantic``
+        (typically a named config's sets, written for 10 latents, after ``-o n_semantic=5``)."""
+        names = self.semantic_names
+        sel = bias.selection if isinstance(bias.selection, tuple) else ()
+        pert = bias.perturbation if isinstance(bias.perturbation, tuple) else ()
+        beyond = [v for v in (*sel, *pert) if v not in names and v[:1] == "s" and v[1:].isdigit()]
+        if not beyond:
+            return exc
+        new_sel = [v for v in sel if v in names]
+        new_pert = [v for v in pert if v in new_sel][: max(len(new_sel) - 1, 0)]
+        origin = f"come from the config {self.name!r}" if self.name else "were given"
+        example = f"-o n_semantic={self.n_semantic} -o 'selection={json.dumps(new_sel or None)}' -o 'perturbation={json.dumps(new_pert)}'"
+        return InvalidConfigError(
+            f"{exc} The selection {list(sel) or 'None (all)'} and perturbation {list(pert)} {origin}, "
+            f"but n_semantic={self.n_semantic} makes only {names[0]}…{names[-1]}. Override them together "
+            f"with n_semantic, e.g. {example} (Python: n_semantic=…, selection=[…], perturbation=[…]); "
+            "selection=null means every semantic latent."
+        )
 
     @property
     def semantic_names(self) -> tuple[str, ...]:
         return tuple(f"s{i}" for i in range(1, self.n_semantic + 1))
+
+    @property
+    def selected(self) -> tuple[str, ...]:
+        """The names the text mentions (``selection`` resolved; ``None`` = all)."""
+        return self.semantic_names if self.selection is None else self.selection
+
+    def data(self) -> dict[str, Any]:
+        data = super().data()
+        data["selection"] = list(self.selected)  # names, as before None meant "all": fingerprints unchanged
+        return data
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        out["selection"] = list(self.selected)
+        return out
 
     @property
     def bias(self) -> TextBias:
@@ -344,7 +391,7 @@ class MisalignmentBuilder(Builder):
         c = self.config
         return {
             "x": Modality("x", "vector", (c.n_semantic + c.n_specific,), "float32", "image: g_x(s, m_x)"),
-            "t": Modality("t", "vector", (len(c.selection) + c.n_specific,), "float32", "text: g_t(s~_{I_θ}, m_t)"),
+            "t": Modality("t", "vector", (len(c.selected) + c.n_specific,), "float32", "text: g_t(s~_{I_θ}, m_t)"),
         }
 
     def latent_spec(self) -> LatentSpec:
@@ -353,7 +400,7 @@ class MisalignmentBuilder(Builder):
         for name in c.semantic_names:
             if name in c.perturbation:
                 role, scope, what = "style", "shared", "perturbed in the text"
-            elif name in c.selection:
+            elif name in c.selected:
                 role, scope, what = "content", "shared", "mentioned, unperturbed"
             else:
                 role, scope, what = "specific", "x", "omitted from the text"
@@ -361,24 +408,26 @@ class MisalignmentBuilder(Builder):
         if c.n_specific:
             lats.append(_vec("m_x", c.n_specific, role="specific", scope="x", description="image-specific"))
             lats.append(_vec("m_t", c.n_specific, role="specific", scope="t", description="text-specific"))
-        return LatentSpec(tuple(lats))
+        return LatentSpec(tuple(lats), sampler=self.sample_latents)
 
     def extra_features(self) -> dict[str, Feature]:
         c = self.config
-        feats = {f"text.{n}": Feature((), "float32") for n in c.selection}
+        feats = {f"text.{n}": Feature((), "float32") for n in c.selected}
         feats.update({f"perturbed.{n}": Feature((), "bool") for n in c.perturbation})
         return feats
 
     def expected_identifiable(self) -> tuple[str, ...]:
         c = self.config
-        return tuple(n for n in c.selection if n not in c.perturbation)
+        if c.perturb_prob == 0.0:  # p = 0: I_ρ is never perturbed, so the whole selection is unbiased
+            return c.selected
+        return tuple(n for n in c.selected if n not in c.perturbation)
 
     def prepare(self) -> dict[str, np.ndarray]:
         c = self.config
         rng = np.random.default_rng([c.seed, _RESOURCE_STREAM])
         res = {
             "mixing.x": invertible_mlp_weights(c.n_semantic + c.n_specific, rng, layers=c.mixing_layers, ratio=c.cond_ratio),
-            "mixing.t": invertible_mlp_weights(len(c.selection) + c.n_specific, rng, layers=c.mixing_layers, ratio=c.cond_ratio),
+            "mixing.t": invertible_mlp_weights(len(c.selected) + c.n_specific, rng, layers=c.mixing_layers, ratio=c.cond_ratio),
         }
         dep = c.dependence == "dependent"
         for block, k in (("s", c.n_semantic), ("m_x", c.n_specific), ("m_t", c.n_specific), ("noise", c.n_semantic)):
@@ -399,10 +448,10 @@ class MisalignmentBuilder(Builder):
         out: dict[str, np.ndarray] = {f"latents.{name}": values[name] for name in names}
         if c.n_specific:
             out["latents.m_x"], out["latents.m_t"] = m_x, m_t
-        out.update({f"text.{name}": text[name] for name in c.selection})
+        out.update({f"text.{name}": text[name] for name in c.selected})
         out.update({f"perturbed.{name}": flags[name] for name in c.perturbation})
         out["x"] = mix(np.concatenate([s, m_x], axis=1), r["mixing.x"])
-        s_text = np.stack([text[name] for name in c.selection], axis=1)
+        s_text = np.stack([text[name] for name in c.selected], axis=1)
         out["t"] = mix(np.concatenate([s_text, m_t], axis=1), r["mixing.t"])
         return _finalise(out)
 
@@ -522,7 +571,7 @@ class ClicaBuilder(Builder):
         return LatentSpec((
             _vec("z", n, role="content", support=sup, description="latent of x1"),
             _vec("z_tilde", n, role="nuisance", scope="x2", support=sup, description="latent of the positive x2 (z~ ~ p(z~|z))"),
-        ))
+        ), sampler=self.sample_latents)
 
     def expected_identifiable(self) -> tuple[str, ...]:
         return ("z",)

@@ -6,15 +6,25 @@ last), each weight matrix drawn with i.i.d. U(−1, 1) entries and unit-L2-norm 
 redrawn until its 2-norm condition number is at most a threshold — the ``ratio`` quantile of the
 condition numbers of ``pool`` such random matrices (ratio 1e-3 in the identifiability papers,
 0 = the pool's minimum in cl-ica).
+
+Pools and candidate batches are drawn in chunks of at most ``CHUNK_ELEMENTS`` matrix entries
+(256 MB of float64), so memory stays bounded for any ``n`` (a 25,000 pool at n = 256 would be
+13 GB at once). Chunking changes nothing: the entries come from the generator in the same order,
+every matrix's condition number is computed on its own, and a batch is always drawn in full.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 
 from mmbench.errors import InvalidConfigError
 
-__all__ = ["condition_threshold", "invertible_mlp_weights", "mix", "random_unit_column_matrices"]
+__all__ = ["CHUNK_ELEMENTS", "condition_threshold", "invertible_mlp_weights", "mix", "random_unit_column_matrices"]
+
+#: Most matrix entries drawn at once (2**25 float64 = 256 MB).
+CHUNK_ELEMENTS = 1 << 25
 
 
 def random_unit_column_matrices(n: int, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -24,11 +34,27 @@ def random_unit_column_matrices(n: int, count: int, rng: np.random.Generator) ->
     return mats
 
 
+def _chunks(n: int, count: int) -> Iterator[int]:
+    """Sizes of consecutive chunks of ``count`` matrices ``(n, n)``, each within ``CHUNK_ELEMENTS``."""
+    step = max(1, CHUNK_ELEMENTS // (n * n))
+    for start in range(0, count, step):
+        yield min(step, count - start)
+
+
+def _conditions(n: int, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Condition numbers of ``count`` random unit-column matrices, drawn chunk by chunk."""
+    return np.concatenate(
+        [np.linalg.cond(random_unit_column_matrices(n, k, rng)) for k in _chunks(n, count)]
+    ) if count else np.empty(0)
+
+
 def condition_threshold(n: int, rng: np.random.Generator, *, ratio: float = 1e-3, pool: int = 25_000) -> float:
     """The ``ratio`` quantile (by rank, as the reference code) of ``pool`` condition numbers."""
     if not 0.0 <= ratio < 1.0:
         raise InvalidConfigError(f"cond_ratio must be in [0, 1), got {ratio!r}.")
-    conds = np.sort(np.linalg.cond(random_unit_column_matrices(n, pool, rng)))
+    if pool < 1:
+        raise InvalidConfigError(f"The condition-number pool needs at least one matrix, got pool={pool!r}.")
+    conds = np.sort(_conditions(n, pool, rng))
     return float(conds[int(pool * ratio)])
 
 
@@ -49,10 +75,14 @@ def invertible_mlp_weights(
     weights = []
     draws = 0
     while len(weights) < layers:
-        mats = random_unit_column_matrices(n, batch, rng)
-        ok = np.flatnonzero(np.linalg.cond(mats) <= threshold)
-        take = ok[: layers - len(weights)]
-        weights.extend(mats[i] for i in take)
+        # One batch of candidates, in chunks; the first acceptable ones in draw order are kept.
+        # Chunks after the last needed one are still drawn (and dropped unexamined), so that the
+        # generator ends where a whole-batch draw would leave it.
+        for k in _chunks(n, batch):
+            mats = random_unit_column_matrices(n, k, rng)
+            if len(weights) < layers:
+                ok = np.flatnonzero(np.linalg.cond(mats) <= threshold)
+                weights.extend(mats[i] for i in ok[: layers - len(weights)])
         draws += batch
         if draws > max_draws:
             raise InvalidConfigError(f"Could not draw a matrix with condition number <= {threshold:.4g} in {max_draws} draws.")

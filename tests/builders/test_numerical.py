@@ -200,3 +200,88 @@ def test_sampler_is_deterministic_fresh_and_disjoint_from_shards() -> None:
     np.testing.assert_array_equal(resumed[1]["x"], first[2]["x"])
     other_seed = next(b.sampler(64, seed=1))
     assert not np.array_equal(other_seed["x"], first[0]["x"])
+
+
+# ----------------------------------------------------------------------------- review fixes (issue 2)
+def test_misalignment_n_semantic_can_be_overridden() -> None:
+    b = mmbench.builder("numerical/misalignment/unbiased", n_semantic=5)
+    assert b.config.selection is None and b.config.selected == ("s1", "s2", "s3", "s4", "s5")
+    assert b.modalities()["t"].shape == (10,) and b.expected_identifiable() == b.config.selected
+    assert b.config.to_dict()["selection"] == ["s1", "s2", "s3", "s4", "s5"]
+    p3 = mmbench.builder("numerical/misalignment/perturbation-3", n_semantic=5)
+    assert p3.expected_identifiable() == ("s4", "s5")
+    # "every latent" has one fingerprint however it is spelled, and the named configs keep theirs
+    assert mmbench.builder("numerical/misalignment/unbiased").config.fingerprint == "cc2da0d603fddeda"
+    assert mmbench.builder("numerical/misalignment/selection-10").config.fingerprint == "cc2da0d603fddeda"
+    assert mmbench.builder("numerical/misalignment/perturbation-3").config.fingerprint == "b7b94fda36f8b9a9"
+    explicit = mmbench.builder("numerical/misalignment/unbiased", n_semantic=5, selection=[f"s{i}" for i in range(1, 6)])
+    assert explicit.config == b.config.replace(name="unbiased") and explicit.config.fingerprint == b.config.fingerprint
+    cols = b.generate_shard("test", 0)
+    assert cols["t"].shape[1] == 10 and "text.s5" in cols and "latents.s6" not in cols
+
+
+def test_misalignment_named_sets_beyond_n_semantic_say_how_to_override() -> None:
+    with pytest.raises(InvalidConfigError) as err:
+        mmbench.builder("numerical/misalignment/joint", n_semantic=5)
+    assert "Unknown latent 's6'" in str(err.value) and "come from the config 'joint'" in str(err.value)
+    assert """-o n_semantic=5 -o 'selection=["s1", "s2", "s3", "s4", "s5"]' -o 'perturbation=["s1", "s2"]'""" in str(err.value)
+    fixed = mmbench.builder("numerical/misalignment/joint", n_semantic=5, selection=["s1", "s2", "s3", "s4", "s5"], perturbation=["s1", "s2"])
+    assert fixed.expected_identifiable() == ("s3", "s4", "s5")
+
+
+@pytest.mark.parametrize(("overrides", "match"), [
+    ({"selection": 1.5}, "selection must be a list of latent names"),
+    ({"perturbation": None}, "perturbation must be a list of latent names"),
+])
+def test_misalignment_bad_bias_types(overrides: dict, match: str) -> None:
+    with pytest.raises(InvalidConfigError, match=match):
+        mmbench.builder("numerical/misalignment", **overrides)
+
+
+def test_expected_identifiable_follows_the_probabilities() -> None:
+    joint = mmbench.builder("numerical/misalignment/joint")
+    assert joint.expected_identifiable() == ("s3", "s4", "s5", "s6", "s7", "s8")
+    never = mmbench.builder("numerical/misalignment/joint", perturb_prob=0.0)  # I_ρ is never perturbed
+    assert never.expected_identifiable() == tuple(f"s{i}" for i in range(1, 9))
+    assert mmbench.builder("numerical/multiview/multimodal-independent").expected_identifiable() == ("content",)
+    still = mmbench.builder("numerical/multiview/multimodal-independent", style_change_prob=0.0)
+    assert still.expected_identifiable() == ("content", "style", "style_x2")
+    cols = still.generate_shard("test", 0)
+    np.testing.assert_array_equal(cols["latents.style"], cols["latents.style_x2"])  # invariant style
+
+
+def test_mixing_pool_is_drawn_in_chunks_with_the_same_draws(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmbench.rendering import mixing
+
+    def reference(n, rng, *, layers, ratio, pool, batch):  # type: ignore[no-untyped-def]  # the unchunked original
+        def mats(count):  # type: ignore[no-untyped-def]
+            m = rng.uniform(-1.0, 1.0, size=(count, n, n))
+            return m / np.linalg.norm(m, axis=1, keepdims=True)
+        threshold = np.sort(np.linalg.cond(mats(pool)))[int(pool * ratio)]
+        weights: list = []
+        while len(weights) < layers:
+            m = mats(batch)
+            weights.extend(m[i] for i in np.flatnonzero(np.linalg.cond(m) <= threshold)[: layers - len(weights)])
+        return np.stack(weights)
+
+    sizes = []
+    original = mixing.random_unit_column_matrices
+    monkeypatch.setattr(mixing, "random_unit_column_matrices", lambda n, count, rng: sizes.append(count) or original(n, count, rng))
+    monkeypatch.setattr(mixing, "CHUNK_ELEMENTS", 7 * 6 * 6)  # 7 matrices of 6×6 per chunk
+    kw = dict(layers=3, ratio=0.02, pool=500, batch=60)
+    rng_a, rng_b = np.random.default_rng(3), np.random.default_rng(3)
+    got = mixing.invertible_mlp_weights(6, rng_a, **kw)
+    np.testing.assert_array_equal(got, reference(6, rng_b, **kw))
+    assert rng_a.bit_generator.state == rng_b.bit_generator.state  # later draws are unchanged too
+    assert max(sizes) == 7 and (sum(sizes) - 500) % 60 == 0  # the pool, then whole batches
+
+
+def test_numerical_latent_specs_sample() -> None:
+    for dataset in ("numerical/misalignment/joint", "numerical/multiview/multimodal-causal", "numerical/clica/sphere-uniform-vmf1"):
+        b = mmbench.builder(dataset)
+        spec = b.latent_spec()
+        table = spec.sample(50, rng=np.random.default_rng(1))
+        assert tuple(table) == spec.names and table.num_rows == 50
+        shard = b.generate(b.split_names()[0], 0, 50, rng=np.random.default_rng(1))
+        for name in spec.names:  # the same generative process as the stored data
+            np.testing.assert_array_equal(table[name], shard[f"latents.{name}"])
