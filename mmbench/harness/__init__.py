@@ -31,6 +31,7 @@ __all__ = [
     "list_suites",
     "load_model",
     "make_probe",
+    "register_suite",
     "save_model",
 ]
 
@@ -43,6 +44,7 @@ _LAZY = {
     "SuiteEntry": "mmbench.harness.suites",
     "get_suite": "mmbench.harness.suites",
     "list_suites": "mmbench.harness.suites",
+    "register_suite": "mmbench.harness.suites",
     "Encoder": "mmbench.harness.protocols",
     "EvalContext": "mmbench.harness.protocols",
     "Generator": "mmbench.harness.protocols",
