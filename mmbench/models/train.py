@@ -62,6 +62,7 @@ CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.safetensors"
 HISTORY_FILE = "history.json"
 FORMAT_VERSION = 1
+LR_SCHEDULES = ("constant", "cosine")
 # Fields that may differ when resuming (schedule/bookkeeping, not the model or the data).
 _RESUMABLE_FIELDS = frozenset({"steps", "val_every", "checkpoint_every", "log_every", "name"})
 
@@ -104,6 +105,9 @@ class TrainConfig:
             twice as many examples).
         steps: optimiser steps.
         lr, weight_decay: Adam(W) settings (Adam when ``weight_decay == 0``).
+        lr_schedule: ``"constant"`` (the papers') or ``"cosine"`` (linear warm-up over
+            ``warmup_steps``, then cosine decay to 0 at ``steps``; what short CPU schedules use).
+        warmup_steps: linear warm-up length (both schedules).
         grad_clip: max gradient 2-norm (``None``: no clipping).
         seed: model initialisation and data stream seed.
         data: ``"sampler"`` (fresh batches from the generative process every step) or
@@ -130,6 +134,8 @@ class TrainConfig:
     batch_size: int = 6144
     steps: int = 300_000
     lr: float = 1e-4
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
     weight_decay: float = 0.0
     grad_clip: float | None = 2.0
     seed: int = 0
@@ -161,7 +167,7 @@ class TrainConfig:
 
         for f in ("encoding_size", "batch_size", "steps", "val_batches", "log_every"):
             pos_int(f, getattr(self, f))
-        for f in ("val_every", "checkpoint_every", "seed"):
+        for f in ("val_every", "checkpoint_every", "seed", "warmup_steps"):
             pos_int(f, getattr(self, f), zero=True)
         if self.val_batch_size is not None:
             pos_int("val_batch_size", self.val_batch_size)
@@ -173,6 +179,10 @@ class TrainConfig:
             raise InvalidConfigError(f"Unknown loss {self.loss!r}.{did_you_mean(self.loss, LOSSES)} Choose one of {list(LOSSES)}.")
         if not (isinstance(self.lr, int | float) and self.lr > 0 and math.isfinite(self.lr)):
             raise InvalidConfigError(f"TrainConfig.lr must be a positive number, got {self.lr!r}.")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise InvalidConfigError(
+                f"TrainConfig.lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}.{did_you_mean(str(self.lr_schedule), LR_SCHEDULES)}"
+            )
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise InvalidConfigError(f"TrainConfig.grad_clip must be > 0 or None, got {self.grad_clip!r}.")
         if self.weight_decay < 0:
@@ -201,6 +211,14 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate of optimiser step ``step`` (1-based): a pure function of the step, so a
+        resumed run follows the same schedule."""
+        scale = min(1.0, step / self.warmup_steps) if self.warmup_steps else 1.0
+        if self.lr_schedule == "cosine":
+            scale *= 0.5 * (1.0 + math.cos(math.pi * min(step, self.steps) / self.steps))
+        return self.lr * scale
 
     def encoder_for(self, modality: str) -> tuple[str, dict[str, Any]]:
         """Encoder kind and kwargs of ``modality``."""
@@ -550,6 +568,12 @@ def load_trained(path: str | os.PathLike[str], *, device: str | torch.device | N
 
 def _check_same(new: TrainConfig, old: TrainConfig, out_dir: Path) -> None:
     a, b = new.to_dict(), old.to_dict()
+    if a.get("lr_schedule") == "cosine" and a["steps"] != b.get("steps"):
+        raise InvalidConfigError(
+            f"The run in {out_dir} decays its learning rate (cosine) over steps={b.get('steps')}; resuming with "
+            f"steps={a['steps']} would change the schedule it already followed. Resume with steps={b.get('steps')}, "
+            "or train in another out_dir."
+        )
     diff = sorted(k for k in a if k not in _RESUMABLE_FIELDS and a[k] != b.get(k))
     if diff:
         details = "; ".join(f"{k}: checkpoint {b.get(k)!r} vs requested {a[k]!r}" for k in diff)
@@ -701,6 +725,7 @@ def train(
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=config.steps, initial=start, disable=not show, desc=config.name or "train", dynamic_ncols=True)
     flag = {"stop": False}
+    scheduled = config.lr_schedule != "constant" or config.warmup_steps > 0
     step, t0 = start, time.perf_counter()
     running, running_n = 0.0, 0
     interrupted = False
@@ -709,6 +734,10 @@ def train(
         with _sigint_to_flag(flag), _tf32(dev.type == "cuda"):
             while step < config.steps and not flag["stop"]:
                 inputs = _to_device(next(batches), mods, dev)
+                if scheduled:
+                    lr = config.lr_at(step + 1)
+                    for group in opt.param_groups:
+                        group["lr"] = lr
                 loss = compiled.loss(inputs, amp=amp)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -823,6 +852,8 @@ def add_train_parser(sub: Any) -> None:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--lr-schedule", default=None, choices=LR_SCHEDULES, help="constant (default) or cosine decay")
+    p.add_argument("--warmup-steps", type=int, default=None, help="linear learning-rate warm-up steps")
     p.add_argument("--grad-clip", type=float, default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--data", choices=["sampler", "dataset"], default=None)
@@ -853,6 +884,7 @@ def config_from_args(args: Any) -> TrainConfig:
         base["dataset_overrides"] = {**base.get("dataset_overrides", {}), **overrides}
     simple = {"encoder": "encoder", "shared_encoder": "shared_encoder", "encoding_size": "encoding_size",
               "loss": "loss", "batch_size": "batch_size", "steps": "steps", "lr": "lr", "grad_clip": "grad_clip",
+              "lr_schedule": "lr_schedule", "warmup_steps": "warmup_steps",
               "seed": "seed", "data": "data", "val_every": "val_every", "checkpoint_every": "checkpoint_every",
               "compile": "compile"}
     for attr, field in simple.items():

@@ -68,3 +68,23 @@ def test_cli_list_and_train(tmp_path, capsys) -> None:
     rc = main(["train", "numerical/misalignment/joint", "--out", str(out), "--steps", "3", "--encoding-size", "4",
                "--device", "cpu", "--no-progress"])
     assert rc == 1 and "different config" in capsys.readouterr().err
+
+
+def test_parallel_jobs_give_the_sequential_table() -> None:
+    kw = dict(scale="quick", device="cpu", steps=3, only=["vMF(κ=1)", "vMF(κ=10)"], progress=False)
+    seq = reproduce("clica-table1", jobs=1, threads=1, **kw)
+    par = reproduce("clica-table1", jobs=2, threads=1, **kw)
+    assert list(par.measured) == list(seq.measured) == ["Sphere U vMF(κ=1) → Sphere vMF", "Sphere U vMF(κ=10) → Sphere vMF"]
+    for row, cells in seq.measured.items():
+        assert par.measured[row] == pytest.approx(cells, abs=1e-4)
+    assert [r["run"] for r in par.runs] == [r["run"] for r in seq.runs]
+    with pytest.raises(InvalidConfigError, match="jobs"):
+        reproduce("clica-table1", jobs=0, **kw)
+
+
+def test_quick_scale_documents_its_deviations() -> None:
+    cfg = table_spec("m3di-table1", "quick").runs[0].config
+    assert cfg.dataset_overrides == {"mixing_layers": 2} and cfg.lr_schedule == "cosine"
+    assert table_spec("m3di-table1", "full").runs[0].config.dataset_overrides == {}
+    res = reproduce("clica-table1", scale="quick", device="cpu", steps=2, only=["vMF(κ=1)"], progress=False)
+    assert "2 layers instead of the papers' 3" in res.to_markdown()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import signal
 
 import numpy as np
@@ -141,3 +142,41 @@ def test_trained_model_is_a_harness_encoder() -> None:
     assert isinstance(model.card, ModelCard) and model.card.embedding_dim == 5
     assert model.card.trained_on == ("numerical/multiview/multimodal-independent:1.0.0",)
     assert isinstance(model, Encoder)
+
+
+def test_lr_schedules() -> None:
+    cfg = TrainConfig(dataset="numerical/misalignment/joint", steps=100, lr=1e-2, lr_schedule="cosine", warmup_steps=10)
+    assert cfg.lr_at(1) == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi / 100)))
+    assert cfg.lr_at(10) == pytest.approx(1e-2 * 0.5 * (1 + math.cos(math.pi * 10 / 100)))
+    assert cfg.lr_at(50) == pytest.approx(5e-3)
+    assert cfg.lr_at(100) == pytest.approx(0.0, abs=1e-12)
+    const = cfg.replace(lr_schedule="constant", warmup_steps=0)
+    assert {const.lr_at(s) for s in (1, 50, 100)} == {1e-2}
+    with pytest.raises(InvalidConfigError, match="lr_schedule"):
+        cfg.replace(lr_schedule="cosin")
+
+
+def test_cosine_schedule_resumes_exactly_and_fixes_its_horizon(tmp_path, monkeypatch) -> None:
+    import mmbench.models.train as tr
+
+    cfg = TrainConfig(**{**TINY, "steps": 6, "lr": 1e-2, "lr_schedule": "cosine", "warmup_steps": 2, "checkpoint_every": 0, "val_every": 0})
+    full = train(cfg, device="cpu", progress=False).model
+    calls = {"n": 0}
+    real = tr._to_device
+
+    def to_device(*args, **kwargs):  # Ctrl-C during the 3rd step
+        calls["n"] += 1
+        if calls["n"] == 3:
+            signal.raise_signal(signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tr, "_to_device", to_device)
+    assert train(cfg, out_dir=tmp_path, device="cpu", progress=False).steps == 3
+    monkeypatch.setattr(tr, "_to_device", real)
+    resumed = train(cfg, out_dir=tmp_path, device="cpu", progress=False)
+    assert resumed.steps == 3
+    for (k, v), (_, w) in zip(full.state_dict().items(), resumed.model.state_dict().items(), strict=True):
+        assert torch.allclose(v, w, atol=1e-6), k
+    # the decay horizon is `steps`: changing it on resume would change the schedule already used
+    with pytest.raises(InvalidConfigError, match="cosine"):
+        train(cfg.replace(steps=12), out_dir=tmp_path, device="cpu", progress=False)
