@@ -105,7 +105,7 @@ def train_classifiers(
     dataset: str | Builder,
     *,
     device: str = "cpu",
-    epochs: int = 5,
+    epochs: int = 8,
     batch_size: int = 128,
     lr: float = 2e-3,
     seed: int = 0,
@@ -292,7 +292,7 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("train-classifiers", help="train per-modality digit classifiers (coherence metrics)")
     _add_dataset_args(p)
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default cpu)")
-    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
