@@ -455,6 +455,14 @@ def _run_task(index: int, seed: int, *, table: str, scale: str, device: str, ste
     return cells, info
 
 
+def _usable_cpus() -> int:
+    """CPUs this process may run on (respects affinity / container CPU sets where the OS says)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _init_worker(threads: int) -> None:
     import torch
 
@@ -465,16 +473,20 @@ def _run_parallel(tasks: Sequence[tuple[int, int]], jobs: int, *, threads: int |
     """:func:`_run_task` over ``tasks`` in ``jobs`` spawned processes; results in task order."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
-    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=mp.get_context("spawn"),
-                             initializer=_init_worker, initargs=(threads or 1,)) as pool:
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=mp.get_context("spawn"),
+                               initializer=_init_worker, initargs=(threads or 1,))
+    try:
         futures = [pool.submit(_run_task, i, seed, **args) for i, seed in tasks]
-        try:
-            return [f.result() for f in futures]
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
+        return [f.result() for f in futures]
+    except BrokenProcessPool as exc:
+        raise MMBenchError(
+            f"A training process of {args.get('table')} died ({exc}), most likely killed for memory. Rerun with fewer "
+            "--jobs (or --jobs 1); with --out, finished runs resume from their checkpoints."
+        ) from exc
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def reproduce(
@@ -487,7 +499,7 @@ def reproduce(
     out_dir: str | Path | None = None,
     progress: bool | None = None,
     only: Sequence[str] | None = None,
-    jobs: int | None = None,
+    jobs: int | str | None = None,
     threads: int | None = None,
 ) -> ReproduceResult:
     """Train every run of ``table``, probe it with the harness metrics and compare with the paper.
@@ -501,9 +513,11 @@ def reproduce(
         out_dir: keep each run's checkpoint under ``out_dir/<run name>-seed<k>`` (resumable).
         progress: show training progress bars.
         only: restrict to the runs whose row label contains one of these substrings.
-        jobs: train this many runs at once, each in its own process (default: one per CPU core
-            on a CPU, 1 on a GPU; the small MLPs train faster in parallel processes than on
-            several threads).
+        jobs: train this many runs at once, each in its own (spawned) process; ``"auto"`` (what
+            ``mmbench reproduce`` uses) is one per usable core on a CPU and 1 on a GPU: the small
+            MLPs train faster in parallel processes than on several threads. Default 1, so that a
+            script calling this needs no ``if __name__ == "__main__"`` guard; with ``jobs > 1`` it
+            does, as for any spawned process pool.
         threads: torch CPU threads (of each job when ``jobs > 1``; default 1 there, and the
             process's setting when runs are sequential).
     """
@@ -517,10 +531,12 @@ def reproduce(
         raise InvalidConfigError(f"--only {list(only or [])} matches none of the runs of {table}: {[r.name for r in spec.runs]}.")
     t0 = time.perf_counter()
     tasks = [(spec.runs.index(run), seed) for run in runs for seed in seed_list]
-    if jobs is None:  # auto: one process per core on a CPU (the small MLPs do not scale across threads)
-        jobs = min(os.cpu_count() or 1, len(tasks)) if dev.type == "cpu" else 1
-    if not isinstance(jobs, int) or jobs < 1:
-        raise InvalidConfigError(f"jobs must be a positive integer, got {jobs!r}.")
+    if jobs == "auto":  # one process per usable core on a CPU (the small MLPs do not scale across threads)
+        jobs = min(_usable_cpus(), len(tasks)) if dev.type == "cpu" else 1
+    if jobs is None:
+        jobs = 1
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise InvalidConfigError(f"jobs must be a positive integer or 'auto', got {jobs!r}.")
     args = dict(table=table, scale=scale, device=str(dev), steps=steps, out_dir=None if out_dir is None else str(out_dir), progress=progress)
     if jobs == 1 or len(tasks) == 1:
         import torch
@@ -568,7 +584,7 @@ def add_reproduce_parser(sub: Any) -> None:
     p.add_argument("--only", action="append", default=None, help="only runs whose row label contains this text")
     p.add_argument("--out", default=None, help="write TABLE.md and TABLE.json here (and keep checkpoints under it)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (of each job with --jobs; 1 is fastest on a busy machine)")
-    p.add_argument("--jobs", type=int, default=None, help="runs trained at once in separate processes (default: one per core on a CPU, 1 on a GPU)")
+    p.add_argument("--jobs", type=int, default=None, help="runs trained at once in separate processes (default: one per usable core on a CPU, 1 on a GPU)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_reproduce)
 
@@ -584,7 +600,7 @@ def cmd_reproduce(args: Any) -> int:
         torch.set_num_threads(args.threads)
     result = reproduce(args.table, scale="quick" if args.quick else "full", device=args.device, seeds=args.seeds, steps=args.steps,
                        out_dir=Path(args.out) / "runs" if args.out else None, progress=False if args.no_progress else None, only=args.only,
-                       jobs=args.jobs, threads=args.threads)
+                       jobs=args.jobs if args.jobs is not None else "auto", threads=args.threads)
     md = result.to_markdown()
     print(md)
     if args.out:

@@ -566,9 +566,9 @@ def load_trained(path: str | os.PathLike[str], *, device: str | torch.device | N
     return model.to(resolve_device(device)).eval()
 
 
-def _check_same(new: TrainConfig, old: TrainConfig, out_dir: Path) -> None:
+def _check_same(new: TrainConfig, old: TrainConfig, out_dir: Path, *, resuming: bool = False) -> None:
     a, b = new.to_dict(), old.to_dict()
-    if a.get("lr_schedule") == "cosine" and a["steps"] != b.get("steps"):
+    if resuming and a.get("lr_schedule") == "cosine" and a["steps"] != b.get("steps"):
         raise InvalidConfigError(
             f"The run in {out_dir} decays its learning rate (cosine) over steps={b.get('steps')}; resuming with "
             f"steps={a['steps']} would change the schedule it already followed. Resume with steps={b.get('steps')}, "
@@ -695,7 +695,8 @@ def train(
         out.mkdir(parents=True, exist_ok=True)
         if (out / CONFIG_FILE).is_file():
             old = _read_config(out)
-            _check_same(config, TrainConfig.from_dict(old["train_config"]), out)
+            _check_same(config, TrainConfig.from_dict(old["train_config"]), out,
+                        resuming=resume and (out / CHECKPOINT_FILE).is_file())
             if (out / CHECKPOINT_FILE).is_file() and resume:
                 start, history = _resume(out, model, opt)
                 logger.info("Resuming %s from step %d", out, start)

@@ -287,17 +287,28 @@ def test_background_content_enters_the_fingerprint(tmp_path: Path) -> None:
 
 
 def test_default_backgrounds_match_their_pinned_pixels() -> None:
-    """If this fails, scikit-image/Pillow here decode a default photo differently (see the warning)."""
+    """If this fails, scikit-image/Pillow here decode a default photo differently (see the warning).
+
+    PNG decoding is lossless, so the three PNGs must match everywhere; the two JPEGs are compared
+    only under the library versions the hashes were measured with (a newer libjpeg may round
+    differently, which the build reports with a warning instead of failing).
+    """
     from mmbench.sources import backgrounds as bgsrc
 
+    pinned = bgsrc._version("scikit-image") == "0.26.0" and bgsrc._version("Pillow") == "13.0.0"
+    files = {name: file for name, file, _ in bgsrc.SKIMAGE_BACKGROUNDS}
     bgsrc._load_cached.cache_clear()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", UserWarning)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
         bgs = load_backgrounds("skimage", 5)
-    assert set(bgsrc.SKIMAGE_PIXEL_SHA256) == {name for name, _, _ in bgsrc.SKIMAGE_BACKGROUNDS}
-    for bg in bgs:
+    assert set(bgsrc.SKIMAGE_PIXEL_SHA256) == set(files)
+    checked = [bg for bg in bgs if pinned or files[bg.name].endswith(".png")]
+    assert len(checked) >= 3
+    for bg in checked:
         assert bg.sha256 == bgsrc.SKIMAGE_PIXEL_SHA256[bg.name]
         assert bg.record()["matches_expected"] is True
+    warned = [str(w.message) for w in caught if "background" in str(w.message)]
+    assert not [m for m in warned if any(bg.name in m for bg in checked)]
 
 
 def test_default_background_decoded_differently_warns(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -180,3 +180,7 @@ def test_cosine_schedule_resumes_exactly_and_fixes_its_horizon(tmp_path, monkeyp
     # the decay horizon is `steps`: changing it on resume would change the schedule already used
     with pytest.raises(InvalidConfigError, match="cosine"):
         train(cfg.replace(steps=12), out_dir=tmp_path, device="cpu", progress=False)
+    # ... but only when there is a checkpoint to resume: a run that never wrote one may start over
+    (tmp_path / "checkpoint.safetensors").unlink()
+    assert train(cfg.replace(steps=2), out_dir=tmp_path, device="cpu", progress=False).steps == 2
+    assert load_trained(tmp_path, expect=cfg).trained_steps == 2  # loading is not resuming
