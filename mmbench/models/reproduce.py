@@ -434,7 +434,8 @@ def _evaluate(model: Any, spec: RunSpec, n: int, seed: int) -> dict[str, dict[st
 def _run_task(index: int, seed: int, *, table: str, scale: str, device: str, steps: int | None, out_dir: str | None,
               progress: bool | None) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
     """Train and evaluate run ``index`` of ``table`` with ``seed``: the cells it fills and its record."""
-    run = table_spec(table, scale).runs[index]
+    spec = table_spec(table, scale)
+    run = spec.runs[index]
     cfg = run.config.replace(seed=seed, **({"steps": steps} if steps else {}))
     if steps:
         cfg = cfg.replace(val_every=max(steps // 5, 1), checkpoint_every=max(steps // 5, 1), log_every=max(min(cfg.log_every, steps), 1),
@@ -446,7 +447,7 @@ def _run_task(index: int, seed: int, *, table: str, scale: str, device: str, ste
     if result.interrupted:
         raise KeyboardInterrupt
     t_train = time.perf_counter() - t_run
-    cells = _evaluate(result.model, run, table_spec(table, scale).eval_samples, seed)
+    cells = _evaluate(result.model, run, spec.eval_samples, seed)
     last = next((h for h in reversed(result.history) if "loss" in h), {})
     info = {"run": run.name, "seed": seed, "steps": result.steps, "train_seconds": t_train,
             "eval_seconds": time.perf_counter() - t_run - t_train, "final_loss": last.get("loss"),

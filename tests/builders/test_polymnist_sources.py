@@ -69,6 +69,18 @@ def test_missing_mnist_lists_every_source_and_the_fix(tmp_path: Path) -> None:
         assert needle in msg, needle
 
 
+def _fake_mnist_in_cache(tmp_path: Path, cache_root: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """Fake MNIST files in ``cache_root``'s download cache, with the hash table patched to accept them."""
+    src = write_fake_mnist(tmp_path / "mnist", n_train=50, n_test=20)
+    fake = {name: (hashlib.sha256((src / name).read_bytes()).hexdigest(), 0, "") for name in mnistsrc.MNIST_FILES}
+    monkeypatch.setattr(mnistsrc, "MNIST_FILES", fake)
+    cache = cache_root / "downloads" / "mnist"
+    cache.mkdir(parents=True)
+    for name in fake:
+        (cache / name).write_bytes((src / name).read_bytes())
+    return fake
+
+
 @pytest.mark.parametrize("how", ["argument", "env"])
 @pytest.mark.parametrize("state", ["missing", "empty", "partial"])
 def test_a_named_directory_without_mnist_is_an_error(
@@ -81,13 +93,7 @@ def test_a_named_directory_without_mnist_is_an_error(
     if state == "partial":
         mnistsrc.write_idx(d / "train-images-idx3-ubyte", np.zeros((2, 28, 28), np.uint8))
     # A usable source further down the list: without the fix, resolution quietly succeeds with it.
-    good = write_fake_mnist(tmp_path / "mnist", n_train=50, n_test=20)
-    fake = {name: (hashlib.sha256((good / name).read_bytes()).hexdigest(), 0, "") for name in mnistsrc.MNIST_FILES}
-    monkeypatch.setattr(mnistsrc, "MNIST_FILES", fake)
-    cache = tmp_path / "cache" / "downloads" / "mnist"
-    cache.mkdir(parents=True)
-    for name in fake:
-        (cache / name).write_bytes((good / name).read_bytes())
+    fake = _fake_mnist_in_cache(tmp_path, tmp_path / "cache", monkeypatch)
     assert mnistsrc.resolve_mnist(None, tmp_path / "cache")["source"] == "cache"
     if how == "env":
         monkeypatch.setenv("MMBENCH_MNIST_DIR", str(d))
@@ -105,13 +111,8 @@ def test_a_named_directory_without_mnist_is_an_error(
 
 
 def test_the_sources_tried_are_recorded_in_dataset_info(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    d = write_fake_mnist(tmp_path / "mnist", n_train=50, n_test=20)
-    fake = {name: (hashlib.sha256((d / name).read_bytes()).hexdigest(), 0, "") for name in mnistsrc.MNIST_FILES}
-    monkeypatch.setattr(mnistsrc, "MNIST_FILES", fake)
-    cache = tmp_path / "c" / "downloads" / "mnist"
-    cache.mkdir(parents=True)
-    for name in fake:
-        (cache / name).write_bytes((d / name).read_bytes())
+    fake = _fake_mnist_in_cache(tmp_path, tmp_path / "c", monkeypatch)
+    d, cache = tmp_path / "mnist", tmp_path / "c" / "downloads" / "mnist"
     ds = mmbench.load("polymnist", split="test", cache_dir=tmp_path / "c", split_sizes={"test": 10}, shard_size=10)
     info = json.loads(next((tmp_path / "c").rglob("dataset_info.json")).read_text())
     for recorded in (ds.info.inputs["mnist"], info["inputs"]["mnist"]):
