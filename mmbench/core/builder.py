@@ -20,7 +20,6 @@ Cache layout::
 from __future__ import annotations
 
 import abc
-import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -29,7 +28,6 @@ import logging
 import os
 import shlex
 import shutil
-import uuid
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -40,6 +38,7 @@ import numpy as np
 from mmbench.core.config import BuilderConfig, check_int
 from mmbench.core.executors import run_tasks
 from mmbench.core.latents import LatentSpec
+from mmbench.core.storage import atomic_path, atomic_write, clean_stale_tmp, sha256_array, tmp_path
 from mmbench.errors import (
     CacheError,
     DatasetNotFoundError,
@@ -545,7 +544,7 @@ class Builder(abc.ABC):
         splits = tuple(dict.fromkeys(self.check_split(split) for split in splits))
         root = self.dataset_dir()
         root.mkdir(parents=True, exist_ok=True)
-        _clean_stale_tmp(root)
+        clean_stale_tmp(root)
         inputs = self.inputs
         self._write_resources(root)
         todo = []
@@ -565,19 +564,20 @@ class Builder(abc.ABC):
         from safetensors.numpy import save_file
 
         path = root / RESOURCES_FILE
-        tmp = root / f"{tmp_prefix()}{uuid.uuid4().hex}-{RESOURCES_FILE}"
-        try:
-            save_file(dict(self.resources), str(tmp))
-            if path.exists():
+        if path.exists():
+            tmp = tmp_path(path)
+            try:
+                save_file(dict(self.resources), str(tmp))
                 if sha256_file(path) != sha256_file(tmp):
                     raise CacheError(
                         f"The cached resources at {path} differ from the ones this config generates. "
                         f"The cache is stale or corrupt: delete {root} and build again."
                     )
-            else:
-                os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+            finally:
+                tmp.unlink(missing_ok=True)
+        else:
+            with atomic_path(path) as tmp:
+                save_file(dict(self.resources), str(tmp))
 
     def _build_splits(
         self, root: Path, splits: Sequence[str], *, num_workers: int, executor: str, progress: bool | None
@@ -591,7 +591,7 @@ class Builder(abc.ABC):
                 if split in tmps:
                     raise MMBenchError(f"Split {split!r} is listed twice in {list(splits)}.")
                 n = self.config.split_sizes[split]
-                tmp = root / f"{tmp_prefix()}{uuid.uuid4().hex}-{split}"
+                tmp = tmp_path(root / split)
                 tmp.mkdir()
                 tmps[split] = tmp  # registered at once: the finally below removes it on any failure
                 for name, feat in feats.items():  # preallocate: workers write their slice in place
@@ -620,7 +620,7 @@ class Builder(abc.ABC):
         for name in self.features():
             arr = np.load(tmp / f"{name}.npy", mmap_mode="r")
             for (start, stop), h in zip(self.shard_bounds(split), hashes, strict=True):
-                if _sha256_array(arr[start:stop]) != h[name]:
+                if sha256_array(arr[start:stop]) != h[name]:
                     raise CacheError(
                         f"Shard [{start}, {stop}) of column {name!r} ({split}) differs on disk from what "
                         "its worker generated: the shared filesystem lost or mixed writes. Build with "
@@ -641,10 +641,10 @@ class Builder(abc.ABC):
             "version": self.VERSION,
             "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         }
-        _atomic_write_text(tmp / SPLIT_INFO_FILE, json.dumps(split_info, indent=1))
+        atomic_write(tmp / SPLIT_INFO_FILE, json.dumps(split_info, indent=1))
         final = root / split
         if final.exists():  # force rebuild: move the old one aside, then swap
-            trash = root / f"{tmp_prefix()}{uuid.uuid4().hex}-old-{split}"
+            trash = tmp_path(root / split, "-old")
             os.rename(final, trash)
             try:
                 os.rename(tmp, final)
@@ -674,7 +674,7 @@ class Builder(abc.ABC):
                 }
         doc = info.to_json()
         doc["content_fingerprint"] = info.content_fingerprint
-        _atomic_write_text(root / INFO_FILE, json.dumps(doc, indent=1))
+        atomic_write(root / INFO_FILE, json.dumps(doc, indent=1))
 
     def as_dataset(self, split: str, *, verify: str = "basic") -> Dataset:
         """Open a built split from the cache (it must have been built)."""
@@ -706,54 +706,5 @@ def _write_shard(builder: Builder, split: str, shard: int, tmp_dir: str) -> dict
         out = np.load(Path(tmp_dir) / f"{name}.npy", mmap_mode="r+")
         out[start:stop] = arr
         del out  # unmapped; the pages reach the file through the page cache (no msync per shard)
-        hashes[name] = _sha256_array(arr)
+        hashes[name] = sha256_array(arr)
     return hashes
-
-
-def _sha256_array(arr: np.ndarray) -> str:
-    """sha256 of an array's raw bytes (C order), without copying contiguous arrays."""
-    return hashlib.sha256(np.ascontiguousarray(arr).reshape(-1).view(np.uint8)).hexdigest()
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{tmp_prefix()}{uuid.uuid4().hex}-{path.name}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def tmp_prefix() -> str:
-    """``.tmp-<pid>-<host>-``: temporary names say which process on which machine owns them."""
-    import socket
-
-    host = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
-    return f".tmp-{os.getpid()}-{host}-"
-
-
-def _clean_stale_tmp(root: Path) -> None:
-    """Remove temporary files left by builds of *this machine* whose process no longer exists.
-
-    Another machine's build sharing the cache (a cluster filesystem) is never touched.
-    """
-    host = tmp_prefix().split("-")[2]
-    for entry in root.glob(".tmp-*"):
-        parts = entry.name.split("-")
-        try:
-            pid = int(parts[1])
-        except (IndexError, ValueError):
-            continue
-        if len(parts) > 2 and parts[2] == host and pid != os.getpid() and not _pid_alive(pid):
-            with contextlib.suppress(OSError):
-                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

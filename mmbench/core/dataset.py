@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,10 +21,9 @@ from mmbench.core.builder import (
     SPLIT_INFO_FILE,
     VERIFY_MODES,
     DatasetInfo,
-    _sha256_array,
-    tmp_prefix,
 )
 from mmbench.core.latents import LatentSpec, LatentTable
+from mmbench.core.storage import atomic_path, sha256_array
 from mmbench.errors import CacheError, ColumnNotFoundError, InvalidConfigError, did_you_mean
 from mmbench.versioning import sha256_file
 
@@ -131,7 +129,7 @@ class Dataset:
                 )
             if full:
                 for k, shard in enumerate(split_info["shards"]):
-                    got = _sha256_array(arr[shard["start"] : shard["stop"]])
+                    got = sha256_array(arr[shard["start"] : shard["stop"]])
                     if got != shard["sha256"][name]:
                         raise CacheError(
                             f"Shard {k} of column {name!r} in {path} does not match its recorded "
@@ -308,15 +306,10 @@ class Dataset:
         features = hf_features(self.info)
         path = self.root / self.split / "hf.arrow"
         if not path.is_file():
-            tmp = path.with_name(f"{tmp_prefix()}{uuid.uuid4().hex}-hf.arrow")
-            try:
-                with datasets.arrow_writer.ArrowWriter(path=str(tmp), features=features) as writer:
-                    for batch in self.batches(65_536):
-                        writer.write_table(arrow_table(batch, self.info))
-                    writer.finalize()
-                os.replace(tmp, path)
-            finally:
-                tmp.unlink(missing_ok=True)
+            with atomic_path(path) as tmp, datasets.arrow_writer.ArrowWriter(path=str(tmp), features=features) as writer:
+                for batch in self.batches(65_536):
+                    writer.write_table(arrow_table(batch, self.info))
+                writer.finalize()
         info = datasets.DatasetInfo(description=self.info.description, features=features, version=self.info.version)
         return datasets.Dataset.from_file(str(path), info=info, split=self.split)
 

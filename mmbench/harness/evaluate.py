@@ -30,13 +30,13 @@ import os
 import platform
 import re
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
 
+from mmbench.core.storage import atomic_write
 from mmbench.errors import InvalidConfigError, MMBenchError, SubmissionError, did_you_mean
 from mmbench.harness.metrics import METRICS, ProbeData
 from mmbench.harness.probes import BACKENDS, resolve_device
@@ -129,12 +129,7 @@ class RunResult:
         out.mkdir(parents=True, exist_ok=True)
         path = out / self.filename()
         text = self.to_json()  # serialise first: a failure leaves nothing behind
-        tmp = out / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        try:
-            tmp.write_text(text)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic_write(path, text)
         self.path = path
         return path
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from mmbench.core.storage import atomic_path, atomic_write
 from mmbench.harness.evaluate import RunResult, validate_result_data
 
 __all__ = ["Column", "Leaderboard", "load_results", "render_heatmap"]
@@ -287,13 +288,12 @@ class Leaderboard:
         out = Path(out_dir)
         (out / "heatmaps").mkdir(parents=True, exist_ok=True)
         paths: dict[str, Any] = {"markdown": out / "leaderboard.md", "html": out / "leaderboard.html", "heatmaps": []}
-        _atomic_write(paths["markdown"], self.to_markdown().encode())
-        _atomic_write(paths["html"], self.to_html().encode())
+        atomic_write(paths["markdown"], self.to_markdown())
+        atomic_write(paths["html"], self.to_html())
         for name, img in self.heatmaps():
             p = out / "heatmaps" / name
-            tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
-            img.save(tmp, format="PNG")
-            os.replace(tmp, p)
+            with atomic_path(p) as tmp:
+                img.save(tmp, format="PNG")
             paths["heatmaps"].append(p)
         return paths
 
@@ -303,15 +303,6 @@ def _family(entry: dict[str, Any]) -> str:
     name = entry["dataset_id"].split(":")[0].split("~")[0]  # 'joint~c32604f2': an overridden config
     config = entry.get("config_name")
     return name[: -len(config) - 1] if config and name.endswith("/" + config) else name
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # ============================================================================ heatmap rendering (pillow)

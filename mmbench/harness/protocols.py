@@ -42,6 +42,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from mmbench.core.storage import atomic_path, atomic_write
 from mmbench.errors import InvalidConfigError, SubmissionError
 from mmbench.versioning import to_jsonable
 
@@ -477,14 +478,8 @@ def save_model(model: Any, directory: str | os.PathLike[str], *, factory: str, k
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {"format": MODEL_FORMAT, "card": card.to_dict(), "factory": factory, "kwargs": to_jsonable(dict(kwargs or {})),
             "weights": WEIGHTS_FILE}
-    tmp_w = out / f".{WEIGHTS_FILE}.tmp-{os.getpid()}"
-    tmp_m = out / f".{MODEL_FILE}.tmp-{os.getpid()}"
-    try:
-        save_file(state, str(tmp_w))
-        tmp_m.write_text(json.dumps(meta, indent=1, sort_keys=True))
-        os.replace(tmp_w, out / WEIGHTS_FILE)
-        os.replace(tmp_m, out / MODEL_FILE)
-    finally:
-        tmp_w.unlink(missing_ok=True)
-        tmp_m.unlink(missing_ok=True)
+    text = json.dumps(meta, indent=1, sort_keys=True)  # serialise first: a failure leaves nothing
+    with atomic_path(out / WEIGHTS_FILE) as tmp:
+        save_file(state, str(tmp))
+    atomic_write(out / MODEL_FILE, text)
     return out

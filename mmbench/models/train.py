@@ -31,7 +31,6 @@ import os
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from mmbench.core.storage import atomic_path
 from mmbench.errors import InvalidConfigError, MMBenchError, SubmissionError, did_you_mean
 from mmbench.models.encoders import ENCODERS, build_encoder
 from mmbench.models.losses import LOSSES, ContrastiveLoss
@@ -468,12 +468,8 @@ class _Prefetcher:
 
 # ====================================================================== checkpoints
 def _atomic_replace(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".tmp-{os.getpid()}-{uuid.uuid4().hex}-{path.name}")
-    try:
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _config_json(config: TrainConfig, dataset_id: str, shapes: Mapping[str, Sequence[int]]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import mmbench
-from mmbench.core.builder import _clean_stale_tmp, tmp_prefix
+from mmbench.core.storage import clean_stale_tmp, tmp_prefix
 from mmbench.errors import CacheError, ExecutorError, InvalidConfigError, MMBenchError
 
 ID = "numerical/misalignment/joint"
@@ -69,7 +69,7 @@ def test_stale_tmp_from_dead_process_is_cleaned(tmp_path: Path) -> None:
     mine.mkdir()
     other_machine = tmp_path / ".tmp-999999999-0000beef-abc-train"
     other_machine.mkdir()
-    _clean_stale_tmp(tmp_path)
+    clean_stale_tmp(tmp_path)
     assert not stale.exists() and mine.exists() and other_machine.exists()
 
 
