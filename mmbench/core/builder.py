@@ -1,57 +1,71 @@
-"""Versioned, deterministic dataset builders and their on-disk cache.
+"""Versioned, deterministic dataset builders.
 
 A builder is a recipe: a :class:`~mmbench.core.config.BuilderConfig` (what to make), a
-``VERSION`` (which revision of the recipe) and :meth:`Builder.generate` (how to make one shard).
+``VERSION`` (which revision of the recipe) and :meth:`Builder.generate` (how to make one shard,
+usually by composing :class:`~mmbench.core.renderer.Renderer` s over a latents table).
 Building runs every shard independently — shard ``k`` of split ``s`` draws only from
-``np.random.default_rng([seed, split_id(s), k])`` — writes the columns straight into
-memory-mapped ``.npy`` files in a temporary directory, and renames that directory into the cache
-only when every shard is written and hashed. The output is byte-identical for any number of
-workers and any executor.
+``np.random.default_rng([seed, split_id(s), k])`` — and writes it through
+:mod:`mmbench.core.build` (resumable: finished shards survive a crash) into the cache laid out by
+:mod:`mmbench.core.storage`. The output is byte-identical for any number of workers, any
+executor, and whether or not the build was interrupted and resumed.
 
 Cache layout::
 
     $MMBENCH_CACHE/<dataset>/<config>-<fingerprint>/<version>/
-        dataset_info.json           config, versions, inputs, per-split shard hashes
+        dataset_info.json           config, versions, inputs, per-split shard hashes, artifacts, stores
         resources.safetensors       frozen parameters shared by all splits (e.g. mixing MLPs)
+        artifacts/<name>            files the dataset carries (a vocabulary, a mesh list)
         <split>/split_info.json
-        <split>/<column>.npy        one memory-mappable array per column
+        <split>/<column>.npy        a fixed column; string/ragged: <column>.offsets.npy + .values.npy;
+                                    store-backed: <column>.index.npy (rows of a shared store)
+    $MMBENCH_CACHE/_stores/<store>/<fingerprint>/   heavy columns shared by many configs
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
-import datetime
-import hashlib
 import json
 import logging
 import os
+import re
 import shlex
-import shutil
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from mmbench.core.columns import VarValues, to_var_values
 from mmbench.core.config import BuilderConfig, check_int
-from mmbench.core.executors import run_tasks
+from mmbench.core.info import (
+    INFO_FILE,
+    RESOURCES_FILE,
+    SPLIT_INFO_FILE,
+    VERIFY_MODES,
+    DatasetInfo,
+    Feature,
+    Modality,
+)
 from mmbench.core.latents import LatentSpec
-from mmbench.core.storage import atomic_path, atomic_write, clean_stale_tmp, sha256_array, tmp_path
+from mmbench.core.storage import Store
 from mmbench.errors import (
-    CacheError,
     DatasetNotFoundError,
     InvalidConfigError,
     MMBenchError,
     did_you_mean,
 )
-from mmbench.versioning import Version, canonical_json, sha256_file, to_jsonable
+from mmbench.versioning import Version, to_jsonable
 
 if TYPE_CHECKING:
     from mmbench.core.dataset import Dataset
 
 __all__ = [
+    "INFO_FILE",
+    "RESOURCES_FILE",
+    "SPLIT_INFO_FILE",
+    "VERIFY_MODES",
     "Builder",
     "DatasetInfo",
     "Feature",
@@ -62,10 +76,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-INFO_FILE = "dataset_info.json"
-SPLIT_INFO_FILE = "split_info.json"
-RESOURCES_FILE = "resources.safetensors"
-VERIFY_MODES = ("none", "basic", "full")
+_ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 # Stream id for the infinite on-the-fly sampler, disjoint from every materialised shard's key.
 _SAMPLER_STREAM = 0x5A4D50
 
@@ -79,112 +90,6 @@ def default_cache_dir() -> Path:
 def split_id(split: str) -> int:
     """A stable integer for a split name, used to key generators (crc32 of the name)."""
     return zlib.crc32(split.encode()) & 0x7FFFFFFF
-
-
-@dataclasses.dataclass(frozen=True)
-class Feature:
-    """Per-example shape and dtype of one stored column."""
-
-    shape: tuple[int, ...]
-    dtype: str
-    kind: Literal["modality", "latent", "extra"] = "extra"
-
-    @property
-    def np_dtype(self) -> np.dtype:
-        return np.dtype(self.dtype)
-
-
-@dataclasses.dataclass(frozen=True)
-class Modality:
-    """One observed modality: its column name, per-example shape and what it is."""
-
-    name: str
-    kind: Literal["vector", "image", "text", "tokens"]
-    shape: tuple[int, ...]
-    dtype: str = "float32"
-    description: str = ""
-
-
-@dataclasses.dataclass
-class DatasetInfo:
-    """Everything known about one (dataset, config, version): the content of ``dataset_info.json``."""
-
-    name: str
-    version: str
-    config_name: str | None
-    config: dict[str, Any]
-    config_fingerprint: str
-    description: str
-    modalities: dict[str, Modality]
-    latents: LatentSpec
-    features: dict[str, Feature]
-    expected_identifiable: tuple[str, ...]
-    release_notes: dict[str, str]
-    citation: str = ""
-    homepage: str = ""
-    splits: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
-    inputs: dict[str, Any] = dataclasses.field(default_factory=dict)
-    resources_sha256: str | None = None
-    mmbench_version: str = ""
-    #: The builder's id (``name/config:version``, or ``name/config~fingerprint:version`` when
-    #: overrides changed the config); empty in caches written before it was recorded.
-    id: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "version": self.version,
-            "config_name": self.config_name,
-            "config": self.config,
-            "config_fingerprint": self.config_fingerprint,
-            "description": self.description,
-            "modalities": {k: dataclasses.asdict(m) for k, m in self.modalities.items()},
-            "latents": self.latents.to_dict(),
-            "features": {k: dataclasses.asdict(f) for k, f in self.features.items()},
-            "expected_identifiable": list(self.expected_identifiable),
-            "release_notes": self.release_notes,
-            "citation": self.citation,
-            "homepage": self.homepage,
-            "splits": self.splits,
-            "inputs": self.inputs,
-            "resources_sha256": self.resources_sha256,
-            "mmbench_version": self.mmbench_version,
-        }
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> DatasetInfo:
-        return cls(
-            name=d["name"],
-            version=d["version"],
-            config_name=d.get("config_name"),
-            config=d["config"],
-            config_fingerprint=d["config_fingerprint"],
-            description=d.get("description", ""),
-            modalities={
-                k: Modality(**{**m, "shape": tuple(m["shape"])}) for k, m in d["modalities"].items()
-            },
-            latents=LatentSpec.from_dict(d["latents"]),
-            features={
-                k: Feature(tuple(f["shape"]), f["dtype"], f.get("kind", "extra"))
-                for k, f in d["features"].items()
-            },
-            expected_identifiable=tuple(d.get("expected_identifiable", ())),
-            release_notes=d.get("release_notes", {}),
-            citation=d.get("citation", ""),
-            homepage=d.get("homepage", ""),
-            splits=d.get("splits", {}),
-            inputs=d.get("inputs", {}),
-            resources_sha256=d.get("resources_sha256"),
-            mmbench_version=d.get("mmbench_version", ""),
-            id=d.get("id", ""),
-        )
-
-    @property
-    def content_fingerprint(self) -> str:
-        """sha256 over every built split's fingerprint (changes iff any stored byte changes)."""
-        parts = {s: info["fingerprint"] for s, info in sorted(self.splits.items())}
-        return hashlib.sha256(canonical_json(parts).encode()).hexdigest()[:16]
 
 
 class Builder(abc.ABC):
@@ -209,6 +114,8 @@ class Builder(abc.ABC):
     DESCRIPTION: ClassVar[str] = ""
     CITATION: ClassVar[str] = ""
     HOMEPAGE: ClassVar[str] = ""
+    #: Memory bound of one shard when ``config.shard_size`` is ``None`` (image builders).
+    MAX_SHARD_BYTES: ClassVar[int] = 256 * 2**20
 
     def __init__(
         self,
@@ -223,6 +130,7 @@ class Builder(abc.ABC):
         self.data_dir = Path(data_dir).expanduser() if data_dir is not None else None
         self._resources: dict[str, np.ndarray] | None = None
         self._inputs: dict[str, Any] | None = None
+        self._artifacts: dict[str, bytes] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -269,6 +177,26 @@ class Builder(abc.ABC):
         """Locate (and, where allowed, fetch) raw inputs; return what was used, with checksums.
 
         Raise :class:`~mmbench.errors.InputsNotFoundError` listing what was tried and what to do.
+        """
+        return {}
+
+    def stores(self) -> dict[str, Store]:
+        """Shared stores this config reads (heavy columns kept once for many configs), by name.
+
+        A column declared with ``store=name`` (``Modality(store=...)`` or ``Feature(store=...)``)
+        is generated as int64 row indices into the store's column of the same name.
+        """
+        return {}
+
+    def generate_store(self, store: str, start: int, stop: int, *, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Make rows ``[start, stop)`` of shared store ``store`` (every column of its features)."""
+        raise NotImplementedError(f"{type(self).__name__} declares store {store!r} but no generate_store().")
+
+    def make_artifacts(self) -> dict[str, bytes]:
+        """Files the built dataset carries beside its columns (a vocabulary, a mesh list), by name.
+
+        Called once per build, after the stores and before the splits; :meth:`generate` reads
+        them with :meth:`artifact`.
         """
         return {}
 
@@ -370,10 +298,7 @@ class Builder(abc.ABC):
         return shlex.join(parts)
 
     def features(self) -> dict[str, Feature]:
-        feats = {
-            name: Feature(tuple(m.shape), str(np.dtype(m.dtype)), "modality")
-            for name, m in self.modalities().items()
-        }
+        feats = {name: m.feature() for name, m in self.modalities().items()}
         for lat in self.latent_spec():
             feats[f"latents.{lat.name}"] = Feature(lat.shape, str(lat.dtype), "latent")
         feats.update(self.extra_features())
@@ -412,10 +337,39 @@ class Builder(abc.ABC):
             self._inputs = self.resolve_inputs()
         return self._inputs
 
+    @property
+    def artifacts(self) -> dict[str, bytes]:
+        """The artifacts of this config (made once, then kept; workers receive them)."""
+        if self._artifacts is None:
+            made = self.make_artifacts()
+            for name, data in made.items():
+                if not isinstance(name, str) or not _ARTIFACT_NAME.match(name) or not isinstance(data, bytes):
+                    raise MMBenchError(
+                        f"{type(self).__name__}.make_artifacts must return {{name: bytes}} with names of letters, "
+                        f"digits, '_', '-' and '.'; got {name!r}: {type(data).__name__}."
+                    )
+            self._artifacts = dict(made)
+        return self._artifacts
+
+    def artifact(self, name: str) -> bytes:
+        """The bytes of artifact ``name`` (see :meth:`make_artifacts`)."""
+        if name not in self.artifacts:
+            raise MMBenchError(f"{self.id} has no artifact {name!r}.{did_you_mean(name, self.artifacts)} Artifacts: {list(self.artifacts)}.")
+        return self.artifacts[name]
+
+    def store_column(self, store: str, column: str) -> np.ndarray:
+        """A built store's column, memory-mapped (for :meth:`generate` of store-backed configs)."""
+        from mmbench.core.storage import open_store_column
+
+        spec = self.stores()[store]
+        record = {"path": spec.relpath(), "content_fingerprint": _store_content_fingerprint(self.cache_dir, spec)}
+        return open_store_column(self.cache_dir, record, column, verify="basic", hint=self._rebuild_hint())
+
     def __getstate__(self) -> dict[str, Any]:
-        # Workers receive the prepared resources, so no worker redoes expensive preparation.
+        # Workers receive the prepared resources and artifacts: none redoes expensive preparation.
         state = self.__dict__.copy()
         state["_resources"] = self.resources
+        state["_artifacts"] = self._artifacts  # made after the stores: store workers need none
         return state
 
     # ------------------------------------------------------------------ sharding & randomness
@@ -430,9 +384,17 @@ class Builder(abc.ABC):
             )
         return split
 
+    def shard_rows(self) -> int:
+        """Examples per shard: ``config.shard_size``, or, when it is ``None`` (image builders),
+        as many as fit in :attr:`MAX_SHARD_BYTES` of memory. Shard boundaries are part of the data."""
+        if self.config.shard_size is not None:
+            return self.config.shard_size
+        row = sum(f.bytes_per_example for f in self.features().values())
+        return max(1, self.MAX_SHARD_BYTES // max(row, 1))
+
     def shard_bounds(self, split: str) -> list[tuple[int, int]]:
         n = self.config.split_sizes[self.check_split(split)]
-        size = self.config.shard_size
+        size = self.shard_rows()
         return [(start, min(start + size, n)) for start in range(0, n, size)]
 
     def shard_rng(self, split: str, shard: int) -> np.random.Generator:
@@ -444,29 +406,33 @@ class Builder(abc.ABC):
         columns = self.generate(split, start, stop, rng=self.shard_rng(split, shard))
         return self._check_columns(columns, stop - start, where=f"{split} shard {shard}")
 
-    def _check_columns(self, columns: Mapping[str, np.ndarray], n: int, *, where: str) -> dict[str, np.ndarray]:
+    def _check_columns(self, columns: Mapping[str, Any], n: int, *, where: str) -> dict[str, Any]:
+        """Validate what :meth:`generate` returned; string/ragged columns become ``VarValues``."""
         feats = self.features()
-        missing = sorted(set(feats) - set(columns))
-        extra = sorted(set(columns) - set(feats))
-        if missing or extra:
-            raise MMBenchError(
-                f"{type(self).__name__}.generate ({where}) returned the wrong columns: "
-                f"missing {missing}, unexpected {extra}."
-            )
-        out = {}
+        where = f"{type(self).__name__}.generate ({where})"
+        _check_names(feats, columns, where=where)
+        stores = self.stores() if any(f.store for f in feats.values()) else {}
+        out: dict[str, Any] = {}
         for name, feat in feats.items():
-            arr = np.asarray(columns[name])
-            if arr.shape != (n, *feat.shape) or arr.dtype != feat.np_dtype:
-                raise MMBenchError(
-                    f"{type(self).__name__}.generate ({where}): column {name!r} has shape "
-                    f"{arr.shape} and dtype {arr.dtype}; expected {(n, *feat.shape)} and {feat.dtype}."
-                )
-            if feat.kind == "modality" and arr.dtype.kind == "f" and not np.isfinite(arr).all():
-                raise MMBenchError(f"{type(self).__name__}.generate ({where}): column {name!r} has NaN or inf values.")
-            out[name] = np.ascontiguousarray(arr)
+            if feat.layout != "fixed":
+                out[name] = to_var_values(columns[name], feat, n, where=f"{where}: column {name!r}")
+            elif feat.store is not None:
+                out[name] = _check_store_index(columns[name], n, stores, feat.store, where=f"{where}: column {name!r}")
+            else:
+                out[name] = _check_fixed(columns[name], feat, n, where=f"{where}: column {name!r}")
         spec = self.latent_spec()
         spec.check({lat.name: out[f"latents.{lat.name}"] for lat in spec})
         return out
+
+    def generate_store_shard(self, store: str, shard: int) -> dict[str, np.ndarray]:
+        """Generate and validate one shard of a shared store."""
+        spec = self.stores()[store]
+        start, stop = spec.bounds()[shard]
+        columns = self.generate_store(store, start, stop, rng=np.random.default_rng([spec.seed(), shard]))
+        where = f"{type(self).__name__}.generate_store ({store} shard {shard})"
+        _check_names(spec.features, columns, where=where)
+        return {name: _check_fixed(columns[name], f, stop - start, where=f"{where}: column {name!r}")
+                for name, f in spec.features.items()}
 
     def sample_latents(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """``n`` joint draws of the latents, made by :meth:`generate` (observations are discarded).
@@ -512,8 +478,28 @@ class Builder(abc.ABC):
         while steps is None or step < start + steps:
             rng = np.random.default_rng([seed, split_id(split), _SAMPLER_STREAM, step])
             columns = self.generate(split, 0, batch_size, rng=rng)
-            yield self._check_columns(columns, batch_size, where=f"sampler step {step}")
+            yield self._as_batch(self._check_columns(columns, batch_size, where=f"sampler step {step}"))
             step += 1
+
+    def _as_batch(self, columns: dict[str, Any]) -> dict[str, Any]:
+        """Checked columns in the form :meth:`Dataset.batches` gives (strings as ``list[str]``,
+        ragged columns padded with their lengths, store-backed columns as the stored rows)."""
+        from mmbench.core.columns import RaggedColumn, StoreColumn, StringColumn, lengths_key
+
+        out: dict[str, Any] = {}
+        for name, feat in self.features().items():
+            value = columns[name]
+            if isinstance(value, VarValues):
+                offsets = np.concatenate([[0], np.cumsum(value.lengths)])
+                if feat.layout == "string":
+                    out[name] = StringColumn(offsets, value.values)[:]
+                else:
+                    out[name], out[lengths_key(name)] = RaggedColumn(offsets, value.values).padded(slice(None))
+            elif feat.store is not None:
+                out[name] = StoreColumn(self.store_column(feat.store, name), value)[:]
+            else:
+                out[name] = value
+        return out
 
     # ------------------------------------------------------------------ cache
     def dataset_dir(self, version: str | Version | None = None) -> Path:
@@ -534,159 +520,28 @@ class Builder(abc.ABC):
     ) -> Path:
         """Generate the given splits (default: all) into the cache; return the dataset directory.
 
-        Splits already in the cache are kept unless ``force``.
+        Splits already in the cache are kept unless ``force``. An interrupted build resumes from
+        its finished shards. Two processes building the same config take turns: the second
+        waits for the first and reuses what it built.
         """
-        if splits is None:
-            splits = self.split_names()
-        elif isinstance(splits, str):
-            splits = (splits,)
-        # each split once, in the order given (`--split train --split train` builds train once)
-        splits = tuple(dict.fromkeys(self.check_split(split) for split in splits))
-        root = self.dataset_dir()
-        root.mkdir(parents=True, exist_ok=True)
-        clean_stale_tmp(root)
-        inputs = self.inputs
-        self._write_resources(root)
-        todo = []
-        for split in splits:
-            if self.is_built(split) and not force:
-                logger.info("%s %s already built at %s", self.id, split, root / split)
-            else:
-                todo.append(split)
-        if todo:
-            self._build_splits(root, todo, num_workers=num_workers, executor=executor, progress=progress)
-        self._write_info(root, inputs)
-        return root
+        from mmbench.core import build as cache_build
 
-    def _write_resources(self, root: Path) -> None:
-        if not self.resources:
-            return
-        from safetensors.numpy import save_file
-
-        path = root / RESOURCES_FILE
-        if path.exists():
-            tmp = tmp_path(path)
-            try:
-                save_file(dict(self.resources), str(tmp))
-                if sha256_file(path) != sha256_file(tmp):
-                    raise CacheError(
-                        f"The cached resources at {path} differ from the ones this config generates. "
-                        f"The cache is stale or corrupt: delete {root} and build again."
-                    )
-            finally:
-                tmp.unlink(missing_ok=True)
-        else:
-            with atomic_path(path) as tmp:
-                save_file(dict(self.resources), str(tmp))
-
-    def _build_splits(
-        self, root: Path, splits: Sequence[str], *, num_workers: int, executor: str, progress: bool | None
-    ) -> None:
-        """Generate every shard of ``splits`` with one executor, then move each split into place."""
-        feats = self.features()
-        tmps: dict[str, Path] = {}
-        try:
-            tasks = []
-            for split in splits:
-                if split in tmps:
-                    raise MMBenchError(f"Split {split!r} is listed twice in {list(splits)}.")
-                n = self.config.split_sizes[split]
-                tmp = tmp_path(root / split)
-                tmp.mkdir()
-                tmps[split] = tmp  # registered at once: the finally below removes it on any failure
-                for name, feat in feats.items():  # preallocate: workers write their slice in place
-                    arr = np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=feat.np_dtype, shape=(n, *feat.shape))
-                    del arr
-                tasks.extend((self, split, k, str(tmp)) for k in range(len(self.shard_bounds(split))))
-            hashes = run_tasks(
-                _write_shard, tasks, num_workers=num_workers, executor=executor, progress=progress,
-                desc=f"{self.name} {'+'.join(splits)}",
-            )
-            by_split: dict[str, list[dict[str, str]]] = {s: [] for s in splits}
-            for task, h in zip(tasks, hashes, strict=True):
-                by_split[task[1]].append(h)
-            for split in splits:
-                if executor == "ray":
-                    # Workers on other machines wrote through their own page caches: check that
-                    # what reached the shared file is what each worker hashed.
-                    self._check_written(tmps[split], split, by_split[split])
-                self._finish_split(root, split, tmps[split], by_split[split])
-                self._write_info(root, self.inputs)  # the cache is consistent after every split
-        finally:
-            for tmp in tmps.values():
-                shutil.rmtree(tmp, ignore_errors=True)
-
-    def _check_written(self, tmp: Path, split: str, hashes: list[dict[str, str]]) -> None:
-        for name in self.features():
-            arr = np.load(tmp / f"{name}.npy", mmap_mode="r")
-            for (start, stop), h in zip(self.shard_bounds(split), hashes, strict=True):
-                if sha256_array(arr[start:stop]) != h[name]:
-                    raise CacheError(
-                        f"Shard [{start}, {stop}) of column {name!r} ({split}) differs on disk from what "
-                        "its worker generated: the shared filesystem lost or mixed writes. Build with "
-                        "executor='process' on one machine, or on a filesystem with coherent writes."
-                    )
-
-    def _finish_split(self, root: Path, split: str, tmp: Path, hashes: list[dict[str, str]]) -> None:
-        shards = [
-            {"start": start, "stop": stop, "sha256": h}
-            for (start, stop), h in zip(self.shard_bounds(split), hashes, strict=True)
-        ]
-        split_info = {
-            "num_examples": self.config.split_sizes[split],
-            "shards": shards,
-            "fingerprint": hashlib.sha256(canonical_json(shards).encode()).hexdigest()[:16],
-            "files": {name: (tmp / f"{name}.npy").stat().st_size for name in self.features()},
-            "config_fingerprint": self.config.fingerprint,
-            "version": self.VERSION,
-            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        }
-        atomic_write(tmp / SPLIT_INFO_FILE, json.dumps(split_info, indent=1))
-        final = root / split
-        if final.exists():  # force rebuild: move the old one aside, then swap
-            trash = tmp_path(root / split, "-old")
-            os.rename(final, trash)
-            try:
-                os.rename(tmp, final)
-            except BaseException:
-                os.rename(trash, final)  # keep the old split rather than lose it
-                raise
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            try:
-                os.rename(tmp, final)
-            except OSError:
-                if not (final / SPLIT_INFO_FILE).is_file():
-                    raise
-                # another process finished the same split first; ours is identical, drop it
-
-    def _write_info(self, root: Path, inputs: Mapping[str, Any]) -> None:
-        info = self.info()
-        info.inputs = dict(inputs)
-        if (root / RESOURCES_FILE).exists():
-            info.resources_sha256 = sha256_file(root / RESOURCES_FILE)
-        for split in self.split_names():
-            path = root / split / SPLIT_INFO_FILE
-            if path.is_file():
-                split_info = json.loads(path.read_text())
-                info.splits[split] = {
-                    k: split_info[k] for k in ("num_examples", "fingerprint", "shards", "files")
-                }
-        doc = info.to_json()
-        doc["content_fingerprint"] = info.content_fingerprint
-        atomic_write(root / INFO_FILE, json.dumps(doc, indent=1))
+        return cache_build.build(self, splits, num_workers=num_workers, executor=executor, progress=progress, force=force)
 
     def as_dataset(self, split: str, *, verify: str = "basic") -> Dataset:
         """Open a built split from the cache (it must have been built)."""
+        from mmbench.core import build as cache_build
         from mmbench.core.dataset import Dataset
 
         self.check_split(split)
         root = self.dataset_dir()
         if self.is_built(split) and not (root / INFO_FILE).is_file():
-            self._write_info(root, self.inputs)  # a build interrupted before its final info write
+            cache_build.write_info(self, root)  # a build interrupted before its final info write
         if not self.is_built(split):
             command = self.build_command([split])
             how = f"with `{command}`" if command else f"from Python with this builder's .build({split!r})"
+            from mmbench.errors import CacheError
+
             raise CacheError(
                 f"Split {split!r} of {self.id} is not built (looked in {root / split}). Build it "
                 f"{how}, or use mmbench.load(...) with the same overrides, which builds on first use."
@@ -696,15 +551,44 @@ class Builder(abc.ABC):
     def download_and_prepare(self, **kwargs: Any) -> Path:  # the name users know from TFDS/HF
         return self.build(**kwargs)
 
+    def _rebuild_hint(self) -> str:
+        command = self.build_command()
+        how = f"`{command} --force`" if command else "this builder's .build(force=True)"
+        return f"Rebuild with {how} (mmbench.load(..., force_rebuild=True))."
 
-def _write_shard(builder: Builder, split: str, shard: int, tmp_dir: str) -> dict[str, str]:
-    """Worker entry point: generate one shard, write it into the preallocated files, hash it."""
-    start, stop = builder.shard_bounds(split)[shard]
-    columns = builder.generate_shard(split, shard)
-    hashes = {}
-    for name, arr in columns.items():
-        out = np.load(Path(tmp_dir) / f"{name}.npy", mmap_mode="r+")
-        out[start:stop] = arr
-        del out  # unmapped; the pages reach the file through the page cache (no msync per shard)
-        hashes[name] = sha256_array(arr)
-    return hashes
+
+def _check_names(feats: Mapping[str, Feature], columns: Mapping[str, Any], *, where: str) -> None:
+    missing = sorted(set(feats) - set(columns))
+    extra = sorted(set(columns) - set(feats))
+    if missing or extra:
+        raise MMBenchError(f"{where} returned the wrong columns: missing {missing}, unexpected {extra}.")
+
+
+def _check_fixed(value: Any, feat: Feature, n: int, *, where: str) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.shape != (n, *feat.shape) or arr.dtype != feat.np_dtype:
+        raise MMBenchError(
+            f"{where} has shape {arr.shape} and dtype {arr.dtype}; expected {(n, *feat.shape)} and {feat.dtype}."
+        )
+    if feat.kind == "modality" and arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise MMBenchError(f"{where} has NaN or inf values.")
+    return np.ascontiguousarray(arr)
+
+
+def _check_store_index(value: Any, n: int, stores: Mapping[str, Store], store: str, *, where: str) -> np.ndarray:
+    if store not in stores:
+        raise MMBenchError(f"{where} lives in store {store!r}, which stores() does not declare ({list(stores)}).")
+    arr = np.asarray(value)
+    size = stores[store].num_rows
+    if arr.shape != (n,) or arr.dtype.kind not in "iu":
+        raise MMBenchError(f"{where} is kept in store {store!r}: generate must return {n} integer row indices, got {arr.shape} {arr.dtype}.")
+    if n and (arr.min() < 0 or arr.max() >= size):
+        raise MMBenchError(f"{where}: store row indices must be in [0, {size}), got [{arr.min()}, {arr.max()}].")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def _store_content_fingerprint(cache_dir: Path, spec: Store) -> str | None:
+    try:
+        return json.loads((cache_dir / spec.relpath() / SPLIT_INFO_FILE).read_text()).get("content_fingerprint")
+    except (OSError, ValueError):
+        return None

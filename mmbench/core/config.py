@@ -92,11 +92,12 @@ class BuilderConfig:
     split_sizes: Mapping[str, int] = dataclasses.field(
         default_factory=lambda: FrozenDict(train=10_000, val=2_000, test=2_000)
     )
-    shard_size: int = 100_000
+    shard_size: int | None = 100_000
 
     def __post_init__(self) -> None:
         check_int("seed", self.seed, low=0, high=2**63 - 1)
-        check_int("shard_size", self.shard_size, low=1)
+        if self.shard_size is not None:  # None: the builder sizes shards by bytes (image data)
+            check_int("shard_size", self.shard_size, low=1)
         if not isinstance(self.split_sizes, Mapping) or not self.split_sizes:
             raise InvalidConfigError(
                 f"split_sizes must be a non-empty mapping split → size, e.g. {{'train': 1000}}; "

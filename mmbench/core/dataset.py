@@ -7,6 +7,7 @@ pickled copies of the data.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -15,15 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mmbench.core.builder import (
-    INFO_FILE,
-    RESOURCES_FILE,
-    SPLIT_INFO_FILE,
-    VERIFY_MODES,
-    DatasetInfo,
-)
+from mmbench.core.columns import RaggedColumn, StoreColumn, StringColumn, lengths_key
+from mmbench.core.info import INFO_FILE, RESOURCES_FILE, SPLIT_INFO_FILE, VERIFY_MODES, DatasetInfo
 from mmbench.core.latents import LatentSpec, LatentTable
-from mmbench.core.storage import atomic_path, sha256_array
+from mmbench.core.storage import (
+    atomic_path,
+    check_column_files,
+    clean_stale_tmp,
+    open_store_column,
+    read_artifact,
+    verify_shards,
+)
 from mmbench.errors import CacheError, ColumnNotFoundError, InvalidConfigError, did_you_mean
 from mmbench.versioning import sha256_file
 
@@ -85,6 +88,8 @@ class Dataset:
                 "'none' (trust the cache), 'basic' (files, shapes, sizes), 'full' (re-hash every shard and the resources)."
             )
         hint = _rebuild_hint(root)
+        with contextlib.suppress(OSError):  # a killed build's temporaries (a read-only cache keeps them)
+            clean_stale_tmp(root)
         try:
             info = DatasetInfo.from_json(json.loads((root / INFO_FILE).read_text()))
             split_info = json.loads((root / split / SPLIT_INFO_FILE).read_text())
@@ -98,7 +103,6 @@ class Dataset:
         return ds
 
     def _verify(self, split_info: dict[str, Any], *, full: bool, hint: str) -> None:
-        n = self._num_rows
         if self.info.resources_sha256:
             resources = self.root / RESOURCES_FILE
             if not resources.is_file():
@@ -108,54 +112,53 @@ class Dataset:
                     f"The frozen resources file {resources} does not match its recorded sha256 "
                     f"(resources_sha256 in {self.root / INFO_FILE}): it was modified or corrupted. {hint}"
                 )
-        for name, feat in self.info.features.items():
-            path = self.root / self.split / f"{name}.npy"
-            expected_size = split_info.get("files", {}).get(name)
-            if not path.is_file():
-                raise CacheError(f"Column file {path} is missing: the cache is corrupt. {hint}")
-            if expected_size is not None and path.stat().st_size != expected_size:
-                raise CacheError(
-                    f"Column file {path} has {path.stat().st_size} bytes, expected {expected_size}: "
-                    f"the cache is corrupt or was modified. {hint}"
-                )
-            try:
-                arr = np.load(path, mmap_mode="r")
-            except (OSError, ValueError) as exc:
-                raise CacheError(f"Column file {path} is unreadable ({exc}). {hint}") from exc
-            if arr.shape != (n, *feat.shape) or arr.dtype != feat.np_dtype:
-                raise CacheError(
-                    f"Column file {path} holds {arr.shape} {arr.dtype}, expected "
-                    f"{(n, *feat.shape)} {feat.dtype}. {hint}"
-                )
+        for name in self.info.artifacts:
             if full:
-                for k, shard in enumerate(split_info["shards"]):
-                    got = sha256_array(arr[shard["start"] : shard["stop"]])
-                    if got != shard["sha256"][name]:
-                        raise CacheError(
-                            f"Shard {k} of column {name!r} in {path} does not match its recorded "
-                            f"sha256 (the data was modified or corrupted). {hint}"
-                        )
+                self.artifact(name)
+            elif not (self.root / "artifacts" / name).is_file():
+                raise CacheError(f"The artifact {self.root / 'artifacts' / name} is missing: the cache is corrupt. {hint}")
+        directory = self.root / self.split
+        if full:
+            verify_shards(directory, self.info.features, split_info, hint=hint)
+        else:
+            for name, feat in self.info.features.items():
+                check_column_files(directory, name, feat, self._num_rows, split_info.get("files", {}), hint=hint)
+        for name, feat in self.info.features.items():
+            if feat.store is not None:  # the store exists, is the one recorded, and (full) its bytes match
+                self._open_column(name, verify="full" if full else "basic", hint=hint)
+
+    def _open_column(self, name: str, *, verify: str, hint: str) -> Any:
+        """One column as a memory map, or a string/ragged/store-backed reader over memory maps."""
+        feat = self.info.features[name]
+        sizes = self._split_info_files() if verify != "none" else {}
+        arrays = check_column_files(self.root / self.split, name, feat, self._num_rows, sizes, hint=hint)
+        if feat.store is not None:
+            record = self.info.stores.get(feat.store)
+            if record is None:
+                raise CacheError(f"Column {name!r} lives in store {feat.store!r}, which {self.root / INFO_FILE} does not record. {hint}")
+            store = open_store_column(self.root.parents[2], record, name, verify=verify, hint=hint)
+            index = arrays[f"{name}.index"]
+            if verify != "none" and len(index) and (index.min() < 0 or index.max() >= len(store)):
+                raise CacheError(f"Column {name!r} indexes rows outside its store ({len(store)} rows). {hint}")
+            if store.shape[1:] != tuple(feat.shape) or store.dtype != feat.np_dtype:
+                raise CacheError(f"Store column {name!r} holds {store.shape[1:]} {store.dtype}, expected {feat.shape} {feat.dtype}. {hint}")
+            return StoreColumn(store, index)
+        if feat.layout == "string":
+            return StringColumn(arrays[f"{name}.offsets"], arrays[f"{name}.values"])
+        if feat.layout == "ragged":
+            return RaggedColumn(arrays[f"{name}.offsets"], arrays[f"{name}.values"])
+        return arrays[name]
+
+    def _split_info_files(self) -> dict[str, int]:
+        return self.info.splits[self.split].get("files", {})
 
     @property
-    def _columns(self) -> dict[str, np.ndarray]:
+    def _columns(self) -> dict[str, Any]:
         if self._arrays is None:
-            arrays = {}
-            for name in self.info.features:
-                path = self.root / self.split / f"{name}.npy"
-                try:  # with verify="none" this is where a damaged file is first seen
-                    arrays[name] = np.load(path, mmap_mode="r")
-                except (OSError, ValueError) as exc:
-                    raise CacheError(
-                        f"Column file {path} is unreadable ({exc}): the cache is corrupt or partial "
-                        f"(opened with verify='none', which does not check files). {_rebuild_hint(self.root)}"
-                    ) from exc
-                feat = self.info.features[name]
-                if arrays[name].shape != (self._num_rows, *feat.shape) or arrays[name].dtype != feat.np_dtype:
-                    raise CacheError(
-                        f"Column file {path} holds {arrays[name].shape} {arrays[name].dtype}, expected "
-                        f"{(self._num_rows, *feat.shape)} {feat.dtype}. {_rebuild_hint(self.root)}"
-                    )
-            self._arrays = arrays
+            # with verify="none" this is where a damaged file is first seen
+            hint = (f"The cache is corrupt or partial (opened with verify='none', which does not check "
+                    f"files). {_rebuild_hint(self.root)}")
+            self._arrays = {name: self._open_column(name, verify="none", hint=hint) for name in self.info.features}
         return self._arrays
 
     def __getstate__(self) -> dict[str, Any]:
@@ -204,8 +207,27 @@ class Dataset:
         )
 
     # ------------------------------------------------------------------ access
-    def column(self, name: str) -> np.ndarray:
-        """The whole column as a read-only memory map."""
+    @property
+    def artifacts(self) -> list[str]:
+        """Names of the files this dataset carries beside its columns (see :meth:`artifact`)."""
+        return list(self.info.artifacts)
+
+    def artifact(self, name: str) -> bytes:
+        """The bytes of artifact ``name`` (e.g. a vocabulary), checked against its recorded sha256.
+
+        Example:
+            >>> vocab = Vocabulary.from_json(ds.artifact("vocabulary.json"))
+        """
+        if name not in self.info.artifacts:
+            raise ColumnNotFoundError(
+                f"No artifact {name!r} in {self.id}.{did_you_mean(name, self.artifacts)} Artifacts: {self.artifacts}."
+            )
+        return read_artifact(self.root, name, self.info.artifacts[name], hint=_rebuild_hint(self.root))
+
+    def column(self, name: str) -> Any:
+        """The whole column: a read-only memory map for a fixed column; a
+        :class:`~mmbench.core.columns.StringColumn`, :class:`~mmbench.core.columns.RaggedColumn`
+        or :class:`~mmbench.core.columns.StoreColumn` (indexable like an array) otherwise."""
         if name not in self.info.features:
             raise ColumnNotFoundError(
                 f"No column {name!r} in {self.id} ({self.split}).{did_you_mean(name, self.column_names)} "
@@ -221,13 +243,12 @@ class Dataset:
             i = int(key)
             if not -self._num_rows <= i < self._num_rows:
                 raise IndexError(f"Index {i} out of range for a split of {self._num_rows} examples.")
-            return {name: np.array(arr[i]) if arr.ndim > 1 else arr[i] for name, arr in self._columns.items()}
-        if isinstance(key, slice):
-            return {name: arr[key] for name, arr in self._columns.items()}
-        index = np.asarray(key)
-        if index.dtype == bool or not np.issubdtype(index.dtype, np.integer):
-            raise TypeError(f"Index with an int, a slice, a column name or an integer array; got {index.dtype}.")
-        return {name: arr[index] for name, arr in self._columns.items()}
+            return {name: _item(arr, i) for name, arr in self._columns.items()}
+        if not isinstance(key, slice):
+            key = np.asarray(key)
+            if key.dtype == bool or not np.issubdtype(key.dtype, np.integer):
+                raise TypeError(f"Index with an int, a slice, a column name or an integer array; got {key.dtype}.")
+        return _gather(self._columns, key)
 
     def latents(self, names: Sequence[str] | None = None) -> LatentTable:
         """The ground-truth latents of the split, loaded into memory."""
@@ -256,12 +277,11 @@ class Dataset:
         stop = n - n % batch_size if drop_last else n
         if not shuffle:
             for start in range(0, stop, batch_size):
-                yield {name: arr[start : start + batch_size] for name, arr in cols.items()}
+                yield _gather(cols, slice(start, start + batch_size))
             return
         order = np.random.default_rng(0 if seed is None else seed).permutation(n)
         for start in range(0, stop, batch_size):
-            idx = np.sort(order[start : start + batch_size])
-            yield {name: arr[idx] for name, arr in cols.items()}
+            yield _gather(cols, np.sort(order[start : start + batch_size]))
 
     # ------------------------------------------------------------------ framework views
     def torch(self, columns: Sequence[str] | None = None) -> TorchDataset:
@@ -316,3 +336,21 @@ class Dataset:
 
 def _rebuild_hint(root: Path) -> str:
     return f"Delete {root} or rebuild with `mmbench build ... --force` (mmbench.load(..., force_rebuild=True))."
+
+
+def _item(col: Any, i: int) -> Any:
+    """Example ``i`` of one column (arrays copied out of the memory map)."""
+    value = col[i]
+    return np.array(value) if isinstance(value, np.ndarray) and value.ndim > 0 else value
+
+
+def _gather(cols: dict[str, Any], key: slice | np.ndarray) -> dict[str, Any]:
+    """Rows ``key`` of every column in batch form: arrays; ``list[str]`` for string columns; a
+    padded array plus ``<name>.lengths`` for ragged ones."""
+    out: dict[str, Any] = {}
+    for name, col in cols.items():
+        if isinstance(col, RaggedColumn):
+            out[name], out[lengths_key(name)] = col.padded(key)
+        else:
+            out[name] = col[key]
+    return out

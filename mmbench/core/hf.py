@@ -7,7 +7,8 @@ from collections.abc import Mapping
 import numpy as np
 import pyarrow as pa
 
-from mmbench.core.builder import DatasetInfo, Feature
+from mmbench.core.columns import lengths_key
+from mmbench.core.info import DatasetInfo, Feature
 
 __all__ = ["arrow_table", "hf_features"]
 
@@ -23,6 +24,10 @@ def _value_type(dtype: np.dtype) -> str:
 def hf_feature(name: str, feat: Feature, info: DatasetInfo) -> object:
     import datasets
 
+    if feat.layout == "string":
+        return datasets.Value("string")
+    if feat.layout == "ragged":
+        return datasets.Sequence(datasets.Value(feat.np_dtype.name))
     if name.startswith("latents.") and len(feat.shape) == 0:
         lat = info.latents[name.removeprefix("latents.")]
         if lat.kind == "categorical":
@@ -48,6 +53,23 @@ def _to_arrow(arr: np.ndarray) -> pa.Array:
     return pa.FixedSizeListArray.from_arrays(flat, arr.shape[1])
 
 
-def arrow_table(batch: Mapping[str, np.ndarray], info: DatasetInfo) -> pa.Table:
-    """A ``pyarrow.Table`` of one batch, column order as in ``info.features``."""
-    return pa.table({name: _to_arrow(np.asarray(batch[name])) for name in info.features})
+def _ragged_to_arrow(padded: np.ndarray, lengths: np.ndarray) -> pa.Array:
+    """A list array from a padded batch: the valid prefix of each row, no per-row Python."""
+    mask = np.arange(padded.shape[1])[None, :] < lengths[:, None]
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(padded[mask]))
+
+
+def arrow_table(batch: Mapping[str, object], info: DatasetInfo) -> pa.Table:
+    """A ``pyarrow.Table`` of one batch (as :meth:`Dataset.batches` gives it), column order as
+    in ``info.features``."""
+    columns = {}
+    for name, feat in info.features.items():
+        if feat.layout == "string":
+            columns[name] = pa.array(batch[name], type=pa.string())
+        elif feat.layout == "ragged":
+            columns[name] = _ragged_to_arrow(np.asarray(batch[name]), np.asarray(batch[lengths_key(name)]))
+        else:
+            columns[name] = _to_arrow(np.asarray(batch[name]))
+    return pa.table(columns)

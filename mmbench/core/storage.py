@@ -11,17 +11,23 @@ sharing the directory (a cluster filesystem) are left alone.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import shutil
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from mmbench.core.info import Feature
+from mmbench.errors import CacheError
+
 __all__ = [
+    "Store",
     "atomic_path",
     "atomic_write",
     "clean_stale_tmp",
@@ -115,3 +121,180 @@ def clean_stale_tmp(root: str | os.PathLike[str]) -> list[Path]:
 def sha256_array(arr: np.ndarray) -> str:
     """sha256 of an array's raw bytes (C order), without copying contiguous arrays."""
     return hashlib.sha256(np.ascontiguousarray(arr).reshape(-1).view(np.uint8)).hexdigest()
+
+
+# ====================================================================== column files
+def column_files(name: str, feat: Feature) -> dict[str, tuple[tuple[int, ...] | None, np.dtype]]:
+    """The files (stems, without ``.npy``) a stored column consists of, each with its per-row
+    shape (``None``: a flat array whose length is not the row count) and dtype."""
+    if feat.store is not None:
+        return {f"{name}.index": ((), np.dtype(np.int64))}
+    if feat.layout == "fixed":
+        return {name: (tuple(feat.shape), feat.np_dtype)}
+    return {f"{name}.offsets": (None, np.dtype(np.int64)), f"{name}.values": (None, feat.np_dtype)}
+
+
+def open_npy(path: Path, *, hint: str) -> np.ndarray:
+    """Memory-map one ``.npy`` file read-only; an unreadable file is a :class:`CacheError`."""
+    try:
+        return np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as exc:
+        raise CacheError(f"Column file {path} is unreadable ({exc}). {hint}") from exc
+
+
+def check_column_files(directory: Path, name: str, feat: Feature, n: int, sizes: Mapping[str, int], *, hint: str) -> dict[str, np.ndarray]:
+    """Open a column's files, checking existence, recorded byte sizes, shapes and dtypes."""
+    arrays = {}
+    for stem, (shape, dtype) in column_files(name, feat).items():
+        path = directory / f"{stem}.npy"
+        if not path.is_file():
+            raise CacheError(f"Column file {path} is missing: the cache is corrupt or partial. {hint}")
+        expected = sizes.get(stem)
+        if expected is not None and path.stat().st_size != expected:
+            raise CacheError(
+                f"Column file {path} has {path.stat().st_size} bytes, expected {expected}: the cache is "
+                f"corrupt or was modified. {hint}"
+            )
+        arr = open_npy(path, hint=hint)
+        want = (n, *shape) if shape is not None else arr.shape
+        if arr.shape != want or arr.dtype != dtype or arr.ndim != len(want):
+            raise CacheError(f"Column file {path} holds {arr.shape} {arr.dtype}, expected {want} {dtype}. {hint}")
+        arrays[stem] = arr
+    if feat.layout != "fixed":
+        offsets, values = arrays[f"{name}.offsets"], arrays[f"{name}.values"]
+        if offsets.shape != (n + 1,) or offsets[0] != 0 or offsets[-1] != len(values):
+            raise CacheError(f"The offsets of column {name!r} in {directory} do not match its values. {hint}")
+    return arrays
+
+
+def shard_hash(arrays: Mapping[str, np.ndarray], name: str, feat: Feature, start: int, stop: int) -> str:
+    """The sha256 of rows ``[start, stop)`` of a stored column (as recorded per shard)."""
+    from mmbench.core.columns import VarValues
+
+    if feat.store is not None:
+        return sha256_array(arrays[f"{name}.index"][start:stop])
+    if feat.layout == "fixed":
+        return sha256_array(arrays[name][start:stop])
+    offsets = np.asarray(arrays[f"{name}.offsets"][start : stop + 1])
+    values = arrays[f"{name}.values"][int(offsets[0]) : int(offsets[-1])]
+    return VarValues(values, np.diff(offsets)).sha256()
+
+
+def verify_shards(directory: Path, features: Mapping[str, Feature], part_info: Mapping[str, Any], *, hint: str) -> None:
+    """Re-hash every shard of every column in ``directory`` against ``part_info["shards"]``."""
+    n = int(part_info["num_examples"])
+    sizes = part_info.get("files", {})
+    for name, feat in features.items():
+        arrays = check_column_files(directory, name, feat, n, sizes, hint=hint)
+        for k, shard in enumerate(part_info["shards"]):
+            if shard_hash(arrays, name, feat, shard["start"], shard["stop"]) != shard["sha256"][name]:
+                raise CacheError(
+                    f"Shard {k} of column {name!r} in {directory} does not match its recorded sha256 "
+                    f"(the data was modified or corrupted). {hint}"
+                )
+
+
+# ====================================================================== shared stores
+STORES_DIR = "_stores"
+STORE_INFO_FILE = "split_info.json"  # a store is built and verified exactly like a split
+
+
+@dataclasses.dataclass(frozen=True)
+class Store:
+    """A heavy set of fixed-shape columns kept once in the cache and shared by many configs.
+
+    Configs whose heavy data is the same (MPI3D's images under every text bias; renders of the
+    same scenes) declare the same store: its ``key`` (everything that determines its content)
+    gives its fingerprint and directory, so it is built once and never duplicated. A split
+    column declared with ``Feature(store=name)`` holds int64 row indices into the store's column
+    of the same name; readers see an ordinary column.
+
+    Args:
+        name: a path-safe name, e.g. ``"mpi3d/images"``.
+        key: JSON-able description of the content (source checksums, renderer, seed, sizes).
+        num_rows: rows of every column of the store.
+        features: the store's columns (fixed layout).
+        shard_rows: rows generated per shard (part of the content: each shard has its own generator).
+    """
+
+    name: str
+    key: Mapping[str, Any]
+    num_rows: int
+    features: Mapping[str, Feature]
+    shard_rows: int
+
+    @property
+    def fingerprint(self) -> str:
+        from mmbench.versioning import fingerprint
+
+        feats = {k: f.to_json() for k, f in sorted(self.features.items())}
+        return fingerprint({"name": self.name, "key": self.key, "num_rows": self.num_rows,
+                            "features": feats, "shard_rows": self.shard_rows})
+
+    def relpath(self) -> str:
+        """Directory relative to the cache root: ``_stores/<name>/<fingerprint>``."""
+        return f"{STORES_DIR}/{self.name.replace('/', '__')}/{self.fingerprint}"
+
+    def bounds(self) -> list[tuple[int, int]]:
+        return [(s, min(s + self.shard_rows, self.num_rows)) for s in range(0, self.num_rows, self.shard_rows)]
+
+    def seed(self) -> int:
+        """Root seed of the store's shard generators (from its fingerprint: content-addressed)."""
+        return int(self.fingerprint[:15], 16)
+
+
+def open_store_column(cache_root: Path, record: Mapping[str, Any], column: str, *, verify: str, hint: str) -> np.ndarray:
+    """Memory-map column ``column`` of the built store recorded as ``record`` in dataset_info."""
+    import json
+
+    directory = cache_root / record["path"]
+    try:
+        info = json.loads((directory / STORE_INFO_FILE).read_text())
+        features = {k: Feature.from_json(f) for k, f in info["features"].items()}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CacheError(
+            f"The shared store {directory} that this dataset reads is missing or unreadable ({exc!r}). {hint}"
+        ) from exc
+    if info.get("content_fingerprint") != record.get("content_fingerprint"):
+        raise CacheError(f"The shared store {directory} is not the one this dataset was built with. {hint}")
+    if column not in features:
+        raise CacheError(f"The shared store {directory} has no column {column!r}. {hint}")
+    if verify == "full":
+        verify_shards(directory, {column: features[column]}, info, hint=hint)
+    arrays = check_column_files(directory, column, features[column], int(info["num_examples"]),
+                                info.get("files", {}) if verify != "none" else {}, hint=hint)
+    return arrays[column]
+
+
+# ====================================================================== artifacts
+ARTIFACTS_DIR = "artifacts"
+
+
+def write_artifact(root: Path, name: str, data: bytes) -> dict[str, Any]:
+    """Write artifact ``name`` into the cache entry at ``root``; an existing one must be identical."""
+    path = root / ARTIFACTS_DIR / name
+    digest = hashlib.sha256(data).hexdigest()
+    if path.is_file():
+        from mmbench.versioning import sha256_file
+
+        if sha256_file(path) != digest:
+            raise CacheError(
+                f"The cached artifact {path} differs from the one this config makes: the cache is stale "
+                f"or corrupt. Delete {root} and build again."
+            )
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, data)
+    return {"sha256": digest, "size": len(data)}
+
+
+def read_artifact(root: Path, name: str, record: Mapping[str, Any], *, hint: str) -> bytes:
+    """The bytes of artifact ``name``, checked against its recorded size and sha256."""
+    path = root / ARTIFACTS_DIR / name
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CacheError(f"The artifact {path} is missing or unreadable ({exc.strerror or exc}). {hint}") from exc
+    if len(data) != record["size"] or hashlib.sha256(data).hexdigest() != record["sha256"]:
+        raise CacheError(f"The artifact {path} does not match its recorded sha256: it was modified or corrupted. {hint}")
+    return data

@@ -52,7 +52,8 @@ class TorchDataset(torch.utils.data.Dataset):
     An integer index gives a dict of tensors for one example; a list/array/tensor of indices
     gives a dict of batched tensors, which is what :meth:`Dataset.dataloader` asks for through a
     batch sampler (one gather per column per batch, no per-example collate). Boolean columns
-    become ``torch.bool``; string columns stay numpy arrays. Picklable for ``num_workers > 0``:
+    become ``torch.bool``; string columns stay ``str`` / ``list[str]``; a ragged column gives a
+    padded tensor plus ``<name>.lengths``. Picklable for ``num_workers > 0``:
     workers re-open the memory maps.
     """
 
@@ -70,10 +71,22 @@ class TorchDataset(torch.utils.data.Dataset):
             index = index.numpy()
         elif isinstance(index, list):
             index = np.asarray(index, dtype=np.int64)
-        out: dict[str, Any] = {}
-        for name in self.columns:
-            value = np.asarray(self.dataset.column(name)[index]).view(np.ndarray)
-            if not value.flags.writeable:  # a view of the read-only map (int/slice): copy once
-                value = value.copy()
-            out[name] = value if value.dtype.kind in "US" else torch.from_numpy(value)
-        return out
+        if isinstance(index, int | np.integer):
+            example = self.dataset[int(index)]
+            return {name: _tensor(example[name]) for name in self.columns}
+        from mmbench.core.dataset import _gather
+
+        batch = _gather({name: self.dataset.column(name) for name in self.columns}, index)
+        return {name: _tensor(value) for name, value in batch.items()}
+
+
+def _tensor(value: Any) -> Any:
+    """A tensor for numeric values; strings (a ``str`` or a list of them) are passed as they are."""
+    if isinstance(value, str | list):
+        return value
+    value = np.asarray(value).view(np.ndarray)
+    if value.dtype.kind in "USO":
+        return value
+    if not value.flags.writeable:  # a view of the read-only map (int/slice): copy once
+        value = value.copy()
+    return torch.from_numpy(value)

@@ -1,0 +1,277 @@
+"""Column values in memory and on disk: fixed arrays, UTF-8 strings, ragged integer sequences.
+
+A ``string`` or ``ragged`` column is stored as two memory-mappable ``.npy`` files: ``offsets``
+(``n + 1`` int64, example ``i`` is ``values[offsets[i]:offsets[i + 1]]``) and ``values``
+(UTF-8 bytes as uint8, or the integers). Readers (:class:`StringColumn`, :class:`RaggedColumn`,
+:class:`StoreColumn`) give random access and whole-batch gathers with no per-example file I/O.
+
+In a batch, a string column is a ``list[str]``; a ragged column is a padded integer array
+``(batch, max_length)`` (padding value 0) plus ``"<name>.lengths"`` (int64).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from mmbench.core.info import Feature
+from mmbench.errors import MMBenchError
+
+__all__ = [
+    "PAD_VALUE",
+    "Ragged",
+    "RaggedColumn",
+    "StoreColumn",
+    "StringColumn",
+    "VarValues",
+    "lengths_key",
+    "to_var_values",
+]
+
+#: Value that pads ragged sequences in a batch (the ``{pad}`` id of a :class:`Vocabulary`).
+PAD_VALUE = 0
+
+
+def lengths_key(name: str) -> str:
+    """The batch key of a ragged column's sequence lengths."""
+    return f"{name}.lengths"
+
+
+@dataclasses.dataclass(frozen=True)
+class Ragged:
+    """Variable-length integer sequences, flat: ``values`` and per-example ``lengths``.
+
+    What a builder's ``generate`` returns for a ragged column (a list of 1-D arrays works too).
+
+    Example:
+        >>> Ragged.from_sequences([[3, 4, 1], [5, 1]])
+        Ragged(values=array([3, 4, 1, 5, 1]), lengths=array([3, 2]))
+    """
+
+    values: np.ndarray
+    lengths: np.ndarray
+
+    @classmethod
+    def from_sequences(cls, seqs: Iterable[Sequence[int] | np.ndarray], dtype: Any = np.int64) -> Ragged:
+        arrays = [np.asarray(s, dtype=dtype).reshape(-1) for s in seqs]
+        lengths = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
+        values = np.concatenate(arrays) if arrays else np.zeros(0, dtype=dtype)
+        return cls(values, lengths)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+
+@dataclasses.dataclass(frozen=True)
+class VarValues:
+    """A checked string or ragged shard: ``values`` (uint8 bytes or integers) and ``lengths``."""
+
+    values: np.ndarray
+    lengths: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def sha256(self) -> str:
+        """Hash of lengths and values: independent of where the shard sits in the column."""
+        h = hashlib.sha256(self.lengths.astype("<i8", copy=False).tobytes())
+        h.update(np.ascontiguousarray(self.values).view(np.uint8))
+        return h.hexdigest()
+
+
+def to_var_values(value: Any, feat: Feature, n: int, *, where: str) -> VarValues:
+    """Check a generated string/ragged column and convert it to :class:`VarValues`.
+
+    Strings: a list/tuple/array of ``str`` (numpy ``<U`` or object arrays work). Ragged: a
+    :class:`Ragged` or a sequence of 1-D integer arrays, whose values must fit ``feat.dtype``.
+    """
+    if feat.layout == "string":
+        return _strings(value, n, where=where)
+    ragged = value if isinstance(value, Ragged) else _as_ragged(value, where=where)
+    lengths = np.asarray(ragged.lengths)
+    values = np.asarray(ragged.values).reshape(-1)
+    if lengths.shape != (n,) or lengths.dtype.kind not in "iu" or (lengths < 0).any():
+        raise MMBenchError(f"{where}: ragged lengths must be {n} non-negative integers, got {lengths.shape} {lengths.dtype}.")
+    if int(lengths.sum()) != len(values):
+        raise MMBenchError(f"{where}: ragged lengths sum to {int(lengths.sum())} but there are {len(values)} values.")
+    if values.dtype.kind not in "iu":
+        raise MMBenchError(f"{where}: a ragged column holds integers, got dtype {values.dtype}.")
+    target = feat.np_dtype
+    if len(values) and not np.can_cast(values.dtype, target):
+        info = np.iinfo(target)
+        if values.min() < info.min or values.max() > info.max:
+            raise MMBenchError(f"{where}: values in [{values.min()}, {values.max()}] do not fit dtype {target}.")
+    return VarValues(values.astype(target, copy=False), lengths.astype(np.int64, copy=False))
+
+
+def _strings(value: Any, n: int, *, where: str) -> VarValues:
+    if isinstance(value, np.ndarray) and value.dtype.kind == "U":
+        items: Sequence[Any] = value.reshape(-1).tolist()
+    elif isinstance(value, list | tuple | np.ndarray):
+        items = list(value)
+    else:
+        raise MMBenchError(f"{where}: a string column must be a list of str, got {type(value).__name__}.")
+    if len(items) != n:
+        raise MMBenchError(f"{where}: a string column has {len(items)} values, expected {n}.")
+    try:
+        encoded = [s.encode("utf-8") for s in items if isinstance(s, str)]
+    except UnicodeEncodeError as exc:
+        raise MMBenchError(f"{where}: a string is not valid Unicode ({exc}).") from exc
+    if len(encoded) != n:
+        bad = next(s for s in items if not isinstance(s, str))
+        raise MMBenchError(f"{where}: a string column holds only str values, got {bad!r} ({type(bad).__name__}).")
+    lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=n)
+    return VarValues(np.frombuffer(b"".join(encoded), dtype=np.uint8), lengths)
+
+
+def _as_ragged(value: Any, *, where: str) -> Ragged:
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray):
+        raise MMBenchError(f"{where}: a ragged column must be a Ragged or a list of integer arrays, got {type(value).__name__}.")
+    try:
+        seqs = [np.asarray(s) for s in value]
+    except (TypeError, ValueError) as exc:
+        raise MMBenchError(f"{where}: a ragged column must be a list of integer arrays ({exc}).") from exc
+    for s in seqs:
+        if s.ndim != 1 or (s.size and s.dtype.kind not in "iu"):
+            raise MMBenchError(f"{where}: each ragged sequence must be a 1-D integer array, got {s.shape} {s.dtype}.")
+    return Ragged.from_sequences(seqs, dtype=np.result_type(*[s.dtype for s in seqs if s.size] or [np.int64]))
+
+
+# ====================================================================== readers
+class _VarColumn:
+    """Offsets + values memory maps of one string or ragged column of a split."""
+
+    def __init__(self, offsets: np.ndarray, values: np.ndarray) -> None:
+        self.offsets = offsets
+        self.values = values
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (len(self),)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def _bounds(self, key: Any) -> tuple[np.ndarray, np.ndarray]:
+        n = len(self)
+        if isinstance(key, slice):
+            start, stop, step = key.indices(n)
+            if step == 1:
+                return self.offsets[start:stop], self.offsets[start + 1 : stop + 1]
+            key = np.arange(start, stop, step)
+        idx = np.asarray(key, dtype=np.int64)
+        if idx.size and (idx.min() < -n or idx.max() >= n):
+            raise IndexError(f"Index out of range for a column of {n} examples.")
+        idx = np.where(idx < 0, idx + n, idx)
+        return self.offsets[idx], self.offsets[idx + 1]
+
+    def _item_bounds(self, i: Any) -> tuple[int, int]:
+        i = int(i)
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"Index {i} out of range for a column of {n} examples.")
+        i %= n
+        return int(self.offsets[i]), int(self.offsets[i + 1])
+
+
+class StringColumn(_VarColumn):
+    """A split's string column: ``col[i]`` is a ``str``, ``col[a:b]`` / ``col[idx]`` a ``list[str]``."""
+
+    def __getitem__(self, key: Any) -> str | list[str]:
+        if isinstance(key, int | np.integer):
+            a, b = self._item_bounds(key)
+            return self.values[a:b].tobytes().decode("utf-8")
+        starts, stops = self._bounds(key)
+        if len(starts) == 0:
+            return []
+        if isinstance(key, slice) and key.step in (None, 1):  # one contiguous read
+            base = int(starts[0])
+            data = self.values[base : int(stops[-1])].tobytes()
+            return [data[a - base : b - base].decode("utf-8") for a, b in zip(starts.tolist(), stops.tolist(), strict=True)]
+        values = self.values
+        return [values[a:b].tobytes().decode("utf-8") for a, b in zip(starts.tolist(), stops.tolist(), strict=True)]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return np.array(self[:], dtype=dtype if dtype is not None else object)
+
+
+class RaggedColumn(_VarColumn):
+    """A split's ragged column: ``col[i]`` is a 1-D array; :meth:`padded` gathers a batch."""
+
+    def __getitem__(self, key: Any) -> np.ndarray | list[np.ndarray]:
+        if isinstance(key, int | np.integer):
+            a, b = self._item_bounds(key)
+            return np.array(self.values[a:b])
+        starts, stops = self._bounds(key)
+        return [np.array(self.values[a:b]) for a, b in zip(starts.tolist(), stops.tolist(), strict=True)]
+
+    def padded(self, key: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(padded, lengths)`` for the rows ``key``: a ``(batch, max_length)`` array padded with
+        :data:`PAD_VALUE`, and the int64 lengths. One vectorised gather, no per-row Python."""
+        starts, stops = self._bounds(key)
+        lengths = (stops - starts).astype(np.int64)
+        width = int(lengths.max()) if len(lengths) else 0
+        cols = np.arange(width, dtype=np.int64)
+        mask = cols[None, :] < lengths[:, None]
+        if isinstance(key, slice) and len(starts):  # contiguous: gather from one slice
+            base = int(starts[0])
+            chunk = np.asarray(self.values[base : int(stops[-1])])
+            pos = np.where(mask, starts[:, None] - base + cols[None, :], 0)
+            out = chunk[pos] if chunk.size else np.zeros(pos.shape, dtype=self.values.dtype)
+        else:
+            pos = np.where(mask, starts[:, None] + cols[None, :], 0)
+            out = np.asarray(self.values)[pos] if len(self.values) else np.zeros(pos.shape, dtype=self.values.dtype)
+        out[~mask] = PAD_VALUE
+        return out, lengths
+
+
+class StoreColumn:
+    """A column whose rows live in a shared store: ``col[key]`` is ``store[index[key]]``.
+
+    Behaves like the fixed array it stands for (``shape``, ``dtype``, ``len``, indexing by int,
+    slice or integer array). A slice whose index run is contiguous in the store is a zero-copy
+    view; other keys gather the store rows in storage order.
+    """
+
+    def __init__(self, store: np.ndarray, index: np.ndarray) -> None:
+        self.store = store
+        self.index = index
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.index), *self.store.shape[1:])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.store.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.store.ndim
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        rows = self.index[key]
+        if np.ndim(rows) == 0:
+            return self.store[int(rows)]
+        rows = np.asarray(rows)
+        if len(rows) and rows[-1] - rows[0] == len(rows) - 1 and (np.diff(rows) == 1).all():
+            return self.store[int(rows[0]) : int(rows[-1]) + 1]  # a contiguous run: no copy
+        order = np.argsort(rows, kind="stable")
+        out = np.empty((len(rows), *self.store.shape[1:]), dtype=self.store.dtype)
+        out[order] = self.store[rows[order]]  # read the store sequentially
+        return out
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        arr = self[:]
+        return arr if dtype is None else arr.astype(dtype)
