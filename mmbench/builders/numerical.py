@@ -26,8 +26,9 @@ from mmbench.core.bias import TextBias
 from mmbench.core.builder import Builder, Feature, Modality
 from mmbench.core.config import BuilderConfig, FrozenDict, check_choice, check_int, check_number
 from mmbench.core.latents import Latent, LatentSpec
+from mmbench.core.renderer import render
 from mmbench.errors import InvalidConfigError, MMBenchError
-from mmbench.rendering.mixing import invertible_mlp_weights, mix
+from mmbench.rendering.mixing import MixingRenderer, invertible_mlp_weights
 
 __all__ = [
     "ClicaBuilder",
@@ -231,7 +232,7 @@ class MultiviewBuilder(Builder):
         c, r = self.config, self.resources
         n = stop - start
         content = _gaussian(n, r["chol.content"], rng)
-        blocks1, blocks2 = [content], [content]
+        blocks1, blocks2 = ["content"], ["content"]
         out: dict[str, np.ndarray] = {"latents.content": content}
         if c.n_style:
             style = _gaussian(n, r["chol.style"], rng)
@@ -240,18 +241,19 @@ class MultiviewBuilder(Builder):
             noise = _gaussian(n, r["chol.noise"], rng)
             changed = rng.random((n, c.n_style)) < c.style_change_prob
             style2 = style + np.where(changed, noise, 0.0)
-            blocks1.append(style)
-            blocks2.append(style2)
+            blocks1.append("style")
+            blocks2.append("style_x2")
             out["latents.style"], out["latents.style_x2"] = style, style2
             out["perturbed.style"] = changed
         if c.n_specific:
             m1 = _gaussian(n, r["chol.specific"], rng)
             m2 = _gaussian(n, r["chol.specific"], rng)
-            blocks1.append(m1)
-            blocks2.append(m2)
+            blocks1.append("m1")
+            blocks2.append("m2")
             out["latents.m1"], out["latents.m2"] = m1, m2
-        out["x1"] = mix(np.concatenate(blocks1, axis=1), r["mixing.x1"])
-        out["x2"] = mix(np.concatenate(blocks2, axis=1), r["mixing.x2"])
+        latents = {k.removeprefix("latents."): v for k, v in out.items() if k.startswith("latents.")}
+        out["x1"] = render(MixingRenderer(tuple(blocks1), r["mixing.x1"]), latents, rng=rng)
+        out["x2"] = render(MixingRenderer(tuple(blocks2), r["mixing.x2"]), latents, rng=rng)
         return _finalise(out)
 
 
@@ -450,9 +452,11 @@ class MisalignmentBuilder(Builder):
             out["latents.m_x"], out["latents.m_t"] = m_x, m_t
         out.update({f"text.{name}": text[name] for name in c.selected})
         out.update({f"perturbed.{name}": flags[name] for name in c.perturbation})
-        out["x"] = mix(np.concatenate([s, m_x], axis=1), r["mixing.x"])
-        s_text = np.stack([text[name] for name in c.selected], axis=1)
-        out["t"] = mix(np.concatenate([s_text, m_t], axis=1), r["mixing.t"])
+        # x sees the true semantic latents, t the text-side values the biases left (DESIGN §4)
+        seen_x = {"s": s, "m": m_x}
+        seen_t = {"s": np.stack([text[name] for name in c.selected], axis=1), "m": m_t}
+        out["x"] = render(MixingRenderer(("s", "m"), r["mixing.x"]), seen_x, rng=rng)
+        out["t"] = render(MixingRenderer(("s", "m"), r["mixing.t"]), seen_t, rng=rng)
         return _finalise(out)
 
 
@@ -622,7 +626,9 @@ class ClicaBuilder(Builder):
         z = self._marginal(stop - start, rng)
         zt = self._conditional(z, rng)
         w = self.resources["mixing"]
-        out = {"latents.z": z, "latents.z_tilde": zt, "x1": mix(z, w), "x2": mix(zt, w)}
+        mixer = MixingRenderer(("z",), w)  # both views share one mixing function (cl-ica)
+        out = {"latents.z": z, "latents.z_tilde": zt,
+               "x1": render(mixer, {"z": z}, rng=rng), "x2": render(mixer, {"z": zt}, rng=rng)}
         if self.config.space == "sphere":  # float32 rounding may leave |z_i| a hair above 1
             out["latents.z"] = np.clip(z, -1.0, 1.0)
             out["latents.z_tilde"] = np.clip(zt, -1.0, 1.0)

@@ -15,7 +15,7 @@ every matrix's condition number is computed on its own, and a batch is always dr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 
@@ -99,3 +99,24 @@ def mix(z: np.ndarray, weights: np.ndarray, *, slope: float = 0.2) -> np.ndarray
         if i < len(weights) - 1:
             np.maximum(h, slope * h, out=h)  # LeakyReLU for 0 <= slope <= 1, in place
     return h
+
+
+class MixingRenderer:
+    """A :class:`~mmbench.core.renderer.Renderer`: the simulations' frozen invertible MLP.
+
+    The observation is ``mix(concat(latents[c] for c in inputs), weights)``: the named latent
+    blocks (``(n,)`` or ``(n, d)`` arrays) concatenated in order, then mixed. Deterministic (no
+    draw from ``rng``).
+
+    Example:
+        >>> x = MixingRenderer(("content", "style"), weights).render(latents, rng=rng)
+    """
+
+    def __init__(self, inputs: tuple[str, ...], weights: np.ndarray, *, slope: float = 0.2) -> None:
+        self.inputs = tuple(inputs)
+        self.weights = weights
+        self.slope = slope
+
+    def render(self, latents: Mapping[str, np.ndarray], *, rng: np.random.Generator) -> np.ndarray:
+        blocks = [np.asarray(latents[name]).reshape(len(latents[name]), -1) for name in self.inputs]
+        return mix(np.concatenate(blocks, axis=1), self.weights, slope=self.slope)
