@@ -238,7 +238,8 @@ class StoreColumn:
 
     Behaves like the fixed array it stands for (``shape``, ``dtype``, ``len``, indexing by int,
     slice or integer array). A slice whose index run is contiguous in the store is a zero-copy
-    view; other keys gather the store rows in storage order.
+    view; other keys gather the store rows in one pass (near-sequential when the split's index
+    is ascending, as builders should store it).
     """
 
     def __init__(self, store: np.ndarray, index: np.ndarray) -> None:
@@ -264,13 +265,12 @@ class StoreColumn:
         rows = self.index[key]
         if np.ndim(rows) == 0:
             return self.store[int(rows)]
-        rows = np.asarray(rows)
+        rows = np.array(rows, dtype=np.intp)  # in memory, not a view of the index file
         if len(rows) and rows[-1] - rows[0] == len(rows) - 1 and (np.diff(rows) == 1).all():
             return self.store[int(rows[0]) : int(rows[-1]) + 1]  # a contiguous run: no copy
-        order = np.argsort(rows, kind="stable")
-        out = np.empty((len(rows), *self.store.shape[1:]), dtype=self.store.dtype)
-        out[order] = self.store[rows[order]]  # read the store sequentially
-        return out
+        # One gather, no sort-and-scatter (measured slower): ascending rows, which builders
+        # should store (a split's rows in store order), read the store almost sequentially.
+        return self.store[rows].view(np.ndarray)  # an in-memory array, not a np.memmap
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         arr = self[:]
