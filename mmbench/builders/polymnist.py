@@ -108,8 +108,7 @@ class PolyMNISTConfig(BuilderConfig):
             raise InvalidConfigError(
                 f"backgrounds must be {bgsrc.DEFAULT_SET!r} or a directory path, got {self.backgrounds!r}."
             )
-        if self.backgrounds != bgsrc.DEFAULT_SET:
-            object.__setattr__(self, "backgrounds", os.path.abspath(os.path.expanduser(self.backgrounds)))
+        object.__setattr__(self, "backgrounds", bgsrc.normalise_spec(self.backgrounds))
         bgsrc.background_files(self.backgrounds, self.num_modalities)  # fails early on a bad directory
         unknown = sorted(set(self.split_sizes) - set(SPLITS))
         if unknown:

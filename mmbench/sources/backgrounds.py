@@ -113,6 +113,21 @@ def _skimage_file(file: str) -> Path:
     return path
 
 
+def normalise_spec(spec: str) -> str:
+    """``"skimage"``, or ``spec`` as an absolute directory path (``~`` expanded).
+
+    Raises:
+        InvalidConfigError: an empty string (``Path("")`` would silently be the current directory).
+    """
+    if spec == DEFAULT_SET:
+        return spec
+    if not spec.strip():
+        raise InvalidConfigError(
+            f"backgrounds must be {DEFAULT_SET!r} (the default photos) or a directory of images; got an empty string."
+        )
+    return os.path.abspath(os.path.expanduser(spec))
+
+
 def background_files(spec: str, num: int) -> list[tuple[str, Path, str]]:
     """(name, path, licence) of the ``num`` images of a background set, in modality order.
 
@@ -121,11 +136,7 @@ def background_files(spec: str, num: int) -> list[tuple[str, Path, str]]:
     """
     if spec == DEFAULT_SET:
         return [(name, _skimage_file(file), lic) for name, file, lic in SKIMAGE_BACKGROUNDS[:num]]
-    if not spec.strip():  # Path("") is the current directory: never what an empty value meant
-        raise InvalidConfigError(
-            f"backgrounds must be {DEFAULT_SET!r} (the default photos) or a directory of images; got an empty string."
-        )
-    directory = Path(spec).expanduser()
+    directory = Path(normalise_spec(spec))
     if not directory.is_dir():
         raise InvalidConfigError(
             f"backgrounds must be {DEFAULT_SET!r} (the default photos) or a directory of images; "

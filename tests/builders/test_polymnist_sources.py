@@ -223,6 +223,34 @@ def test_official_files_in_a_user_dir_and_the_cache(tmp_path: Path, monkeypatch:
     assert not (cache / "t10k-labels-idx1-ubyte").exists()
 
 
+def test_official_gz_files_are_downloaded_resumed_and_decompressed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The download stage, against a local server standing in for the mirrors (fake bytes, patched hashes)."""
+    from mmbench.sources import download as dl
+    from mmbench.testing.http import LocalFileServer
+
+    d = _lookalike(write_fake_mnist(tmp_path / "www" / "mnist", n_train=50, n_test=20, gz=True))
+    raw = write_fake_mnist(tmp_path / "raw", n_train=50, n_test=20)
+    table = {name: (hashlib.sha256((raw / name).read_bytes()).hexdigest(), 0,
+                    hashlib.sha256((d / f"{name}.gz").read_bytes()).hexdigest()) for name in mnistsrc.MNIST_FILES}
+    monkeypatch.setattr(mnistsrc, "MNIST_FILES", table)
+    monkeypatch.setattr(mnistsrc, "GZ_SIZES", {name: (d / f"{name}.gz").stat().st_size for name in table})
+    monkeypatch.setattr(dl, "RETRY_BACKOFF_S", 0.0)
+    with LocalFileServer(tmp_path / "www") as server:
+        monkeypatch.setattr(mnistsrc, "MIRRORS", (server.url("absent/"), server.url("mnist/")))
+        server.drop_after["mnist/train-images-idx3-ubyte.gz"] = 1000
+        inputs = mnistsrc.resolve_mnist(None, tmp_path / "cache", allow_network=True)
+        assert inputs["source"] == "download" and inputs["location"] == server.url("mnist/")
+        assert ("/mnist/train-images-idx3-ubyte.gz", "bytes=1000-", 206) in server.requests  # resumed
+        assert ("/absent/train-images-idx3-ubyte.gz", None, 404) in server.requests  # the first mirror failed
+    images, labels = mnistsrc.load_split(inputs, "train")
+    assert np.array_equal(images, mnistsrc.read_idx(raw / "train-images-idx3-ubyte")) and labels.shape == (50,)
+    cache = tmp_path / "cache" / "downloads" / "mnist"
+    assert mnistsrc.resolve_mnist(None, tmp_path / "cache")["source"] == "cache"  # offline now: raw copies
+    (cache / "t10k-images-idx3-ubyte").unlink()  # raw gone, verified .gz still cached: no network needed
+    again = mnistsrc.resolve_mnist(None, tmp_path / "cache")
+    assert again["source"] == "cache" and again["files"]["t10k-images-idx3-ubyte"]["origin"].endswith(".gz")
+
+
 def _fake_pkl(images: np.ndarray, labels: np.ndarray) -> bytes:
     x = images.reshape(len(images), -1).astype(np.float32) / 256
     y = labels.astype(np.int64)
@@ -298,6 +326,8 @@ def test_background_directory_errors(tmp_path: Path) -> None:
         mmbench.builder("polymnist", backgrounds=d)
     with pytest.raises(InvalidConfigError, match="not a directory"):
         mmbench.builder("polymnist", backgrounds=tmp_path / "nope")
+    with pytest.raises(InvalidConfigError, match="got an empty string"):  # not the current directory
+        mmbench.builder("polymnist", backgrounds=" ")
     from PIL import Image
 
     Image.fromarray(np.zeros((20, 40, 3), np.uint8)).save(d / "c_small.png")
