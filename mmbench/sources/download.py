@@ -28,6 +28,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from mmbench.core.storage import clean_stale_tmp
 from mmbench.errors import ChecksumError, InputsNotFoundError
 from mmbench.sources.reading import CHUNK, iter_chunks, unwritable
 
@@ -97,6 +98,7 @@ def download(
     try:
         if dest.is_file() and _matches(dest, sha256, size):
             return dest  # another process finished it while this one waited for the lock
+        clean_stale_tmp(dest.parent)  # temps of killed processes (the .part is kept: it resumes)
         part = partial_path(dest, sha256)
         got_sha, got_size = _transfer_with_retries(url, part, size=size, timeout=timeout, retries=retries,
                                                    progress=progress, desc=desc or dest.name)
@@ -163,7 +165,12 @@ def _transfer(url: str, part: Path, *, size: int | None, timeout: float, bar: An
         offset = 0
     if size is not None and offset == size:  # complete already (e.g. killed before the rename)
         return _hasher_of(part).hexdigest(), offset
-    response = _open(url, offset, timeout)
+    try:
+        response = _open(url, offset, timeout)
+    except InputsNotFoundError as exc:
+        if offset:  # mid-transfer: worth another try after the back-off (the part is kept)
+            raise _Interrupted(str(exc)) from exc
+        raise
     if response is None:  # 416: the part already holds every byte the server has
         return _hasher_of(part).hexdigest(), offset
     with response:

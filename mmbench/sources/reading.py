@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from mmbench.core.storage import atomic_path
+from mmbench.core.storage import atomic_path, clean_stale_tmp
 from mmbench.errors import CacheError, ChecksumError, InputsNotFoundError
 
 __all__ = ["CHUNK", "gunzip_file", "iter_chunks", "npz_member", "unreadable", "unwritable"]
@@ -99,6 +99,7 @@ def gunzip_file(
     h = hashlib.sha256()
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale_tmp(dest.parent)  # what a killed process left half-written
         with atomic_path(dest) as tmp:
             _stream_gunzip(src, tmp, h)
             if sha256 is not None:

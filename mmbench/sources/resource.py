@@ -294,8 +294,9 @@ def locate(
 
     Raises:
         InputsNotFoundError: a named location lacks the file, or no stage had it (the message
-            lists each place tried and where to put the file).
-        ChecksumError: a user's or package's copy, or every download, has the wrong hash.
+            lists each place tried, including each URL's failure, and where to put the file).
+        ChecksumError: the user's or the package's copy has the wrong size or hash (a wrong
+            cached copy is deleted and a wrong download refused instead).
     """
     unknown = sorted(set(sources) - set(SOURCES))
     if unknown:
