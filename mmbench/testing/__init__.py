@@ -5,7 +5,8 @@
   disjointness, golden fingerprints, bias effect, missing inputs.
 * Oracle encoders (``LatentOracle``, ``ConstantEncoder``, ``NoiseEncoder``,
   ``ObservationEncoder``) and :func:`smoke_run`, which checks a submission on tiny mock data.
-* Fake raw inputs in the real layouts: ``mmbench.testing.mnist``.
+* Fake raw inputs in the real layouts: ``mmbench.testing.mnist``; a local HTTP file server with
+  byte ranges and dropped connections for download tests: ``mmbench.testing.http``.
 
 Heavy parts (torch) are imported on first use.
 """

@@ -10,8 +10,9 @@ balanced classes that a small CNN can tell apart.
 Example:
     >>> from mmbench.testing.mnist import write_fake_mnist
     >>> d = write_fake_mnist(tmp_path / "mnist", n_train=600, n_test=200)
-    >>> ds = mmbench.load("polymnist", split="test", data_dir=d, mnist="fake",
-    ...                   split_sizes={"test": 200}, val_size=100)
+    >>> ds = mmbench.load("polymnist", split="test", data_dir=d, split_sizes={"test": 200}, val_size=100)
+    >>> ds.info.inputs["mnist"]["source"]
+    'fake (mmbench.testing.mnist)'
 """
 
 from __future__ import annotations
@@ -73,8 +74,10 @@ def write_fake_mnist(
 ) -> Path:
     """Write fake ``train``/``t10k`` IDX files (and their hash manifest) into ``directory``.
 
-    The builders accept them only with ``mnist="fake"``; with the default ``mnist="official"``
-    they are refused for their hashes, like any non-official file.
+    The manifest (``mmbench-fake-mnist.json``, the four files' sha256) marks the directory as fake
+    MNIST: builders given it as ``data_dir`` check the files against the manifest, record
+    ``source: "fake (mmbench.testing.mnist)"`` and build into a cache entry of their own. Without
+    the manifest the files are refused for their hashes, like any non-official file.
 
     Args:
         directory: created if needed.

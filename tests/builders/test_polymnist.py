@@ -22,7 +22,6 @@ TINY: dict[str, Any] = {
     "split_sizes": {"train": 200, "val": 60, "test": 100},
     "val_size": 100,
     "shard_size": 64,
-    "mnist": "fake",
 }
 
 
@@ -246,7 +245,6 @@ def test_split_pools_disjoint_and_complete() -> None:
         ({"split_sizes": {"val": 10}, "val_size": 0}, "Lower the size or raise val_size"),
         ({"num_modalities": 6}, "num_modalities"),
         ({"pairing": "derangement"}, "pairing must be one of"),
-        ({"mnist": "real"}, "mnist must be one of"),
     ],
 )
 def test_invalid_configs(overrides: dict[str, Any], match: str) -> None:

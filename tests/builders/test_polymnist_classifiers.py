@@ -21,7 +21,7 @@ def kwargs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     monkeypatch.setenv("MMBENCH_OFFLINE", "1")
     d = write_fake_mnist(tmp_path / "mnist", n_train=400, n_test=100)
     return {
-        "data_dir": d, "cache_dir": tmp_path / "c", "mnist": "fake", "num_modalities": 2, "val_size": 50,
+        "data_dir": d, "cache_dir": tmp_path / "c", "num_modalities": 2, "val_size": 50,
         "split_sizes": {"train": 350, "test": 100}, "shard_size": 200,
     }
 
@@ -53,7 +53,7 @@ def test_train_save_load_predict(kwargs: dict, monkeypatch: pytest.MonkeyPatch) 
 def test_cli_train_classifiers(kwargs: dict, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(classifiers, "EXPECTED_ACCURACY", 1.01)
     args = ["train-classifiers", "polymnist", "--data-dir", str(kwargs["data_dir"]), "--cache-dir", str(kwargs["cache_dir"]),
-            "--epochs", "1", "--threads", "1", "-o", "mnist=fake", "-o", "num_modalities=2", "-o", "val_size=50",
+            "--epochs", "1", "--threads", "1", "-o", "num_modalities=2", "-o", "val_size=50",
             "-o", "shard_size=200", "-o", "split_sizes.train=350", "-o", "split_sizes.val=50", "-o", "split_sizes.test=100"]
     with pytest.warns(UserWarning, match="below the expected"):
         assert main(args) == 0

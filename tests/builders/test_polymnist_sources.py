@@ -69,10 +69,16 @@ def test_missing_mnist_lists_every_source_and_the_fix(tmp_path: Path) -> None:
         assert needle in msg, needle
 
 
+def _lookalike(directory: Path) -> Path:
+    """Fake digits without their manifest: files that claim to be MNIST (refused unless hashes match)."""
+    (directory / mnistsrc.FAKE_MANIFEST).unlink()
+    return directory
+
+
 def _fake_mnist_in_cache(tmp_path: Path, cache_root: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     """Fake MNIST files in ``cache_root``'s download cache, with the hash table patched to accept them."""
-    src = write_fake_mnist(tmp_path / "mnist", n_train=50, n_test=20)
-    fake = {name: (hashlib.sha256((src / name).read_bytes()).hexdigest(), 0, "") for name in mnistsrc.MNIST_FILES}
+    src = _lookalike(write_fake_mnist(tmp_path / "mnist", n_train=50, n_test=20))
+    fake = {name: (hashlib.sha256((src / name).read_bytes()).hexdigest(), 0, "0" * 64) for name in mnistsrc.MNIST_FILES}
     monkeypatch.setattr(mnistsrc, "MNIST_FILES", fake)
     cache = cache_root / "downloads" / "mnist"
     cache.mkdir(parents=True)
@@ -145,7 +151,7 @@ def test_unreadable_mnist_file_is_a_clear_error(tmp_path: Path, monkeypatch: pyt
     target = d / ("t10k-images-idx3-ubyte" + (".gz" if gz else ""))
     assert target.is_file()
     _deny_reading(monkeypatch, target)
-    for call in (lambda: mnistsrc.resolve_mnist(d, tmp_path / "cache", fake=True), lambda: mnistsrc.read_idx(target)):
+    for call in (lambda: mnistsrc.resolve_mnist(d, tmp_path / "cache"), lambda: mnistsrc.read_idx(target)):
         with pytest.raises(InputsNotFoundError) as err:  # not a raw OSError, nor "not a gzip file"
             call()
         msg = str(err.value)
@@ -157,14 +163,14 @@ def test_corrupt_gz_is_reported_as_corrupt(tmp_path: Path) -> None:
     d = write_fake_mnist(tmp_path / "mnist", n_train=50, n_test=20, gz=True)
     (d / "t10k-labels-idx1-ubyte.gz").write_bytes(b"definitely not gzip")
     with pytest.raises(ChecksumError, match=r"t10k-labels-idx1-ubyte.gz is not a valid gzip file .*corrupt"):
-        mnistsrc.resolve_mnist(d, tmp_path / "cache", fake=True)
+        mnistsrc.resolve_mnist(d, tmp_path / "cache")
 
 
 def test_unwritable_cache_is_a_clear_error(tmp_path: Path) -> None:
     d = write_fake_mnist(tmp_path / "mnist", n_train=50, n_test=20, gz=True)
     (tmp_path / "cache").write_text("a file where the cache folder should be")
     with pytest.raises(CacheError, match="Cannot write the verified MNIST copy .*cache"):
-        mnistsrc.resolve_mnist(d, tmp_path / "cache", fake=True)
+        mnistsrc.resolve_mnist(d, tmp_path / "cache")
 
 
 def test_missing_mnist_through_load(tmp_path: Path) -> None:
@@ -173,7 +179,7 @@ def test_missing_mnist_through_load(tmp_path: Path) -> None:
 
 
 def test_wrong_hash_mnist_is_refused(tmp_path: Path) -> None:
-    d = write_fake_mnist(tmp_path / "mnist", n_train=50, n_test=20)  # fake = not the official bytes
+    d = _lookalike(write_fake_mnist(tmp_path / "mnist", n_train=50, n_test=20))  # not the official bytes
     with pytest.raises(ChecksumError, match="refused"):
         mnistsrc.resolve_mnist(d, tmp_path / "cache")
     with pytest.raises(ChecksumError, match="refused"):
@@ -182,10 +188,14 @@ def test_wrong_hash_mnist_is_refused(tmp_path: Path) -> None:
 
 def test_env_var_directory_and_gz(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     d = write_fake_mnist(tmp_path / "gz", n_train=50, n_test=20, gz=True)
+    manifest = (d / mnistsrc.FAKE_MANIFEST).read_bytes()
     monkeypatch.setenv("MMBENCH_MNIST_DIR", str(d))
+    _lookalike(d)
     with pytest.raises(ChecksumError):  # found through the env var, then refused for its hashes
         mnistsrc.resolve_mnist(None, tmp_path / "cache")
-    inputs = mnistsrc.resolve_mnist(None, tmp_path / "cache", fake=True)
+    (d / mnistsrc.FAKE_MANIFEST).write_bytes(manifest)  # with its manifest: read as fake digits
+    inputs = mnistsrc.resolve_mnist(None, tmp_path / "cache")
+    assert inputs["source"] == "fake (mmbench.testing.mnist)" and inputs["license"] == "synthetic"
     images, labels = mnistsrc.load_split(inputs, "train")
     assert images.shape == (50, 28, 28) and labels.shape == (50,)
     entry = inputs["files"]["train-images-idx3-ubyte"]
@@ -194,8 +204,8 @@ def test_env_var_directory_and_gz(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 def test_official_files_in_a_user_dir_and_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With the official hashes pointed at fake files, every local source resolves and is recorded."""
-    d = write_fake_mnist(tmp_path / "mnist", n_train=50, n_test=20)
-    fake = {name: (hashlib.sha256((d / name).read_bytes()).hexdigest(), 0, "") for name in mnistsrc.MNIST_FILES}
+    d = _lookalike(write_fake_mnist(tmp_path / "mnist", n_train=50, n_test=20))
+    fake = {name: (hashlib.sha256((d / name).read_bytes()).hexdigest(), 0, "0" * 64) for name in mnistsrc.MNIST_FILES}
     monkeypatch.setattr(mnistsrc, "MNIST_FILES", fake)
     first = mnistsrc.resolve_mnist(d, tmp_path / "cache")
     assert first["source"] == "data_dir"
@@ -211,6 +221,34 @@ def test_official_files_in_a_user_dir_and_the_cache(tmp_path: Path, monkeypatch:
     with pytest.raises(InputsNotFoundError, match="corrupt copy deleted"):
         mnistsrc.resolve_mnist(None, tmp_path / "cache")
     assert not (cache / "t10k-labels-idx1-ubyte").exists()
+
+
+def test_official_gz_files_are_downloaded_resumed_and_decompressed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The download stage, against a local server standing in for the mirrors (fake bytes, patched hashes)."""
+    from mmbench.sources import download as dl
+    from mmbench.testing.http import LocalFileServer
+
+    d = _lookalike(write_fake_mnist(tmp_path / "www" / "mnist", n_train=50, n_test=20, gz=True))
+    raw = write_fake_mnist(tmp_path / "raw", n_train=50, n_test=20)
+    table = {name: (hashlib.sha256((raw / name).read_bytes()).hexdigest(), 0,
+                    hashlib.sha256((d / f"{name}.gz").read_bytes()).hexdigest()) for name in mnistsrc.MNIST_FILES}
+    monkeypatch.setattr(mnistsrc, "MNIST_FILES", table)
+    monkeypatch.setattr(mnistsrc, "GZ_SIZES", {name: (d / f"{name}.gz").stat().st_size for name in table})
+    monkeypatch.setattr(dl, "RETRY_BACKOFF_S", 0.0)
+    with LocalFileServer(tmp_path / "www") as server:
+        monkeypatch.setattr(mnistsrc, "MIRRORS", (server.url("absent/"), server.url("mnist/")))
+        server.drop_after["mnist/train-images-idx3-ubyte.gz"] = 1000
+        inputs = mnistsrc.resolve_mnist(None, tmp_path / "cache", allow_network=True)
+        assert inputs["source"] == "download" and inputs["location"] == server.url("mnist/")
+        assert ("/mnist/train-images-idx3-ubyte.gz", "bytes=1000-", 206) in server.requests  # resumed
+        assert ("/absent/train-images-idx3-ubyte.gz", None, 404) in server.requests  # the first mirror failed
+    images, labels = mnistsrc.load_split(inputs, "train")
+    assert np.array_equal(images, mnistsrc.read_idx(raw / "train-images-idx3-ubyte")) and labels.shape == (50,)
+    cache = tmp_path / "cache" / "downloads" / "mnist"
+    assert mnistsrc.resolve_mnist(None, tmp_path / "cache")["source"] == "cache"  # offline now: raw copies
+    (cache / "t10k-images-idx3-ubyte").unlink()  # raw gone, verified .gz still cached: no network needed
+    again = mnistsrc.resolve_mnist(None, tmp_path / "cache")
+    assert again["source"] == "cache" and again["files"]["t10k-images-idx3-ubyte"]["origin"].endswith(".gz")
 
 
 def _fake_pkl(images: np.ndarray, labels: np.ndarray) -> bytes:
@@ -243,14 +281,35 @@ def test_installed_package_checked_before_use(tmp_path: Path, monkeypatch: pytes
         mnistsrc.resolve_mnist(None, tmp_path / "cache")
 
 
-def test_fake_mode_needs_the_manifest(tmp_path: Path) -> None:
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(InputsNotFoundError, match="write_fake_mnist"):
-        mnistsrc.resolve_mnist(tmp_path / "empty", tmp_path / "cache", fake=True)
+def test_fake_digits_are_checked_against_their_manifest(tmp_path: Path) -> None:
     d = write_fake_mnist(tmp_path / "mnist", n_train=50, n_test=20)
     (d / "t10k-images-idx3-ubyte").write_bytes(mnistsrc.idx_bytes(np.zeros((20, 28, 28), np.uint8)))
     with pytest.raises(ChecksumError, match="manifest"):  # fake files are hash-checked too
-        mnistsrc.resolve_mnist(d, tmp_path / "cache", fake=True)
+        mnistsrc.resolve_mnist(d, tmp_path / "cache")
+    (d / "t10k-images-idx3-ubyte").unlink()
+    with pytest.raises(InputsNotFoundError, match="fake-MNIST directory .*missing t10k-images-idx3-ubyte"):
+        mnistsrc.resolve_mnist(d, tmp_path / "cache")
+    (d / mnistsrc.FAKE_MANIFEST).write_text('{"sha256": {}}')
+    with pytest.raises(InputsNotFoundError, match="not a valid fake-MNIST manifest.*write_fake_mnist"):
+        mnistsrc.resolve_mnist(d, tmp_path / "cache")
+
+
+def test_fake_digits_are_never_taken_for_mnist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake digits are recorded as fake and built into a cache entry of their own."""
+    fake_dir = write_fake_mnist(tmp_path / "fake", n_train=50, n_test=20)
+    kw = {"cache_dir": tmp_path / "c", "split_sizes": {"test": 10}, "shard_size": 10, "val_size": 10}
+    ds = mmbench.load("polymnist", split="test", data_dir=fake_dir, **kw)
+    assert ds.info.inputs["mnist"]["source"] == "fake (mmbench.testing.mnist)"
+    fake_entry = mmbench.builder("polymnist", data_dir=fake_dir, **kw).dataset_dir()
+    assert "fake-mnist-" in fake_entry.parent.name and (fake_entry / "test").is_dir()
+    # The same config from (what the hash table says is) MNIST: another entry, never the fake one.
+    _fake_mnist_in_cache(tmp_path / "real", tmp_path / "c", monkeypatch)
+    assert mmbench.builder("polymnist", **kw).dataset_dir() != fake_entry
+    assert mmbench.builder("polymnist", data_dir=tmp_path / "real" / "mnist", **kw).dataset_dir() != fake_entry
+    real = mmbench.load("polymnist", split="test", **kw)
+    assert real.info.inputs["mnist"]["source"] == "cache"
+    monkeypatch.setenv("MMBENCH_MNIST_DIR", str(fake_dir))  # named through the env var: fake again
+    assert mmbench.builder("polymnist", **kw).dataset_dir() == fake_entry
 
 
 # ---------------------------------------------------------------------------- backgrounds
@@ -267,6 +326,8 @@ def test_background_directory_errors(tmp_path: Path) -> None:
         mmbench.builder("polymnist", backgrounds=d)
     with pytest.raises(InvalidConfigError, match="not a directory"):
         mmbench.builder("polymnist", backgrounds=tmp_path / "nope")
+    with pytest.raises(InvalidConfigError, match="got an empty string"):  # not the current directory
+        mmbench.builder("polymnist", backgrounds=" ")
     from PIL import Image
 
     Image.fromarray(np.zeros((20, 40, 3), np.uint8)).save(d / "c_small.png")

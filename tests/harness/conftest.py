@@ -31,7 +31,7 @@ def tiny_suite(*, seeds: tuple[int, ...] = (0, 1), mlp: bool = False) -> Suite:
 
 
 #: PolyMNIST from fake MNIST: 2 modalities, 300 val (probe-fit) and 300 test (score) tuples.
-POLYMNIST_TINY = {"mnist": "fake", "num_modalities": 2, "val_size": 300,
+POLYMNIST_TINY = {"num_modalities": 2, "val_size": 300,
                   "split_sizes": {"train": 8, "val": 300, "test": 300}}
 
 
@@ -40,7 +40,7 @@ def classification_suite(*, seeds: tuple[int, ...] = (0,), metrics: list | None 
     metrics = metrics or ["acc_logistic", {"name": "acc_mlp", "params": {"max_iter": 100}}, "mcc_matthews"]
     return Suite.from_dict({
         "name": "tiny-classification", "version": 1, "seeds": list(seeds),
-        "entries": [{"dataset": "polymnist:1.0.0", "label": "polymnist", "overrides": POLYMNIST_TINY,
+        "entries": [{"dataset": "polymnist:1.0.1", "label": "polymnist", "overrides": POLYMNIST_TINY,
                      "latents": ["digit"], "metrics": metrics}],
     })
 

@@ -253,7 +253,7 @@ def test_classification_metrics_oracle_scores_one(classification_results):
 def test_classification_metrics_constant_scores_chance(classification_results, shared_cache, fake_mnist):
     from tests.harness.conftest import POLYMNIST_TINY
 
-    digits = mmbench.load("polymnist:1.0.0", split="test", cache_dir=shared_cache, data_dir=fake_mnist,
+    digits = mmbench.load("polymnist:1.0.1", split="test", cache_dir=shared_cache, data_dir=fake_mnist,
                           **POLYMNIST_TINY).latents(["digit"])["digit"]
     majority = np.bincount(digits).max() / len(digits)  # a constant predictor's best accuracy
     res = classification_results["constant"]

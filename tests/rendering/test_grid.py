@@ -32,7 +32,7 @@ def test_grid_size_and_cells() -> None:
 def test_save_grid_of_polymnist_and_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MMBENCH_OFFLINE", "1")
     d = write_fake_mnist(tmp_path / "mnist", n_train=200, n_test=60)
-    kw = {"mnist": "fake", "val_size": 50, "split_sizes": {"test": 40}, "shard_size": 40}
+    kw = {"val_size": 50, "split_sizes": {"test": 40}, "shard_size": 40}
     ds = mmbench.load("polymnist", split="test", data_dir=d, cache_dir=tmp_path / "c", **kw)
     path = save_grid(ds, tmp_path / "out" / "grid.png", num=6, zoom=1)
     with Image.open(path) as img:
@@ -41,7 +41,7 @@ def test_save_grid_of_polymnist_and_cli(tmp_path: Path, monkeypatch: pytest.Monk
 
     out = tmp_path / "cli.png"
     args = ["show", "polymnist", "--data-dir", str(d), "--cache-dir", str(tmp_path / "c"), "--grid", str(out), "-n", "4"]
-    for override in ("mnist=fake", "val_size=50", "shard_size=40", "split_sizes.train=100", "split_sizes.val=40", "split_sizes.test=40"):
+    for override in ("val_size=50", "shard_size=40", "split_sizes.train=100", "split_sizes.val=40", "split_sizes.test=40"):
         args += ["-o", override]  # the CLI merges split_sizes into the defaults: set every split
     assert main(args) == 0 and out.is_file()
 
