@@ -150,3 +150,29 @@ def prune(cache_dir: str | os.PathLike[str], *, dry_run: bool = False) -> list[s
         for entry in [report.root / e["path"] for e in report.entries]:
             removed += [str(p.relative_to(report.root)) for p in clean_stale_tmp(entry)]
     return removed
+
+
+# ---------------------------------------------------------------------------- CLI
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("cache", help="list the cache (datasets, shared stores, partial builds) and prune what nothing uses")
+    p.add_argument("--cache-dir", default=None, help="cache root (default: $MMBENCH_CACHE or ~/.cache/mmbench)")
+    p.add_argument("--prune", action="store_true",
+                   help="remove shared stores no dataset uses, partial builds and dead processes' temporaries")
+    p.add_argument("--dry-run", action="store_true", help="with --prune: list what would be removed, remove nothing")
+    p.set_defaults(func=cmd_cache)
+
+
+def cmd_cache(args: Any) -> int:
+    from mmbench.core.builder import default_cache_dir
+
+    root = Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
+    if not root.is_dir():
+        print(f"cache: {root} (empty: nothing built yet)")
+        return 0
+    if args.prune:
+        removed = prune(root, dry_run=args.dry_run)
+        verb = "would remove" if args.dry_run else "removed"
+        print(f"{verb} {len(removed)} item(s)" + "".join(f"\n  {p}" for p in removed))
+        return 0
+    print(scan(root).to_text())
+    return 0

@@ -22,6 +22,7 @@ from mmbench.core.latents import LatentSpec, LatentTable
 from mmbench.core.storage import (
     atomic_path,
     check_column_files,
+    clean_dead_partials,
     clean_stale_tmp,
     open_store_column,
     read_artifact,
@@ -88,8 +89,9 @@ class Dataset:
                 "'none' (trust the cache), 'basic' (files, shapes, sizes), 'full' (re-hash every shard and the resources)."
             )
         hint = _rebuild_hint(root)
-        with contextlib.suppress(OSError):  # a killed build's temporaries (a read-only cache keeps them)
+        with contextlib.suppress(OSError):  # a killed build's leftovers (a read-only cache keeps them)
             clean_stale_tmp(root)
+            clean_dead_partials(root)
         try:
             info = DatasetInfo.from_json(json.loads((root / INFO_FILE).read_text()))
             split_info = json.loads((root / split / SPLIT_INFO_FILE).read_text())

@@ -29,6 +29,7 @@ from mmbench.errors import CacheError
 __all__ = [
     "Store",
     "atomic_path",
+    "clean_dead_partials",
     "atomic_write",
     "clean_stale_tmp",
     "pid_alive",
@@ -298,3 +299,26 @@ def read_artifact(root: Path, name: str, record: Mapping[str, Any], *, hint: str
     if len(data) != record["size"] or hashlib.sha256(data).hexdigest() != record["sha256"]:
         raise CacheError(f"The artifact {path} does not match its recorded sha256: it was modified or corrupted. {hint}")
     return data
+
+
+def clean_dead_partials(root: Path) -> list[Path]:
+    """Remove partial builds of splits that are already complete (left by a killed ``--force``
+    rebuild, which starts over anyway), unless a build of this entry holds its lock now."""
+    from filelock import FileLock, Timeout
+
+    from mmbench.core.info import SPLIT_INFO_FILE
+
+    dead = [p for p in root.glob(".partial-*") if (root / p.name.removeprefix(".partial-") / SPLIT_INFO_FILE).is_file()]
+    if not dead:
+        return []
+    lock = FileLock(str(root) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return []  # a build is running: it owns these
+    try:
+        for path in dead:
+            shutil.rmtree(path, ignore_errors=True)
+    finally:
+        lock.release()
+    return dead

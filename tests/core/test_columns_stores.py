@@ -326,3 +326,33 @@ def test_two_processes_building_one_config_build_it_once(tmp_path: Path) -> None
     assert outs[0][0] == outs[1][0]
     shards = log.read_text().splitlines()
     assert len(shards) == len(set(shards)) == 6  # 4 train + 1 val + 1 test shards, each generated once
+
+
+def test_a_killed_force_rebuild_leaves_no_full_copy_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    b = _build(tmp_path)
+    calls: list[tuple[str, int]] = []
+    _fail_once_at(monkeypatch, calls, fail_at=2)
+    with pytest.raises(KeyboardInterrupt):
+        b.build("train", force=True, progress=False)
+    assert (b.dataset_dir() / ".partial-train").is_dir()
+    b.as_dataset("train", verify="full")  # the old split is intact, and opening it cleans up
+    assert not (b.dataset_dir() / ".partial-train").exists()
+
+
+def test_cache_command_lists_and_prunes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mmbench.cli import main
+
+    b = _build(tmp_path)
+    orphan = ToyTextBuilder(cache_dir=tmp_path, seed=5)
+    orphan.build(progress=False)
+    import shutil
+
+    shutil.rmtree(orphan.dataset_dir())
+    assert main(["cache", "--cache-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert b.id in out and "used by 1" in out and "UNUSED" in out
+    assert main(["cache", "--cache-dir", str(tmp_path), "--prune", "--dry-run"]) == 0
+    assert "would remove 1 item(s)" in capsys.readouterr().out and len(scan(tmp_path).stores) == 2
+    assert main(["cache", "--cache-dir", str(tmp_path), "--prune"]) == 0
+    assert "removed 1 item(s)" in capsys.readouterr().out and len(scan(tmp_path).stores) == 1
+    b.as_dataset("test", verify="full")
