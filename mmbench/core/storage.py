@@ -29,8 +29,8 @@ from mmbench.errors import CacheError
 __all__ = [
     "Store",
     "atomic_path",
-    "clean_dead_partials",
     "atomic_write",
+    "clean_dead_partials",
     "clean_stale_tmp",
     "pid_alive",
     "sha256_array",
