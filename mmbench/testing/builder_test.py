@@ -14,7 +14,6 @@ Every ``test_*`` method below runs for each subclass. Hooks (``builder_kwargs``,
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,19 +24,9 @@ import mmbench
 from mmbench.core.builder import Builder
 from mmbench.core.dataset import Dataset
 from mmbench.errors import InputsNotFoundError, MMBenchError
+from mmbench.testing.fingerprints import columns_fingerprint
 
 __all__ = ["BuilderTestCase", "columns_fingerprint"]
-
-
-def columns_fingerprint(ds: Dataset, columns: Iterable[str] | None = None) -> str:
-    """sha256 (16 hex) over the raw bytes of the chosen columns, in name order."""
-    h = hashlib.sha256()
-    for name in sorted(columns if columns is not None else ds.column_names):
-        arr = np.ascontiguousarray(ds.column(name))
-        h.update(name.encode())
-        h.update(str(arr.dtype).encode())
-        h.update(arr.reshape(-1).view(np.uint8))
-    return h.hexdigest()[:16]
 
 
 class BuilderTestCase:
