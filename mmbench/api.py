@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from mmbench.builders import DATASETS
 from mmbench.errors import CacheError, DatasetNotFoundError, InvalidConfigError
@@ -127,6 +127,40 @@ def _builder_from_cache(
             f"**{b.overrides()!r})."
         )
     return b
+
+
+@overload
+def load(
+    dataset_id: str,
+    *,
+    split: str,
+    version: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    num_workers: int = 1,
+    executor: str = "process",
+    verify: str = "basic",
+    force_rebuild: bool = False,
+    progress: bool | None = None,
+    **overrides: Any,
+) -> Dataset: ...
+
+
+@overload
+def load(
+    dataset_id: str,
+    *,
+    split: None = None,
+    version: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    num_workers: int = 1,
+    executor: str = "process",
+    verify: str = "basic",
+    force_rebuild: bool = False,
+    progress: bool | None = None,
+    **overrides: Any,
+) -> dict[str, Dataset]: ...
 
 
 def load(

@@ -63,6 +63,8 @@ class Version:
 
 def to_jsonable(obj: Any) -> Any:
     """Convert configs, tuples, numpy scalars/arrays, paths and enums into plain JSON values."""
+    if isinstance(obj, Version):  # before the dataclass branch: a version is its "x.y.z" text
+        return str(obj)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, Mapping):
@@ -78,8 +80,6 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, enum.Enum):
         return to_jsonable(obj.value)
     if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, Version):
         return str(obj)
     if isinstance(obj, float) and not math.isfinite(obj):
         return repr(obj)  # JSON has no inf/nan; keep them distinguishable

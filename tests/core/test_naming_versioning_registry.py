@@ -6,7 +6,7 @@ import mmbench
 from mmbench.errors import DatasetNotFoundError, InvalidIdError, MMBenchError, NotFoundError
 from mmbench.naming import DatasetId, parse_id, resolve_id
 from mmbench.registry import Registry
-from mmbench.versioning import Version, canonical_json, fingerprint
+from mmbench.versioning import Version, canonical_json, fingerprint, to_jsonable
 
 KNOWN = ["polymnist", "numerical/misalignment", "numerical/clica"]
 
@@ -73,6 +73,28 @@ def test_canonical_json_and_fingerprint() -> None:
     assert fingerprint({"seed": 0}) != fingerprint({"seed": 1})
     with pytest.raises(TypeError):
         canonical_json({"f": object()})
+
+
+def test_versions_are_json_text_also_inside_dataclasses() -> None:
+    assert to_jsonable(Version(1, 2, 3)) == "1.2.3"
+    assert to_jsonable(DatasetId("polymnist", None, Version(1, 0, 0))) == {
+        "name": "polymnist", "config": None, "version": "1.0.0", "fingerprint": None}
+    assert canonical_json({"v": Version(0, 1, 0)}) == '{"v":"0.1.0"}'
+
+
+def test_public_api_names_resolve() -> None:
+    import typing
+
+    assert "evaluate" in mmbench.__all__
+    for name in mmbench.__all__:
+        assert getattr(mmbench, name) is not None, name
+    from mmbench.harness.evaluate import evaluate
+
+    assert mmbench.evaluate is evaluate
+    # load's return type follows split: one Dataset for a split, a dict for split=None
+    overloads = typing.get_overloads(mmbench.load)
+    assert [(f.__annotations__["split"], f.__annotations__["return"]) for f in overloads] == [
+        ("str", "Dataset"), ("None", "dict[str, Dataset]")]
 
 
 def test_registry_lazy_targets_and_suggestions() -> None:
