@@ -112,6 +112,8 @@ class PolyMNISTConfig(BuilderConfig):
             raise InvalidConfigError(
                 f"backgrounds must be {bgsrc.DEFAULT_SET!r} or a directory path, got {self.backgrounds!r}."
             )
+        if not self.backgrounds.strip():  # abspath("") is the current directory: never meant
+            raise InvalidConfigError(f"backgrounds is empty ({self.backgrounds!r}): give {bgsrc.DEFAULT_SET!r} or a directory path.")
         if self.backgrounds != bgsrc.DEFAULT_SET:
             object.__setattr__(self, "backgrounds", os.path.abspath(os.path.expanduser(self.backgrounds)))
         bgsrc.background_files(self.backgrounds, self.num_modalities)  # fails early on a bad directory
