@@ -18,7 +18,7 @@ from mmbench.errors import (
     MMBenchError,
     did_you_mean,
 )
-from mmbench.versioning import fingerprint, to_jsonable
+from mmbench.versioning import fingerprint, strict_fields, to_jsonable
 
 __all__ = ["BuilderConfig", "FrozenDict", "check_choice", "check_dir", "check_int", "check_number"]
 
@@ -213,13 +213,7 @@ class BuilderConfig:
 
     def replace(self, **overrides: Any) -> BuilderConfig:
         """A copy with some fields changed; unknown fields raise with the valid choices."""
-        names = self.field_names()
-        for key in overrides:
-            if key not in names:
-                raise InvalidConfigError(
-                    f"Unknown config parameter {key!r} for {type(self).__name__}."
-                    f"{did_you_mean(key, names)} Valid parameters: {', '.join(names)}."
-                )
+        strict_fields(type(self), overrides, what="config parameter", partial=True)
         try:
             return dataclasses.replace(self, **overrides)
         except TypeError as exc:  # e.g. an unhashable or wrongly-typed value deep in a subclass
@@ -227,10 +221,4 @@ class BuilderConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BuilderConfig:
-        unknown = sorted(set(data) - set(cls.field_names()))
-        if unknown:
-            raise InvalidConfigError(
-                f"Unknown config parameter(s) {unknown} for {cls.__name__}. Valid parameters: "
-                f"{', '.join(cls.field_names())}."
-            )
-        return cls(**data)
+        return cls(**strict_fields(cls, data, what="config parameter"))

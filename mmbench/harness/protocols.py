@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from mmbench.core.storage import atomic_path, atomic_write
 from mmbench.errors import InvalidConfigError, SubmissionError
-from mmbench.versioning import to_jsonable
+from mmbench.versioning import strict_fields, to_jsonable
 
 if TYPE_CHECKING:
     from mmbench.core.latents import LatentSpec
@@ -131,11 +131,7 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModelCard:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise InvalidConfigError(f"Unknown ModelCard field(s) {sorted(unknown)}; valid fields: {sorted(known)}.")
-        return cls(**d)
+        return cls(**strict_fields(cls, d, what="model card field"))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -43,7 +43,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from mmbench.errors import InvalidConfigError, did_you_mean
-from mmbench.versioning import canonical_json
+from mmbench.versioning import canonical_json, strict_fields
 
 __all__ = [
     "EOS",
@@ -609,9 +609,4 @@ class Vocabulary:
                 f"(it reads {_FORMAT_VERSION}); rebuild the dataset with this mmbench."
             )
         fields = {k: v for k, v in obj.items() if k not in ("format", "format_version")}
-        unknown = sorted(set(fields) - {"tokens", "tokenizer", "max_length"})
-        if unknown or "tokens" not in fields:
-            raise InvalidConfigError(
-                f"Vocabulary JSON has unknown keys {unknown} or lacks 'tokens'; keys: tokens, tokenizer, max_length."
-            )
-        return cls(**fields)
+        return cls(**strict_fields(cls, fields, what="vocabulary key"))

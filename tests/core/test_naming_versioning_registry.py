@@ -132,3 +132,46 @@ def test_overridden_config_ids() -> None:
                 "numerical/misalignment/joint~c326", "polymnist~c32604f2"):
         with pytest.raises(InvalidIdError):
             resolve_id(bad, KNOWN)
+
+
+def test_strict_fields() -> None:
+    from mmbench.errors import InvalidConfigError
+    from mmbench.versioning import strict_fields
+
+    assert strict_fields(Version, {"major": 1, "minor": 2, "patch": 3}) == {"major": 1, "minor": 2, "patch": 3}
+    with pytest.raises(InvalidConfigError, match=r"Unknown field 'pach' for Version\. Did you mean 'patch'\? "
+                                                 r"Valid fields: major, minor, patch\."):
+        strict_fields(Version, {"major": 1, "minor": 2, "pach": 3})
+    with pytest.raises(InvalidConfigError, match=r"Unknown parts 'a', 'b' for Version"):
+        strict_fields(Version, {"a": 1, "b": 2}, what="part")
+    with pytest.raises(InvalidConfigError, match=r"Version needs the field\(s\) 'patch'"):
+        strict_fields(Version, {"major": 1, "minor": 2})
+    assert strict_fields(Version, {"minor": 2}, partial=True) == {"minor": 2}
+    with pytest.raises(InvalidConfigError, match="mapping"):
+        strict_fields(Version, [("major", 1)])
+
+
+def _from_dict_sites() -> list[tuple[object, dict[str, object], str]]:
+    from mmbench.builders.numerical import MisalignmentConfig
+    from mmbench.core.latents import Latent
+    from mmbench.harness.protocols import ModelCard
+    from mmbench.harness.suites import Suite, SuiteEntry
+    from mmbench.models.train import TrainConfig
+
+    return [
+        (MisalignmentConfig.from_dict, {"seed": 1, "bogus": 1}, "config parameter"),
+        (lambda d: mmbench.builder("numerical/misalignment/joint", **d), {"bogus": 1}, "config parameter"),
+        (Latent.from_dict, {"name": "a", "kind": "continuous", "support": [0, 1], "bogus": 1}, "latent field"),
+        (ModelCard.from_dict, {"name": "m", "bogus": 1}, "model card field"),
+        (SuiteEntry.from_dict, {"dataset": "numerical/clica", "bogus": 1}, "suite entry field"),
+        (Suite.from_dict, {"name": "s", "version": 1, "entries": [], "bogus": 1}, "suite field"),
+        (TrainConfig.from_dict, {"bogus": 1}, "TrainConfig field"),
+    ]
+
+
+def test_every_from_dict_rejects_unknown_keys_the_same_way() -> None:
+    from mmbench.errors import InvalidConfigError
+
+    for from_dict, data, what in _from_dict_sites():
+        with pytest.raises(InvalidConfigError, match=rf"Unknown {what} 'bogus' for \w+\..* Valid {what}s: "):
+            from_dict(data)  # type: ignore[operator]
