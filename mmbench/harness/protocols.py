@@ -16,7 +16,7 @@ Submissions are loaded from the command line by :func:`load_model`:
 
 A checkpoint directory is *data*, so by default the factory it names must be one of mmbench's own
 model classes: a ``torch.nn.Module`` subclass defined in an ``mmbench.*`` module (e.g.
-``mmbench.harness.submission:MLPEncoder``). Any other factory would run code chosen by whoever
+``mmbench.harness.submission:MLPSubmission``). Any other factory would run code chosen by whoever
 wrote the JSON file; it is refused unless the caller opts in with ``trust_factory=True``
 (``mmbench evaluate --trust-factory``), which is for checkpoints whose code you trust, as you
 would trust ``--model package.module:object``. The weights file must exist and is always read
@@ -335,13 +335,13 @@ def _resolve_factory(factory_spec: Any, meta_path: Path, *, trust_factory: bool)
     if not sep or not module_name or not attr:
         raise SubmissionError(
             f"{meta_path} names the factory {factory_spec!r}; expected 'package.module:Class', e.g. "
-            "'mmbench.harness.submission:MLPEncoder'. Re-save the checkpoint with mmbench.harness.save_model."
+            "'mmbench.harness.submission:MLPSubmission'. Re-save the checkpoint with mmbench.harness.save_model."
         )
     in_mmbench = module_name == TRUSTED_FACTORY_PREFIX or module_name.startswith(TRUSTED_FACTORY_PREFIX + ".")
     refuse = (
         f"{meta_path} names the factory {spec!r}, which is not one of mmbench's own model classes "
         f"(a torch.nn.Module subclass defined under '{TRUSTED_FACTORY_PREFIX}.'). Loading it would run code chosen "
-        "by the checkpoint's JSON file. Use an mmbench class such as 'mmbench.harness.submission:MLPEncoder', or, "
+        "by the checkpoint's JSON file. Use an mmbench class such as 'mmbench.harness.submission:MLPSubmission', or, "
         "if you trust the code this checkpoint names, pass --trust-factory (load_model(..., trust_factory=True))."
     )
     if not trust_factory and not in_mmbench:
@@ -464,7 +464,7 @@ def save_model(model: Any, directory: str | os.PathLike[str], *, factory: str, k
         card: defaults to ``model.card``.
 
     Example:
-        >>> save_model(enc, "runs/mlp", factory="mmbench.harness.submission:MLPEncoder", kwargs=enc.config)
+        >>> save_model(enc, "runs/mlp", factory="mmbench.harness.submission:MLPSubmission", kwargs=enc.config)
     """
     from safetensors.torch import save_file
 
