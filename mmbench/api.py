@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from mmbench.builders import DATASETS
 from mmbench.errors import CacheError, DatasetNotFoundError, InvalidConfigError
@@ -52,6 +52,7 @@ def builder(
         >>> b.latent_spec().names
         ('s1', 's2', ..., 'm_x', 'm_t')
     """
+    cache_dir, data_dir = _check_dirs(cache_dir, data_dir)
     did = resolve(dataset_id, version=version)
     cls = DATASETS.get(did.name)
     if did.version is not None and str(did.version) != cls.VERSION:
@@ -64,6 +65,18 @@ def builder(
     if did.fingerprint is not None:
         return _builder_from_cache(cls, did, cache_dir=cache_dir, data_dir=data_dir, overrides=overrides)
     return cls(did.config, cache_dir=cache_dir, data_dir=data_dir, **overrides)
+
+
+def _check_dirs(
+    cache_dir: str | os.PathLike[str] | None, data_dir: str | os.PathLike[str] | None
+) -> tuple[Path | None, Path | None]:
+    """Both directories checked (types, empty strings, regular files in the way), and
+    ``$MMBENCH_CACHE`` too when it is the cache: bad paths fail here, before any work."""
+    from mmbench.core.config import check_dir
+
+    if cache_dir is None and os.environ.get("MMBENCH_CACHE"):
+        check_dir("$MMBENCH_CACHE", os.environ["MMBENCH_CACHE"])
+    return check_dir("cache_dir", cache_dir), check_dir("data_dir", data_dir)
 
 
 def _builder_from_cache(
@@ -129,6 +142,40 @@ def _builder_from_cache(
     return b
 
 
+@overload
+def load(
+    dataset_id: str,
+    *,
+    split: str,
+    version: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    num_workers: int = 1,
+    executor: str = "process",
+    verify: str = "basic",
+    force_rebuild: bool = False,
+    progress: bool | None = None,
+    **overrides: Any,
+) -> Dataset: ...
+
+
+@overload
+def load(
+    dataset_id: str,
+    *,
+    split: None = None,
+    version: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    num_workers: int = 1,
+    executor: str = "process",
+    verify: str = "basic",
+    force_rebuild: bool = False,
+    progress: bool | None = None,
+    **overrides: Any,
+) -> dict[str, Dataset]: ...
+
+
 def load(
     dataset_id: str,
     *,
@@ -164,14 +211,10 @@ def load(
         >>> ds = mmbench.load("numerical/misalignment", split="train", split_sizes={"train": 4096})
         >>> batch = next(ds.batches(256))
     """
-    from mmbench.core.builder import VERIFY_MODES
+    from mmbench.core.executors import check_run_options
 
-    if verify not in VERIFY_MODES:
-        from mmbench.errors import InvalidConfigError, did_you_mean
-
-        raise InvalidConfigError(
-            f"Unknown verify mode {verify!r}.{did_you_mean(verify, VERIFY_MODES)} Choose one of {list(VERIFY_MODES)}."
-        )
+    _check_load_options(split=split, verify=verify, force_rebuild=force_rebuild)
+    check_run_options(num_workers=num_workers, executor=executor, progress=progress)
     b = builder(dataset_id, version=version, cache_dir=cache_dir, data_dir=data_dir, **overrides)
     splits = b.split_names() if split is None else (b.check_split(split),)
     todo = [s for s in splits if force_rebuild or not b.is_built(s)]
@@ -180,6 +223,21 @@ def load(
     if split is not None:
         return b.as_dataset(split, verify=verify)
     return {s: b.as_dataset(s, verify=verify) for s in splits}
+
+
+def _check_load_options(*, split: Any, verify: Any, force_rebuild: Any) -> None:
+    """The options of :func:`load` that the builder does not check itself, checked up front."""
+    from mmbench.core.builder import VERIFY_MODES
+    from mmbench.errors import did_you_mean
+
+    if split is not None and not isinstance(split, str):
+        raise InvalidConfigError(f"split must be a split name (a string) or None for all splits, got {split!r}.")
+    if not isinstance(verify, str) or verify not in VERIFY_MODES:
+        raise InvalidConfigError(
+            f"Unknown verify mode {verify!r}.{did_you_mean(str(verify), VERIFY_MODES)} Choose one of {list(VERIFY_MODES)}."
+        )
+    if not isinstance(force_rebuild, bool):
+        raise InvalidConfigError(f"force_rebuild must be True or False, got {force_rebuild!r}.")
 
 
 def list_datasets(*, with_configs: bool = False) -> list[str]:

@@ -177,6 +177,9 @@ def add_build(sub: Any) -> None:
 def cmd_build(args: argparse.Namespace) -> int:
     import time
 
+    from mmbench.core.executors import check_run_options
+
+    check_run_options(num_workers=args.workers, executor=args.executor, progress=None)  # before any work
     b = _builder(args)
     t0 = time.perf_counter()
     root = b.build(args.split, num_workers=args.workers, executor=args.executor,
@@ -204,7 +207,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     import numpy as np
 
     b = _builder(args)
-    split = b.check_split(args.split or b.split_names()[0])
+    split = b.check_split(b.split_names()[0] if args.split is None else args.split)  # --split "" is an error
     if not b.is_built(split):
         b.build(split)
     ds = b.as_dataset(split)

@@ -12,16 +12,16 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import total_ordering
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mmbench.errors import InvalidIdError
+from mmbench.errors import InvalidConfigError, InvalidIdError, did_you_mean
 
-__all__ = ["Version", "canonical_json", "fingerprint", "sha256_file", "to_jsonable"]
+__all__ = ["Version", "canonical_json", "fingerprint", "sha256_file", "strict_fields", "to_jsonable"]
 
 _VERSION_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 
@@ -63,6 +63,8 @@ class Version:
 
 def to_jsonable(obj: Any) -> Any:
     """Convert configs, tuples, numpy scalars/arrays, paths and enums into plain JSON values."""
+    if isinstance(obj, Version):  # before the dataclass branch: a version is its "x.y.z" text
+        return str(obj)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, Mapping):
@@ -79,13 +81,63 @@ def to_jsonable(obj: Any) -> Any:
         return to_jsonable(obj.value)
     if isinstance(obj, Path):
         return str(obj)
-    if isinstance(obj, Version):
-        return str(obj)
     if isinstance(obj, float) and not math.isfinite(obj):
         return repr(obj)  # JSON has no inf/nan; keep them distinguishable
     if obj is None or isinstance(obj, bool | int | float | str):
         return obj
     raise TypeError(f"Cannot convert {type(obj).__name__} to canonical JSON: {obj!r}")
+
+
+def strict_fields(
+    cls: type,
+    data: Any,
+    *,
+    what: str = "field",
+    names: Iterable[str] | None = None,
+    partial: bool = False,
+) -> dict[str, Any]:
+    """``dict(data)``, checked to be keyword arguments of the dataclass ``cls``: the one strict
+    ``from_dict`` check of mmbench (configs, cards, suites, latents read back from JSON or given
+    as overrides).
+
+    Args:
+        cls: the dataclass (its init fields are the valid keys, unless ``names`` is given).
+        data: the mapping to check.
+        what: what a key is called in messages (``"config parameter"``, ``"suite field"``).
+        names: the valid keys, if not ``cls``'s fields.
+        partial: allow required fields to be missing (changes applied to an existing object).
+
+    Raises:
+        InvalidConfigError: ``data`` is not a mapping, has keys ``cls`` does not take (named,
+            with the nearest valid key and all valid keys) or lacks required ones.
+
+    Example:
+        >>> strict_fields(Version, {"major": 1, "minor": 0, "patch": 0, "pach": 1})
+        Traceback (most recent call last):
+        mmbench.errors.InvalidConfigError: Unknown field 'pach' for Version. Did you mean 'patch'? Valid fields: major, minor, patch.
+    """
+    owner = cls.__name__
+    if not isinstance(data, Mapping):
+        raise InvalidConfigError(f"A {owner} is read from a mapping (a JSON object) of {what}s, got {data!r:.200}.")
+    fields = [f for f in dataclasses.fields(cls) if f.init]
+    valid = list(names) if names is not None else [f.name for f in fields]
+    unknown = [k for k in data if k not in valid]
+    if unknown:
+        hint = did_you_mean(str(unknown[0]), valid) if len(unknown) == 1 else ""
+        plural = "s" if len(unknown) > 1 else ""
+        raise InvalidConfigError(
+            f"Unknown {what}{plural} {', '.join(repr(k) for k in unknown)} for {owner}.{hint} "
+            f"Valid {what}s: {', '.join(valid)}."
+        )
+    if not partial:
+        required = [
+            f.name for f in fields
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
+        ]
+        missing = [k for k in required if k not in data]
+        if missing:
+            raise InvalidConfigError(f"{owner} needs the {what}(s) {', '.join(map(repr, missing))}, which are missing.")
+    return dict(data)
 
 
 def canonical_json(obj: Any) -> str:

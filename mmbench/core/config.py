@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from mmbench.errors import InvalidConfigError, did_you_mean
-from mmbench.versioning import fingerprint, to_jsonable
+from mmbench.errors import (
+    CacheError,
+    InputsNotFoundError,
+    InvalidConfigError,
+    MMBenchError,
+    did_you_mean,
+)
+from mmbench.versioning import fingerprint, strict_fields, to_jsonable
 
-__all__ = ["BuilderConfig", "FrozenDict", "check_choice", "check_int", "check_number"]
+__all__ = ["BuilderConfig", "FrozenDict", "check_choice", "check_dir", "check_int", "check_number"]
 
 _SPLIT_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -66,6 +74,51 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
     return value
 
 
+def check_dir(name: str, value: Any) -> Path | None:
+    """``value`` as a directory path (``~`` expanded), or ``None``; it need not exist yet.
+
+    Refused, each with an :class:`~mmbench.errors.MMBenchError` naming ``name`` and the value:
+    anything but a ``str`` or ``os.PathLike`` of ``str`` (``InvalidConfigError``); an empty string
+    (it would silently mean the current directory); a path that is, or lies below, a regular file
+    (``CacheError`` for ``cache_dir``, ``InputsNotFoundError`` otherwise), which would otherwise
+    surface as a ``NotADirectoryError`` traceback halfway through a build.
+
+    Example:
+        >>> check_dir("cache_dir", "/tmp/mmbench-cache")
+        PosixPath('/tmp/mmbench-cache')
+    """
+    if value is None:
+        return None
+    text = os.fspath(value) if isinstance(value, os.PathLike) else value
+    if not isinstance(text, str):
+        raise InvalidConfigError(
+            f"{name} must be a directory path (a str or pathlib.Path), got {value!r} ({type(value).__name__})."
+        )
+    if not text.strip():
+        raise InvalidConfigError(
+            f"{name} is empty ({text!r}): give a directory path ('.' for the current directory), or leave it "
+            "out for the default."
+        )
+    if "\0" in text:
+        raise InvalidConfigError(f"{name} {text!r} contains a NUL character, which no path may hold.")
+    path = Path(text).expanduser()
+    error: type[MMBenchError] = CacheError if name in ("cache_dir", "$MMBENCH_CACHE") else InputsNotFoundError
+    for parent in (path, *path.parents):
+        try:
+            if not parent.exists():
+                continue
+            if parent.is_dir():
+                break
+        except OSError as exc:  # e.g. a name too long, or a directory we may not search
+            raise error(f"{name} {text!r} cannot be used: {exc}.") from exc
+        where = "is" if parent == path else f"lies below {str(parent)!r}, which is"
+        raise error(
+            f"{name} {text!r} {where} a regular file, not a directory. Give a directory path (it is "
+            "created if missing)."
+        )
+    return path
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class BuilderConfig:
     """Base class of every builder's configuration.
@@ -107,11 +160,19 @@ class BuilderConfig:
         for split, size in self.split_sizes.items():
             if not isinstance(split, str) or not _SPLIT_RE.match(split):
                 raise InvalidConfigError(
-                    f"Invalid split name {split!r}: use lowercase letters, digits and '_', "
+                    f"Invalid split name {split!r} in split_sizes: use lowercase letters, digits and '_', "
                     "starting with a letter (e.g. 'train', 'val', 'test')."
                 )
             sizes[split] = check_int(f"split_sizes[{split!r}]", size, low=0)
         object.__setattr__(self, "split_sizes", FrozenDict(sizes))
+        if not isinstance(self.description, str):  # it goes into dataset_info.json and the cards
+            raise InvalidConfigError(
+                f"description must be a string, got {self.description!r} ({type(self.description).__name__})."
+            )
+        if self.name is not None and not isinstance(self.name, str):
+            raise InvalidConfigError(
+                f"name must be a config name (a string) or None, got {self.name!r} ({type(self.name).__name__})."
+            )
         if self.name is not None:
             from mmbench.errors import InvalidIdError
             from mmbench.naming import validate_name
@@ -153,13 +214,7 @@ class BuilderConfig:
 
     def replace(self, **overrides: Any) -> BuilderConfig:
         """A copy with some fields changed; unknown fields raise with the valid choices."""
-        names = self.field_names()
-        for key in overrides:
-            if key not in names:
-                raise InvalidConfigError(
-                    f"Unknown config parameter {key!r} for {type(self).__name__}."
-                    f"{did_you_mean(key, names)} Valid parameters: {', '.join(names)}."
-                )
+        strict_fields(type(self), overrides, what="config parameter", partial=True)
         try:
             return dataclasses.replace(self, **overrides)
         except TypeError as exc:  # e.g. an unhashable or wrongly-typed value deep in a subclass
@@ -167,10 +222,4 @@ class BuilderConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BuilderConfig:
-        unknown = sorted(set(data) - set(cls.field_names()))
-        if unknown:
-            raise InvalidConfigError(
-                f"Unknown config parameter(s) {unknown} for {cls.__name__}. Valid parameters: "
-                f"{', '.join(cls.field_names())}."
-            )
-        return cls(**data)
+        return cls(**strict_fields(cls, data, what="config parameter"))

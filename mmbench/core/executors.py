@@ -15,7 +15,7 @@ from typing import Any
 
 from mmbench.errors import ExecutorError, MMBenchError
 
-__all__ = ["EXECUTORS", "run_tasks"]
+__all__ = ["EXECUTORS", "check_run_options", "run_tasks"]
 
 EXECUTORS = ("process", "serial", "ray")
 
@@ -40,14 +40,7 @@ def run_tasks(
             i.e. a shared filesystem on a cluster).
         progress: show a progress bar (``None``: only on a terminal).
     """
-    if executor not in EXECUTORS:
-        from mmbench.errors import did_you_mean
-
-        raise ExecutorError(
-            f"Unknown executor {executor!r}.{did_you_mean(executor, EXECUTORS)} Choose one of {list(EXECUTORS)}."
-        )
-    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
-        raise ExecutorError(f"num_workers must be a positive integer, got {num_workers!r}.")
+    check_run_options(num_workers=num_workers, executor=executor, progress=progress)
     from tqdm.auto import tqdm
 
     disable = (not _isatty()) if progress is None else not progress
@@ -64,6 +57,24 @@ def run_tasks(
         return _run_pool(fn, tasks, num_workers, bar)
     finally:
         bar.close()
+
+
+def check_run_options(*, num_workers: Any, executor: Any, progress: Any) -> None:
+    """Raise :class:`ExecutorError` unless the options are ones :func:`run_tasks` accepts.
+
+    Callers that may not reach :func:`run_tasks` (``load`` on a cache hit) check up front, so a
+    bad option fails the same way whether or not the data is cached.
+    """
+    if not isinstance(executor, str) or executor not in EXECUTORS:
+        from mmbench.errors import did_you_mean
+
+        raise ExecutorError(
+            f"Unknown executor {executor!r}.{did_you_mean(str(executor), EXECUTORS)} Choose one of {list(EXECUTORS)}."
+        )
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
+        raise ExecutorError(f"num_workers must be a positive integer, got {num_workers!r}.")
+    if progress is not None and not isinstance(progress, bool):
+        raise ExecutorError(f"progress must be True, False or None (only on a terminal), got {progress!r}.")
 
 
 def _isatty() -> bool:

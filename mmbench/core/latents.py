@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 
 from mmbench.errors import ColumnNotFoundError, InvalidConfigError, NotFoundError, did_you_mean
+from mmbench.versioning import strict_fields
 
 __all__ = ["KINDS", "ROLES", "Latent", "LatentSpec", "LatentTable"]
 
@@ -125,7 +126,7 @@ class Latent:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Latent:
-        d = dict(d)
+        d = strict_fields(cls, d, what="latent field")
         d["support"] = tuple(float(s) if s in ("inf", "-inf") else s for s in d["support"])
         return cls(**d)
 

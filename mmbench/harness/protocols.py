@@ -16,7 +16,7 @@ Submissions are loaded from the command line by :func:`load_model`:
 
 A checkpoint directory is *data*, so by default the factory it names must be one of mmbench's own
 model classes: a ``torch.nn.Module`` subclass defined in an ``mmbench.*`` module (e.g.
-``mmbench.harness.submission:MLPEncoder``). Any other factory would run code chosen by whoever
+``mmbench.harness.submission:MLPSubmission``). Any other factory would run code chosen by whoever
 wrote the JSON file; it is refused unless the caller opts in with ``trust_factory=True``
 (``mmbench evaluate --trust-factory``), which is for checkpoints whose code you trust, as you
 would trust ``--model package.module:object``. The weights file must exist and is always read
@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from mmbench.core.storage import atomic_path, atomic_write
 from mmbench.errors import InvalidConfigError, SubmissionError
-from mmbench.versioning import to_jsonable
+from mmbench.versioning import strict_fields, to_jsonable
 
 if TYPE_CHECKING:
     from mmbench.core.latents import LatentSpec
@@ -131,11 +131,7 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModelCard:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise InvalidConfigError(f"Unknown ModelCard field(s) {sorted(unknown)}; valid fields: {sorted(known)}.")
-        return cls(**d)
+        return cls(**strict_fields(cls, d, what="model card field"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -339,13 +335,13 @@ def _resolve_factory(factory_spec: Any, meta_path: Path, *, trust_factory: bool)
     if not sep or not module_name or not attr:
         raise SubmissionError(
             f"{meta_path} names the factory {factory_spec!r}; expected 'package.module:Class', e.g. "
-            "'mmbench.harness.submission:MLPEncoder'. Re-save the checkpoint with mmbench.harness.save_model."
+            "'mmbench.harness.submission:MLPSubmission'. Re-save the checkpoint with mmbench.harness.save_model."
         )
     in_mmbench = module_name == TRUSTED_FACTORY_PREFIX or module_name.startswith(TRUSTED_FACTORY_PREFIX + ".")
     refuse = (
         f"{meta_path} names the factory {spec!r}, which is not one of mmbench's own model classes "
         f"(a torch.nn.Module subclass defined under '{TRUSTED_FACTORY_PREFIX}.'). Loading it would run code chosen "
-        "by the checkpoint's JSON file. Use an mmbench class such as 'mmbench.harness.submission:MLPEncoder', or, "
+        "by the checkpoint's JSON file. Use an mmbench class such as 'mmbench.harness.submission:MLPSubmission', or, "
         "if you trust the code this checkpoint names, pass --trust-factory (load_model(..., trust_factory=True))."
     )
     if not trust_factory and not in_mmbench:
@@ -468,7 +464,7 @@ def save_model(model: Any, directory: str | os.PathLike[str], *, factory: str, k
         card: defaults to ``model.card``.
 
     Example:
-        >>> save_model(enc, "runs/mlp", factory="mmbench.harness.submission:MLPEncoder", kwargs=enc.config)
+        >>> save_model(enc, "runs/mlp", factory="mmbench.harness.submission:MLPSubmission", kwargs=enc.config)
     """
     from safetensors.torch import save_file
 

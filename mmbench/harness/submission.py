@@ -1,12 +1,12 @@
-"""A generic per-modality MLP encoder that round-trips through a safetensors checkpoint directory.
+"""A generic per-modality MLP submission that round-trips through a safetensors checkpoint directory.
 
 It lets a user submit trained weights without shipping code: :func:`~mmbench.harness.protocols.save_model`
-writes the card, ``"mmbench.harness.submission:MLPEncoder"`` and its ``config``, and the weights;
+writes the card, ``"mmbench.harness.submission:MLPSubmission"`` and its ``config``, and the weights;
 ``mmbench evaluate --model DIR`` rebuilds it.
 
 Example:
-    >>> enc = MLPEncoder(card={"name": "mlp", "revision": "1"}, layers={"x": [15, 64, 10], "t": [10, 64, 10]})
-    >>> save_model(enc, "runs/mlp", factory="mmbench.harness.submission:MLPEncoder", kwargs=enc.config)
+    >>> enc = MLPSubmission(card={"name": "mlp", "revision": "1"}, layers={"x": [15, 64, 10], "t": [10, 64, 10]})
+    >>> save_model(enc, "runs/mlp", factory="mmbench.harness.submission:MLPSubmission", kwargs=enc.config)
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from torch import nn
 from mmbench.errors import InvalidConfigError, SubmissionError
 from mmbench.harness.protocols import ModelCard
 
-__all__ = ["MLPEncoder"]
+__all__ = ["MLPEncoder", "MLPSubmission"]
 
 
-class MLPEncoder(nn.Module):
+class MLPSubmission(nn.Module):
     """One MLP per modality: ``layers[m] = [in, hidden..., out]``, LeakyReLU(``slope``) between layers.
 
     Inputs are flattened per example and cast to float32.
@@ -34,12 +34,12 @@ class MLPEncoder(nn.Module):
         super().__init__()
         self.card = card if isinstance(card, ModelCard) else ModelCard.from_dict(card)
         if not layers:
-            raise InvalidConfigError("MLPEncoder needs at least one modality in 'layers'.")
+            raise InvalidConfigError("MLPSubmission needs at least one modality in 'layers'.")
         self.config = {"card": self.card.to_dict(), "layers": {m: list(map(int, s)) for m, s in layers.items()}, "slope": slope}
         nets = {}
         for modality, sizes in layers.items():
             if len(sizes) < 2:
-                raise InvalidConfigError(f"MLPEncoder layers[{modality!r}] needs [in, ..., out], got {list(sizes)}.")
+                raise InvalidConfigError(f"MLPSubmission layers[{modality!r}] needs [in, ..., out], got {list(sizes)}.")
             mods: list[nn.Module] = []
             for i, (a, b) in enumerate(itertools.pairwise(sizes)):
                 mods.append(nn.Linear(int(a), int(b)))
@@ -50,9 +50,15 @@ class MLPEncoder(nn.Module):
 
     def encode(self, batch: Mapping[str, Any], *, modality: str) -> torch.Tensor:
         if modality not in self.nets:
-            raise SubmissionError(f"MLPEncoder has no network for modality {modality!r}; it has {list(self.nets)}.")
+            raise SubmissionError(f"MLPSubmission has no network for modality {modality!r}; it has {list(self.nets)}.")
         x = torch.as_tensor(batch[modality])
         net = self.nets[modality]
         x = x.reshape(len(x), -1).to(dtype=torch.float32, device=next(net.parameters()).device)
         with torch.no_grad():
             return net(x)
+
+
+#: The class's name until the rename that freed ``MLPEncoder`` for :mod:`mmbench.models.encoders`
+#: (a single-modality network). Checkpoints whose ``mmbench_model.json`` names the factory
+#: ``"mmbench.harness.submission:MLPEncoder"`` keep loading through it.
+MLPEncoder = MLPSubmission

@@ -27,7 +27,7 @@ from typing import Any
 from mmbench.errors import InvalidConfigError, NotFoundError
 from mmbench.harness.metrics import METRICS
 from mmbench.registry import Registry
-from mmbench.versioning import fingerprint, to_jsonable
+from mmbench.versioning import fingerprint, strict_fields, to_jsonable
 
 __all__ = ["SUITES", "SUITE_DATA", "MetricSpec", "Suite", "SuiteEntry", "get_suite", "list_suites", "register_suite"]
 
@@ -153,11 +153,7 @@ class SuiteEntry:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SuiteEntry:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise InvalidConfigError(f"Unknown suite entry field(s) {sorted(unknown)}; valid: {sorted(known)}.")
-        d = dict(d)
+        d = strict_fields(cls, d, what="suite entry field")
         d["metrics"] = tuple(MetricSpec.parse(m) for m in d.get("metrics", ()))
         return cls(**d)
 
@@ -200,11 +196,7 @@ class Suite:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Suite:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise InvalidConfigError(f"Unknown suite field(s) {sorted(unknown)}; valid: {sorted(known)}.")
-        d = dict(d)
+        d = strict_fields(cls, d, what="suite field")
         if isinstance(d.get("version"), str):
             d["version"] = int(str(d["version"]).lstrip("v"))
         d["entries"] = tuple(SuiteEntry.from_dict(e) for e in d.get("entries", ()))

@@ -43,6 +43,7 @@ from mmbench.core.storage import atomic_path
 from mmbench.errors import InvalidConfigError, MMBenchError, SubmissionError, did_you_mean
 from mmbench.models.encoders import ENCODERS, build_encoder
 from mmbench.models.losses import LOSSES, ContrastiveLoss
+from mmbench.versioning import strict_fields
 
 __all__ = [
     "ContrastiveModel",
@@ -200,11 +201,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise InvalidConfigError(f"Unknown TrainConfig fields {sorted(unknown)}.{did_you_mean(sorted(unknown)[0], names)}")
-        d = dict(d)
+        d = strict_fields(cls, d, what="TrainConfig field")
         if d.get("modalities") is not None:
             d["modalities"] = tuple(d["modalities"])
         return cls(**d)

@@ -8,14 +8,14 @@
 * Fake raw inputs in the real layouts: ``mmbench.testing.mnist``; a local HTTP file server with
   byte ranges and dropped connections for download tests: ``mmbench.testing.http``.
 
-Heavy parts (torch) are imported on first use.
+Everything is imported on first use: torch for the oracles, and pytest only for
+:class:`BuilderTestCase` — ``smoke_run`` and the oracles work with the plain install (no
+``[dev]`` extra), which is what a model submitter has.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-from mmbench.testing.builder_test import BuilderTestCase, columns_fingerprint
 
 __all__ = [
     "BuilderTestCase",
@@ -29,6 +29,8 @@ __all__ = [
 ]
 
 _LAZY = {
+    "BuilderTestCase": "mmbench.testing.builder_test",
+    "columns_fingerprint": "mmbench.testing.fingerprints",
     "LatentOracle": "mmbench.testing.oracles",
     "ConstantEncoder": "mmbench.testing.oracles",
     "NoiseEncoder": "mmbench.testing.oracles",
@@ -42,5 +44,15 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        try:
+            module = importlib.import_module(_LAZY[name])
+        except ModuleNotFoundError as exc:
+            if exc.name != "pytest":
+                raise
+            raise ModuleNotFoundError(
+                f"mmbench.testing.{name} is a pytest base class and needs pytest, which is not installed. "
+                "Install the test extra: pip install 'mmbench[dev]' (smoke_run and the oracles need no pytest).",
+                name="pytest",
+            ) from None
+        return getattr(module, name)
     raise AttributeError(f"module 'mmbench.testing' has no attribute {name!r}")

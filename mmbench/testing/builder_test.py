@@ -14,7 +14,6 @@ Every ``test_*`` method below runs for each subclass. Hooks (``builder_kwargs``,
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,19 +24,9 @@ import mmbench
 from mmbench.core.builder import Builder
 from mmbench.core.dataset import Dataset
 from mmbench.errors import InputsNotFoundError, MMBenchError
+from mmbench.testing.fingerprints import columns_fingerprint
 
 __all__ = ["BuilderTestCase", "columns_fingerprint"]
-
-
-def columns_fingerprint(ds: Dataset, columns: Iterable[str] | None = None) -> str:
-    """sha256 (16 hex) over the raw bytes of the chosen columns, in name order."""
-    h = hashlib.sha256()
-    for name in sorted(columns if columns is not None else ds.column_names):
-        arr = np.ascontiguousarray(ds.column(name))
-        h.update(name.encode())
-        h.update(str(arr.dtype).encode())
-        h.update(arr.reshape(-1).view(np.uint8))
-    return h.hexdigest()[:16]
 
 
 class BuilderTestCase:
@@ -159,32 +148,47 @@ class BuilderTestCase:
             assert rounded == self.GOLDEN_ROUNDED, f"The rendered modalities changed. {hint}"
 
     def test_bias_effect(self, built: dict[str, Dataset]) -> None:
+        checked = []
         for ds in built.values():
+            for col in ds.column_names:  # every text-side value belongs to a latent of the dataset
+                if col.startswith("text."):
+                    assert f"latents.{col.removeprefix('text.')}" in ds.column_names, col
             for col in ds.column_names:
-                if not col.startswith("perturbed."):
-                    continue
                 name = col.removeprefix("perturbed.")
-                if f"text.{name}" not in ds.column_names:
+                if not col.startswith("perturbed.") or f"text.{name}" not in ds.column_names:
                     continue  # not a text bias (e.g. a view's style change); checked by the builder's tests
                 flags = np.asarray(ds.column(col))
                 truth = np.asarray(ds.column(f"latents.{name}"))
                 shown = np.asarray(ds.column(f"text.{name}"))
+                assert flags.dtype == np.bool_, f"{col} must hold booleans, not {flags.dtype}"
                 assert np.array_equal(shown[~flags], truth[~flags]), f"{name}: unperturbed text differs from truth"
                 if ds.info.config.get("replace", "other") == "other":
                     assert np.all(shown[flags] != truth[flags]), f"{name}: a perturbed value equals the truth"
-            for col in ds.column_names:  # every selected latent is shown; the others are absent
-                if col.startswith("text."):
-                    assert f"latents.{col.removeprefix('text.')}" in ds.column_names
+                # a latent recorded as perturbed is perturbed somewhere (else the flags are dead weight)
+                assert len(ds) < 100 or flags.any(), f"{name}: never perturbed in {len(ds)} examples"
+                checked.append(name)
+        if not checked:
+            pytest.skip(
+                f"{self.DATASET} has no text bias (no perturbed.<latent> column beside a text.<latent> one); "
+                "this test checks configs with a text modality and a perturbation."
+            )
 
     def test_missing_inputs_error(self, tmp_path: Path) -> None:
         if not self.REQUIRES_INPUTS:
-            b = self.make_builder(tmp_path)
-            assert isinstance(b.resolve_inputs(), dict)
+            # It must not look for raw inputs at all: an empty data_dir changes nothing.
+            (tmp_path / "empty").mkdir()
+            b = self.make_builder(tmp_path, data_dir=tmp_path / "empty")
+            assert b.resolve_inputs() == {}, (
+                f"{self.DATASET} resolves raw inputs: set REQUIRES_INPUTS = True and give missing_inputs_kwargs."
+            )
             return
         kwargs = {**self.OVERRIDES, **self.missing_inputs_kwargs(tmp_path)}
         with pytest.raises(InputsNotFoundError) as err:
             mmbench.load(self.DATASET, split=None, cache_dir=tmp_path / "c", **kwargs)
-        assert len(str(err.value)) > 40  # names what was tried and what to do
+        if kwargs.get("data_dir") is not None:  # the message names where it looked
+            assert str(Path(kwargs["data_dir"]).expanduser()) in str(err.value), str(err.value)
+        b = mmbench.builder(self.DATASET, cache_dir=tmp_path / "c", **kwargs)
+        assert not any(b.is_built(s) for s in b.split_names()), "a split was written without its inputs"
 
     def test_unknown_override_is_rejected(self, tmp_path: Path) -> None:
         with pytest.raises(MMBenchError, match="Unknown config parameter"):

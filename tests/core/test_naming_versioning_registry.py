@@ -6,7 +6,7 @@ import mmbench
 from mmbench.errors import DatasetNotFoundError, InvalidIdError, MMBenchError, NotFoundError
 from mmbench.naming import DatasetId, parse_id, resolve_id
 from mmbench.registry import Registry
-from mmbench.versioning import Version, canonical_json, fingerprint
+from mmbench.versioning import Version, canonical_json, fingerprint, to_jsonable
 
 KNOWN = ["polymnist", "numerical/misalignment", "numerical/clica"]
 
@@ -75,6 +75,28 @@ def test_canonical_json_and_fingerprint() -> None:
         canonical_json({"f": object()})
 
 
+def test_versions_are_json_text_also_inside_dataclasses() -> None:
+    assert to_jsonable(Version(1, 2, 3)) == "1.2.3"
+    assert to_jsonable(DatasetId("polymnist", None, Version(1, 0, 0))) == {
+        "name": "polymnist", "config": None, "version": "1.0.0", "fingerprint": None}
+    assert canonical_json({"v": Version(0, 1, 0)}) == '{"v":"0.1.0"}'
+
+
+def test_public_api_names_resolve() -> None:
+    import typing
+
+    assert "evaluate" in mmbench.__all__
+    for name in mmbench.__all__:
+        assert getattr(mmbench, name) is not None, name
+    from mmbench.harness.evaluate import evaluate
+
+    assert mmbench.evaluate is evaluate
+    # load's return type follows split: one Dataset for a split, a dict for split=None
+    overloads = typing.get_overloads(mmbench.load)
+    assert [(f.__annotations__["split"], f.__annotations__["return"]) for f in overloads] == [
+        ("str", "Dataset"), ("None", "dict[str, Dataset]")]
+
+
 def test_registry_lazy_targets_and_suggestions() -> None:
     reg: Registry = Registry("metric")
     reg.register("joinpath", "os.path:join", higher_is_better=True)
@@ -110,3 +132,46 @@ def test_overridden_config_ids() -> None:
                 "numerical/misalignment/joint~c326", "polymnist~c32604f2"):
         with pytest.raises(InvalidIdError):
             resolve_id(bad, KNOWN)
+
+
+def test_strict_fields() -> None:
+    from mmbench.errors import InvalidConfigError
+    from mmbench.versioning import strict_fields
+
+    assert strict_fields(Version, {"major": 1, "minor": 2, "patch": 3}) == {"major": 1, "minor": 2, "patch": 3}
+    with pytest.raises(InvalidConfigError, match=r"Unknown field 'pach' for Version\. Did you mean 'patch'\? "
+                                                 r"Valid fields: major, minor, patch\."):
+        strict_fields(Version, {"major": 1, "minor": 2, "pach": 3})
+    with pytest.raises(InvalidConfigError, match=r"Unknown parts 'a', 'b' for Version"):
+        strict_fields(Version, {"a": 1, "b": 2}, what="part")
+    with pytest.raises(InvalidConfigError, match=r"Version needs the field\(s\) 'patch'"):
+        strict_fields(Version, {"major": 1, "minor": 2})
+    assert strict_fields(Version, {"minor": 2}, partial=True) == {"minor": 2}
+    with pytest.raises(InvalidConfigError, match="mapping"):
+        strict_fields(Version, [("major", 1)])
+
+
+def _from_dict_sites() -> list[tuple[object, dict[str, object], str]]:
+    from mmbench.builders.numerical import MisalignmentConfig
+    from mmbench.core.latents import Latent
+    from mmbench.harness.protocols import ModelCard
+    from mmbench.harness.suites import Suite, SuiteEntry
+    from mmbench.models.train import TrainConfig
+
+    return [
+        (MisalignmentConfig.from_dict, {"seed": 1, "bogus": 1}, "config parameter"),
+        (lambda d: mmbench.builder("numerical/misalignment/joint", **d), {"bogus": 1}, "config parameter"),
+        (Latent.from_dict, {"name": "a", "kind": "continuous", "support": [0, 1], "bogus": 1}, "latent field"),
+        (ModelCard.from_dict, {"name": "m", "bogus": 1}, "model card field"),
+        (SuiteEntry.from_dict, {"dataset": "numerical/clica", "bogus": 1}, "suite entry field"),
+        (Suite.from_dict, {"name": "s", "version": 1, "entries": [], "bogus": 1}, "suite field"),
+        (TrainConfig.from_dict, {"bogus": 1}, "TrainConfig field"),
+    ]
+
+
+def test_every_from_dict_rejects_unknown_keys_the_same_way() -> None:
+    from mmbench.errors import InvalidConfigError
+
+    for from_dict, data, what in _from_dict_sites():
+        with pytest.raises(InvalidConfigError, match=rf"Unknown {what} 'bogus' for \w+\..* Valid {what}s: "):
+            from_dict(data)  # type: ignore[operator]

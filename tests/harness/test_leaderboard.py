@@ -147,15 +147,15 @@ def test_two_checkpoints_with_one_card_are_two_rows(shared_cache, tmp_path):
     import torch
 
     from mmbench.harness.protocols import WEIGHTS_FILE, load_model, save_model
-    from mmbench.harness.submission import MLPEncoder
+    from mmbench.harness.submission import MLPSubmission
 
     out = tmp_path / "res"
     suite = Suite.from_dict({**_suite(600).to_dict(), "entries": [_suite(600).to_dict()["entries"][0]]})
     shas = []
     for seed in (0, 1):
         torch.manual_seed(seed)
-        enc = MLPEncoder(card={"name": "mlp", "revision": "1"}, layers={"x": [15, 8, 4], "t": [13, 8, 4]})
-        ckpt = save_model(enc, tmp_path / f"ckpt{seed}", factory="mmbench.harness.submission:MLPEncoder", kwargs=enc.config)
+        enc = MLPSubmission(card={"name": "mlp", "revision": "1"}, layers={"x": [15, 8, 4], "t": [13, 8, 4]})
+        ckpt = save_model(enc, tmp_path / f"ckpt{seed}", factory="mmbench.harness.submission:MLPSubmission", kwargs=enc.config)
         res = evaluate(load_model(ckpt), suite, device="cpu", cache_dir=shared_cache, results_dir=out)
         shas.append(hashlib.sha256((ckpt / WEIGHTS_FILE).read_bytes()).hexdigest())
         assert res.model_source["weights_sha256"] == shas[-1] and res.model_source["spec"] == str(ckpt)

@@ -22,7 +22,7 @@ from mmbench.harness.protocols import (
     load_model,
     save_model,
 )
-from mmbench.harness.submission import MLPEncoder
+from mmbench.harness.submission import MLPSubmission
 
 
 class Plain:  # no subclassing of anything
@@ -117,8 +117,8 @@ def test_load_model_errors(user_module, tmp_path):
 
 
 def test_checkpoint_directory_round_trip(tmp_path):
-    enc = MLPEncoder(card={"name": "mlp", "revision": "7", "modalities": ["x"]}, layers={"x": [5, 16, 3]})
-    out = save_model(enc, tmp_path / "ckpt", factory="mmbench.harness.submission:MLPEncoder", kwargs=enc.config)
+    enc = MLPSubmission(card={"name": "mlp", "revision": "7", "modalities": ["x"]}, layers={"x": [5, 16, 3]})
+    out = save_model(enc, tmp_path / "ckpt", factory="mmbench.harness.submission:MLPSubmission", kwargs=enc.config)
     assert (out / WEIGHTS_FILE).is_file() and (out / MODEL_FILE).is_file()
     assert not list(out.glob(".*tmp*"))
     loaded = load_model(out)
@@ -134,9 +134,22 @@ def test_checkpoint_directory_round_trip(tmp_path):
         load_model(out)
 
 
-def _checkpoint(tmp_path, **meta_changes):
-    enc = MLPEncoder(card={"name": "mlp", "revision": "7", "modalities": ["x"]}, layers={"x": [5, 16, 3]})
+def test_checkpoints_naming_the_old_class_name_still_load(tmp_path):
+    """The submission MLP was called MLPEncoder (as models.encoders.MLPEncoder): old files name it."""
+    from mmbench.models.encoders import MLPEncoder as NetworkMLP
+
+    enc = MLPSubmission(card={"name": "mlp", "revision": "7", "modalities": ["x"]}, layers={"x": [5, 16, 3]})
     out = save_model(enc, tmp_path / "ckpt", factory="mmbench.harness.submission:MLPEncoder", kwargs=enc.config)
+    loaded = load_model(out)
+    assert isinstance(loaded, MLPSubmission)
+    x = torch.randn(4, 5)
+    torch.testing.assert_close(loaded.encode({"x": x}, modality="x"), enc.encode({"x": x}, modality="x"))
+    assert MLPSubmission.__name__ == "MLPSubmission" and NetworkMLP.__name__ == "MLPEncoder"  # one class per name
+
+
+def _checkpoint(tmp_path, **meta_changes):
+    enc = MLPSubmission(card={"name": "mlp", "revision": "7", "modalities": ["x"]}, layers={"x": [5, 16, 3]})
+    out = save_model(enc, tmp_path / "ckpt", factory="mmbench.harness.submission:MLPSubmission", kwargs=enc.config)
     meta = json.loads((out / MODEL_FILE).read_text())
     meta.update(meta_changes)
     (out / MODEL_FILE).write_text(json.dumps(meta))
@@ -190,7 +203,7 @@ def test_load_model_records_the_checkpoint(tmp_path):
     out = _checkpoint(tmp_path)
     model = load_model(out)
     src = model.mmbench_source
-    assert src["type"] == "checkpoint" and src["spec"] == str(out) and src["factory"] == "mmbench.harness.submission:MLPEncoder"
+    assert src["type"] == "checkpoint" and src["spec"] == str(out) and src["factory"] == "mmbench.harness.submission:MLPSubmission"
     assert src["weights_sha256"] == hashlib.sha256((out / WEIGHTS_FILE).read_bytes()).hexdigest()
     assert load_model("mmbench.testing.oracles:ConstantEncoder").mmbench_source == {
         "spec": "mmbench.testing.oracles:ConstantEncoder", "type": "object"}
