@@ -251,7 +251,7 @@ def test_empty_backgrounds_is_not_the_current_directory(tmp_path: Path, monkeypa
     write_fake_backgrounds(tmp_path)  # five images in the current directory: "" must not pick them up
     monkeypatch.chdir(tmp_path)
     for value in ("", "   "):
-        with pytest.raises(InvalidConfigError, match="backgrounds is empty"):
+        with pytest.raises(InvalidConfigError, match="backgrounds must be .* got an empty string"):
             mmbench.builder("polymnist", cache_dir=tmp_path / "cache", backgrounds=value)
 
 
