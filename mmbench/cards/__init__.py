@@ -258,8 +258,12 @@ def pick_sample_split(splits: Sequence[str]) -> str:
     return "test" if "test" in splits else splits[-1]
 
 
-def _caption(dataset_id: str, split: str) -> str:
-    return f"The first {SAMPLE_COUNT} examples of the {split} split of {dataset_id} (rows: modalities)"
+def _caption(b: Builder, dataset_id: str, split: str) -> str:
+    if any(m.kind == "image" for m in b.modalities().values()):
+        how = "rows: modalities"
+    else:
+        how = "heatmaps per modality: one column per example, one row per dimension, blue < 0 < red"
+    return f"The first {SAMPLE_COUNT} examples of the {split} split of {dataset_id} ({how})"
 
 
 def catalogue_card(cls: type[Builder], *, image: bool = True) -> str:
@@ -274,7 +278,7 @@ def catalogue_card(cls: type[Builder], *, image: bool = True) -> str:
         f"`mmbench info {cls.name}/{cls.DEFAULT_CONFIG}` describes a config; `mmbench export` / `mmbench publish` "
         "write it as Parquet for `datasets.load_dataset` and the Hugging Face Hub."
     )
-    caption = _caption(f"`{cls.name}/{cls.DEFAULT_CONFIG}`", _sample_split(b))
+    caption = _caption(b, f"`{cls.name}/{cls.DEFAULT_CONFIG}`", _sample_split(b))
     parts = [
         _header(cls, prose, f"{card_stem(cls.name)}.png" if image else None, caption),
         f"## Purpose\n\n{prose.sections['Purpose']}",
@@ -528,7 +532,7 @@ def hub_card(cls: type[Builder], configs: Sequence[ExportedConfig], *, repo: str
     if checks:
         sources += "\n\nsha256 of the raw inputs of the published builds:\n\n" + _table(["input", "sha256"], checks)
     parts = [
-        _header(cls, prose, image, _caption(f"`{first.entry['id']}`", split)),
+        _header(cls, prose, image, _caption(b, f"`{first.entry['id']}`", split)),
         f"## Purpose\n\n{prose.sections['Purpose']}",
         _published_section(configs),
         _modalities_section(b),
