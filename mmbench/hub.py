@@ -947,7 +947,7 @@ def load_from_hub(
     """A published config read back from the Hub, as the same :class:`Dataset` API as a local build.
 
     The files of the config at ``revision`` are downloaded once (into the Hugging Face cache),
-    converted into an mmbench cache entry (``<cache>/hub/<org>__<name>/<commit>/<config>/``),
+    converted into an mmbench cache entry (``<cache>/_hub/<org>__<name>/<commit>/<config>/``),
     and every column is checked against the per-shard sha256 recorded when it was built: the
     data is byte-identical to a local build of the same config and version.
 
@@ -978,18 +978,17 @@ def load_from_hub(
     repo = _check_repo(repo)
     api = hub_client(hub_token(required=False))
     config, entry, sha = _published(api, repo, dataset_id, revision=revision, version=version)
-    root = (Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()) / "hub"
+    splits = list(entry["splits"])
+    if split is not None and split not in splits:
+        raise DatasetNotFoundError(f"{repo} publishes splits {splits} of {config!r}, not {split!r}.{did_you_mean(split, splits)}")
+    # "_hub": no dataset's cache folder can have that name (dataset names start with a letter or digit)
+    root = (Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()) / "_hub"
     root = root / repo.replace("/", "__") / sha / config
     if not (root / INFO_FILE).is_file():
         with _hub_errors(f"Downloading {config} from {repo}", repo, revision=sha):
             snapshot = api.snapshot_download(repo, repo_type=REPO_TYPE, revision=sha, allow_patterns=[f"{config}/*"])
         _materialise(Path(snapshot) / config, root, source={"repo": repo, "revision": sha, "config": config})
-    splits = list(entry["splits"])
     if split is not None:
-        if split not in splits:
-            raise DatasetNotFoundError(
-                f"{repo} publishes splits {splits} of {config!r}, not {split!r}.{did_you_mean(split, splits)}"
-            )
         return Dataset.open(root, split, verify=verify)
     return {s: Dataset.open(root, s, verify=verify) for s in splits}
 
@@ -1086,8 +1085,13 @@ def _materialise(src: Path, root: Path, *, source: Mapping[str, str]) -> None:
             if not (src / RESOURCES_FILE).is_file() or sha256_file(src / RESOURCES_FILE) != info.resources_sha256:
                 raise HubError(f"The published {RESOURCES_FILE} of {source} is missing or does not match its sha256.")
             shutil.copyfile(src / RESOURCES_FILE, tmp / RESOURCES_FILE)
-        for split in info.splits:
-            _materialise_split(src, tmp / split, split, info, source=source)
+        from tqdm.auto import tqdm
+
+        files = {split: sorted(src.glob(f"{split}-*.parquet")) for split in info.splits}
+        with tqdm(total=sum(map(len, files.values())), desc=f"hub {source.get('config', '')}", unit="file",
+                  disable=None) as bar:  # None: shown on a terminal only
+            for split in info.splits:
+                _materialise_split(files[split], tmp / split, split, info, source=source, bar=bar)
         doc["content_fingerprint"] = info.content_fingerprint
         atomic_write(tmp / INFO_FILE, json.dumps(doc, indent=1, ensure_ascii=False))
         try:
@@ -1100,7 +1104,9 @@ def _materialise(src: Path, root: Path, *, source: Mapping[str, str]) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _materialise_split(src: Path, dest: Path, split: str, info: DatasetInfo, *, source: Mapping[str, str]) -> None:
+def _materialise_split(
+    files: Sequence[Path], dest: Path, split: str, info: DatasetInfo, *, source: Mapping[str, str], bar: Any
+) -> None:
     import pyarrow.parquet as pq
 
     n = int(info.splits[split]["num_examples"])
@@ -1114,7 +1120,7 @@ def _materialise_split(src: Path, dest: Path, split: str, info: DatasetInfo, *, 
         for name, feat in info.features.items()
     }
     pos = 0
-    for path in sorted(src.glob(f"{split}-*.parquet")):
+    for path in files:
         for batch in pq.ParquetFile(path).iter_batches(batch_size=4096, columns=list(info.features)):
             m = batch.num_rows
             if pos + m > n:
@@ -1122,6 +1128,7 @@ def _materialise_split(src: Path, dest: Path, split: str, info: DatasetInfo, *, 
             for name, feat in info.features.items():
                 arrays[name][pos : pos + m] = CODECS[kinds[name]].from_arrow(batch.column(name), feat)
             pos += m
+        bar.update()
     if pos != n:
         raise HubError(f"The published {split!r} split of {source} has {pos} rows, expected {n}: files are missing.")
     shards = info.splits[split]["shards"]

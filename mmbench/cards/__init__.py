@@ -321,14 +321,15 @@ def _classes(datasets: Sequence[str] | None) -> list[type[Builder]]:
 def write_samples(ds: Dataset, path: str | os.PathLike[str], *, key: str | None = None) -> Path | None:
     """Write the sample grid of ``ds`` (first :data:`SAMPLE_COUNT` examples) as a small PNG.
 
-    Returns ``None`` (and writes nothing) for a dataset with neither image nor vector modalities.
+    Returns ``None`` (and writes nothing) for an empty split or a dataset with neither image nor
+    vector modalities.
     """
     from PIL.PngImagePlugin import PngInfo
 
     from mmbench.rendering.grid import sample_image
 
     images = any(m.kind == "image" for m in ds.info.modalities.values())
-    if not images and not any(m.kind == "vector" for m in ds.info.modalities.values()):
+    if len(ds) == 0 or (not images and not any(m.kind == "vector" for m in ds.info.modalities.values())):
         return None
     img = sample_image(ds, num=SAMPLE_COUNT, zoom=2)
     if images:  # photos compress badly: 256 colours keep a grid at a few tens of KB
