@@ -28,6 +28,7 @@ from typing import Any
 import mmbench
 from mmbench import hub
 from mmbench.core.builder import default_cache_dir
+from mmbench.hub.loading import materialise
 from mmbench.sources.mnist import resolve_mnist
 
 ID = "polymnist/reference"
@@ -91,7 +92,7 @@ def main() -> None:
         rows.append(("one pass over `test` with `datasets` (batch 256, 5 images decoded per tuple)",
                      f"{dt:.1f} s ({len(test) / dt:,.0f} tuples/s)"))
         back = tmp / "back" / "reference"
-        dt, _ = timed(lambda: hub._materialise(out / "reference", back, source={"repo": "local", "config": "reference"}))
+        dt, _ = timed(lambda: materialise(out / "reference", back, source={"repo": "local", "config": "reference"}))
         rows.append(("back to mmbench: Parquet → memory-mapped columns, every shard's sha256 checked",
                      f"{dt:.1f} s ({n / dt:,.0f} tuples/s)"))
         if args.keep:

@@ -21,6 +21,7 @@ from mmbench.cli import main
 from mmbench.core.builder import Builder, Modality
 from mmbench.core.latents import Latent, LatentSpec
 from mmbench.errors import DatasetNotFoundError, HubError, InvalidConfigError
+from mmbench.hub import client, columns
 from mmbench.testing.mnist import write_fake_backgrounds, write_fake_mnist
 from tests.fake_hub import FakeHub
 
@@ -111,8 +112,8 @@ def test_numerical_round_trip_is_bit_exact(tmp_path: Path) -> None:
 
 
 def test_parallel_export_writes_the_same_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hub, "FILE_BYTES", 4_000)  # 1,000-row files (decided in the parent, not the workers)
-    monkeypatch.setattr(hub, "GROUP_BYTES", 1)
+    monkeypatch.setattr(columns, "FILE_BYTES", 4_000)  # 1,000-row files (decided in the parent, not the workers)
+    monkeypatch.setattr(columns, "GROUP_BYTES", 1)
     b = mmbench.builder("numerical/clica/box-uniform-normal", cache_dir=tmp_path / "c",
                         split_sizes={"train": 2_500, "test": 1_000}, shard_size=1_000)
     one = hub.export(b, tmp_path / "one", name="box", progress=False)
@@ -227,7 +228,7 @@ def test_export_bad_input(inputs: dict[str, Any], poly_export: Path, tmp_path: P
 @pytest.fixture
 def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeHub:
     hub_ = FakeHub(tmp_path / "hub")
-    monkeypatch.setattr(hub, "hub_client", lambda token=None: hub_)
+    monkeypatch.setattr(client, "hub_client", lambda token=None: hub_)
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     return hub_
 
@@ -249,6 +250,7 @@ def test_publish_uploads_one_commit_then_tags_it(inputs: dict[str, Any], fake: F
     tag = next(kw for name, kw in fake.calls if name == "create_tag")
     assert tag["tag"] == "tiny-v1.0.0" == result.tag and tag["revision"] == result.commit
     assert fake.repos["lab/poly"].tags == {"tiny-v1.0.0": result.commit} and result.uploaded
+    assert not list(Path(inputs["cache_dir"]).glob(".tmp-*"))  # the staging export is gone
     meta = read_card_metadata(fake.files("lab/poly")["README.md"].decode())
     assert meta["mmbench"]["dataset"] == "polymnist" and 'repo="lab/poly"' in fake.files("lab/poly")["README.md"].decode()
 

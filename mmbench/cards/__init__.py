@@ -168,12 +168,13 @@ def _modalities_section(b: Builder) -> str:
     return "## Modalities\n\n" + _table(["column", "kind", "shape", "dtype", "description"], rows)
 
 
-def _latents_section(b: Builder) -> str:
+def _latents_section(b: Builder, config: str | None = None) -> str:
     rows = [
         [f"`latents.{lat.name}`", lat.kind, lat.role, lat.scope, _support(lat), lat.dim, lat.description]
         for lat in b.latent_spec()
     ]
-    which = f"config `{b.config.name}`" if b.config.name else "the default config"
+    config = config or b.config.name
+    which = f"config `{config}`" if config else "the default config"
     return (
         f"## Latents\n\nThe ground-truth latents of {which}, stored for every example (other configs may "
         "add or drop some: `mmbench info ID` lists them). Roles: *content* is shared and invariant across "
@@ -537,7 +538,7 @@ def hub_card(cls: type[Builder], configs: Sequence[ExportedConfig], *, repo: str
         f"## Purpose\n\n{prose.sections['Purpose']}",
         _published_section(configs),
         _modalities_section(b),
-        _latents_section(b),
+        _latents_section(b, first.name),
         _configs_section(cls, prose),
         sources,
         _versions_section(cls),
