@@ -266,6 +266,7 @@ def _exported(
 ) -> ExportedConfig:
     import datasets
 
+    # the YAML form of Features that push_to_hub writes (datasets has no public name for it)
     features = datasets.DatasetInfo(features=export_features(info))._to_yaml_dict()["features"]
     entry: dict[str, Any] = {
         "id": info.id or b.id,
@@ -295,6 +296,7 @@ def _exported(
         },
         entry=entry,
     )
+
 
 def card_configs(meta: Mapping[str, Any]) -> dict[str, ExportedConfig]:
     """The configs a card's metadata describes, each with its three metadata items."""
