@@ -148,7 +148,7 @@ class CaptionBuilder(Builder):
         return {"x": x, "caption": caption, "latents.colour": colour}
 
 
-def test_text_round_trip(tmp_path: Path) -> None:
+def test_text_round_trip(tmp_path: Path, fake: FakeHub) -> None:
     b = CaptionBuilder(cache_dir=tmp_path / "c", split_sizes={"train": 30, "test": 12})
     out = hub.export(b, tmp_path / "out", name="small", progress=False)
     d = load_hf(out, "small", tmp_path)
@@ -156,6 +156,9 @@ def test_text_round_trip(tmp_path: Path) -> None:
     ds = b.as_dataset("test")
     assert list(d["test"]["caption"]) == ds["caption"].tolist() and "grün" in "".join(d["train"]["caption"])
     assert "Not documented" in (out / "README.md").read_text()  # a builder without prose still gets a card
+    hub.publish(b, "lab/captions", name="small", create=True, progress=False)
+    back = mmbench.load("test/captions/small", source="hub", repo="lab/captions", split="test", cache_dir=tmp_path / "h")
+    assert back["caption"].dtype == ds["caption"].dtype and np.array_equal(back["caption"], ds["caption"])
 
 
 def test_ragged_token_columns_codec() -> None:
