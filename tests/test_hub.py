@@ -26,7 +26,7 @@ from mmbench.testing.mnist import write_fake_backgrounds, write_fake_mnist
 from tests.fake_hub import FakeHub
 
 TOKEN = "hf_SecretTokenThatMustNeverBePrinted0123"
-TINY: dict[str, Any] = {"split_sizes": {"train": 120, "val": 40, "test": 50}, "val_size": 60, "shard_size": 32, "mnist": "fake"}
+TINY: dict[str, Any] = {"split_sizes": {"train": 120, "val": 40, "test": 50}, "val_size": 60, "shard_size": 32}
 
 
 @pytest.fixture(scope="module")
@@ -85,9 +85,9 @@ def test_export_layout_card_and_no_local_paths(inputs: dict[str, Any], poly_expo
     entry = meta["mmbench"]["configs"]["tiny"]
     b = tiny_poly(inputs)
     info = b.as_dataset("test").info
-    assert entry["builder_version"] == "1.0.0" and entry["config_fingerprint"] == b.config.fingerprint
+    assert entry["builder_version"] == "1.0.1" and entry["config_fingerprint"] == b.config.fingerprint
     assert entry["splits"]["test"]["fingerprint"] == info.splits["test"]["fingerprint"]
-    assert entry["overrides"]["val_size"] == 60 and entry["tag"] == "tiny-v1.0.0"
+    assert entry["overrides"]["val_size"] == 60 and entry["tag"] == "tiny-v1.0.1"
     assert entry["inputs"]["mnist"]["files"]["t10k-images-idx3-ubyte"]["sha256"] == \
         info.inputs["mnist"]["files"]["t10k-images-idx3-ubyte"]["sha256"]
     for section in ("## Latents", "## Configs in this repository", "## Version history", "## Known deviations",
@@ -215,7 +215,7 @@ def test_export_bad_input(inputs: dict[str, Any], poly_export: Path, tmp_path: P
     assert (busy / "notes.txt").read_text() == "mine"
     assert not list(tmp_path.glob(".tmp-*"))
     args = ["export", "polymnist", "--out", str(tmp_path / "cli"), "--data-dir", str(inputs["data_dir"]),
-            "--cache-dir", str(inputs["cache_dir"]), "-o", f"backgrounds={inputs['backgrounds']}", "-o", "mnist=fake",
+            "--cache-dir", str(inputs["cache_dir"]), "-o", f"backgrounds={inputs['backgrounds']}",
             "-o", "val_size=60", "-o", 'split_sizes={"train": 120, "val": 40, "test": 50}', "-o", "shard_size=32"]
     assert main(args) == 1
     assert "--name NAME" in capsys.readouterr().err
@@ -251,8 +251,8 @@ def test_publish_uploads_one_commit_then_tags_it(inputs: dict[str, Any], fake: F
                     "tiny/test-00000-of-00001.parquet", "tiny/train-00000-of-00001.parquet", "tiny/val-00000-of-00001.parquet"]
     assert commit["revision"] == "main" and commit["parent_commit"] is not None
     tag = next(kw for name, kw in fake.calls if name == "create_tag")
-    assert tag["tag"] == "tiny-v1.0.0" == result.tag and tag["revision"] == result.commit
-    assert fake.repos["lab/poly"].tags == {"tiny-v1.0.0": result.commit} and result.uploaded
+    assert tag["tag"] == "tiny-v1.0.1" == result.tag and tag["revision"] == result.commit
+    assert fake.repos["lab/poly"].tags == {"tiny-v1.0.1": result.commit} and result.uploaded
     assert not list(Path(inputs["cache_dir"]).glob(".tmp-*"))  # the staging export is gone
     meta = read_card_metadata(fake.files("lab/poly")["README.md"].decode())
     assert meta["mmbench"]["dataset"] == "polymnist" and 'repo="lab/poly"' in fake.files("lab/poly")["README.md"].decode()
@@ -271,14 +271,14 @@ def test_publish_second_config_merges_the_card(inputs: dict[str, Any], fake: Fak
     meta = read_card_metadata(files["README.md"].decode())
     assert [c["config_name"] for c in meta["configs"]] == ["tiny", "tiny-seed2"]
     assert set(meta["mmbench"]["configs"]) == {"tiny", "tiny-seed2"}
-    assert fake.repos["lab/poly"].tags == {"tiny-v1.0.0": first.commit, "tiny-seed2-v1.0.0": second.commit}
+    assert fake.repos["lab/poly"].tags == {"tiny-v1.0.1": first.commit, "tiny-seed2-v1.0.1": second.commit}
     commit = [kw for name, kw in fake.calls if name == "create_commit"][-1]
     assert all(op.path_in_repo == "README.md" or op.path_in_repo.startswith("tiny-seed2/") for op in commit["operations"])
 
 
 def test_publish_refusals(inputs: dict[str, Any], fake: FakeHub, tmp_path: Path) -> None:
     publish_tiny(inputs, create=True)
-    with pytest.raises(HubError, match="already has the tag 'tiny-v1.0.0'"):
+    with pytest.raises(HubError, match="already has the tag 'tiny-v1.0.1'"):
         publish_tiny(inputs, seed=1)  # other data, same name and version
     with pytest.raises(HubError, match="holds the mmbench dataset 'polymnist', not 'numerical/clica'"):
         hub.publish(mmbench.builder("numerical/clica", cache_dir=tmp_path, split_sizes={"test": 10}), "lab/poly",
@@ -331,20 +331,20 @@ def test_failed_upload_leaves_nothing_tagged(inputs: dict[str, Any], fake: FakeH
         publish_tiny(inputs)
     assert fake.repos["lab/poly"].tags == {} and fake.repos["lab/poly"].branches["main"] == head
     fake.fail["create_tag"] = httpx2.ConnectError("connection reset")
-    with pytest.raises(HubError, match=r"as commit \w+, but it is not tagged 'tiny-v1.0.0'. Run the same"):
+    with pytest.raises(HubError, match=r"as commit \w+, but it is not tagged 'tiny-v1.0.1'. Run the same"):
         publish_tiny(inputs)
     assert fake.repos["lab/poly"].tags == {}
     fake.calls.clear()
     result = publish_tiny(inputs)  # the rerun only tags what is there
     assert not result.uploaded and "create_commit" not in fake.names()
-    assert fake.repos["lab/poly"].tags == {"tiny-v1.0.0": fake.repos["lab/poly"].branches["main"]}
+    assert fake.repos["lab/poly"].tags == {"tiny-v1.0.1": fake.repos["lab/poly"].branches["main"]}
 
 
 def test_token_is_never_printed_logged_or_written(inputs: dict[str, Any], fake: FakeHub, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     args = ["publish", "polymnist", "--repo", "lab/poly", "--name", "tiny", "--data-dir", str(inputs["data_dir"]),
-            "--cache-dir", str(inputs["cache_dir"]), "-o", f"backgrounds={inputs['backgrounds']}", "-o", "mnist=fake",
+            "--cache-dir", str(inputs["cache_dir"]), "-o", f"backgrounds={inputs['backgrounds']}",
             "-o", "val_size=60", "-o", 'split_sizes={"train": 120, "val": 40, "test": 50}', "-o", "shard_size=32",
             "--no-progress"]
     assert main(args) == 1  # no repository yet
@@ -352,7 +352,7 @@ def test_token_is_never_printed_logged_or_written(inputs: dict[str, Any], fake: 
     fake.fail["create_commit"] = hub_http_error(403)
     assert main([*args, "-o", "seed=5", "--name", "tiny-seed5"]) == 1
     out, err = capsys.readouterr()
-    assert "Published: polymnist/reference~" in out and "tag tiny-v1.0.0" in out and "refused the token" in err
+    assert "Published: polymnist/reference~" in out and "tag tiny-v1.0.1" in out and "refused the token" in err
     assert TOKEN not in out + err + caplog.text
     written = [*Path(inputs["cache_dir"]).rglob("*"), *fake.root.rglob("*"), *tmp_path.rglob("*")]
     assert not any(TOKEN.encode() in p.read_bytes() for p in written if p.is_file())
@@ -373,7 +373,7 @@ def test_load_from_hub_is_the_same_dataset(inputs: dict[str, Any], fake: FakeHub
         assert np.array_equal(ds[name], local[name]), name
     assert next(ds.batches(16))["m0"].shape == (16, 3, 28, 28) and len(ds.torch()) == 50
     fake.calls.clear()
-    every = mmbench.load("polymnist/tiny", source="hub", repo="lab/poly", revision="tiny-v1.0.0", cache_dir=cache)
+    every = mmbench.load("polymnist/tiny", source="hub", repo="lab/poly", revision="tiny-v1.0.1", cache_dir=cache)
     assert set(every) == {"train", "val", "test"} and "snapshot_download" not in fake.names()  # converted once
     assert len(every["train"]) == 120
 
@@ -383,7 +383,7 @@ def test_load_from_hub_errors(inputs: dict[str, Any], fake: FakeHub, tmp_path: P
     kw = {"source": "hub", "repo": "lab/poly", "cache_dir": tmp_path / "c"}
     with pytest.raises(DatasetNotFoundError, match=r"no config 'tin'.*Did you mean 'tiny'"):
         mmbench.load("polymnist/tin", split="test", **kw)
-    with pytest.raises(HubError, match=r"no tag 'tiny-v2.0.0'.*Published versions: \['tiny-v1.0.0'\]"):
+    with pytest.raises(HubError, match=r"no tag 'tiny-v2.0.0'.*Published versions: \['tiny-v1.0.1'\]"):
         mmbench.load("polymnist/tiny:2.0.0", split="test", **kw)
     with pytest.raises(DatasetNotFoundError, match="holds the dataset 'polymnist', not 'numerical/clica'"):
         mmbench.load("numerical/clica/x", split="test", **kw)
