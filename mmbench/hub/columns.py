@@ -1,12 +1,14 @@
 """How each kind of column travels through Parquet and back: one table, :data:`CODECS`.
 
-A column's kind (:func:`column_kind`) picks its codec: ``image`` (uint8 image modalities become
-the ``datasets`` ``Image`` feature, lossless PNG bytes that the Hub viewer shows), ``string``
-(UTF-8 captions, ``Value("string")``), ``ragged`` (variable-length token ids,
-``Sequence(Value("int32"))``) or ``fixed`` (every other fixed-shape numeric column, through
+A column's kind (:func:`column_kind`, from the core's :attr:`Feature.layout`) picks its codec:
+``image`` (uint8 image modalities, also those kept in a shared store, become the ``datasets``
+``Image`` feature, lossless PNG bytes that the Hub viewer shows), ``string`` (string columns:
+UTF-8 captions, ``Value("string")``), ``ragged`` (token ids of varying length, a sequence of the
+column's integer dtype) or ``fixed`` (every other fixed-shape column, through
 :mod:`mmbench.core.hf`: scalars as ``Value``, vectors as fixed-length lists, categorical latents as
-``ClassLabel``). A new kind of column is one more entry in :data:`CODECS` and one more rule in
-:func:`column_kind`.
+``ClassLabel``). Each codec writes a batch as :meth:`Dataset.batches` gives it and reads Arrow back
+into what the core's writer stores (:func:`mmbench.core.build.write_shard`). A new kind of column
+is one more entry in :data:`CODECS` and one more rule in :func:`column_kind`.
 
 :func:`write_parquet` is the worker of an export: one Parquet file of a split's rows.
 """
@@ -22,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from mmbench.core.builder import DatasetInfo, Feature
+from mmbench.core.columns import Ragged, VarValues, lengths_key, to_var_values
+from mmbench.core.info import DatasetInfo, Feature
 from mmbench.errors import HubError, InvalidConfigError
 
 if TYPE_CHECKING:
@@ -115,7 +118,10 @@ def _only(info: DatasetInfo, name: str) -> DatasetInfo:
     return dataclasses.replace(info, features={name: info.features[name]})
 
 
-def _fixed_feature(name: str, feat: Feature, info: DatasetInfo) -> Any:
+def _core_feature(name: str, feat: Feature, info: DatasetInfo) -> Any:
+    """The core's ``datasets`` feature (:func:`mmbench.core.hf.hf_feature`): fixed columns as
+    ``Value``/fixed-length lists/``ClassLabel``, strings as ``Value("string")``, ragged columns as
+    sequences of their integer dtype."""
     from mmbench.core.hf import hf_feature
 
     return hf_feature(name, feat, info)
@@ -160,56 +166,58 @@ def _image_from_arrow(array: pa.Array, feat: Feature) -> np.ndarray:
     return decode_png(blobs.to_pylist(), feat.shape, image_layout(feat.shape) or "hw")
 
 
-def _string_feature(name: str, feat: Feature, info: DatasetInfo) -> Any:
-    import datasets
-
-    return datasets.Value("string")
-
-
 def _string_to_arrow(values: Any, name: str, feat: Feature, info: DatasetInfo) -> pa.Array:
-    items = values.tolist() if isinstance(values, np.ndarray) else list(values)
-    return pa.array([v.decode() if isinstance(v, bytes) else v for v in items], pa.string())
+    """A batch of a string column (``list[str]``, as :meth:`Dataset.batches` gives it)."""
+    return pa.array(list(values), pa.string())
 
 
-def _string_from_arrow(array: pa.Array, feat: Feature) -> np.ndarray:
-    items = array.to_pylist()
-    if None in items:
+def _var_values(offsets: np.ndarray, data: np.ndarray, dtype: np.dtype, what: str) -> VarValues:
+    """The rows ``data[offsets[i]:offsets[i + 1]]`` as the core writes them (values and int64 lengths)."""
+    values = data[int(offsets[0]) : int(offsets[-1])]
+    if values.dtype != dtype:
+        cast = values.astype(dtype)
+        if not np.array_equal(cast, values):
+            raise HubError(f"A {what} column holds values outside its dtype {dtype}: the data was modified.")
+        values = cast
+    return VarValues(np.ascontiguousarray(values), np.diff(offsets).astype(np.int64))
+
+
+def _string_from_arrow(array: pa.Array, feat: Feature) -> VarValues:
+    """UTF-8 bytes and lengths straight from the Arrow buffers (checked UTF-8, no per-row Python)."""
+    if array.null_count:
         raise HubError("A string column holds missing values: the data was modified.")
-    out = np.array(items, dtype=feat.np_dtype) if items else np.zeros(0, feat.np_dtype)
-    if out.dtype.kind == "U" and items and max(map(len, items)) > out.dtype.itemsize // 4:
-        raise HubError(f"A string is longer than its column's {feat.dtype} allows: the data was modified.")
-    return out
-
-
-def _ragged_feature(name: str, feat: Feature, info: DatasetInfo) -> Any:
-    import datasets
-
-    return datasets.Sequence(datasets.Value("int32"))
+    try:
+        array.validate(full=True)
+    except pa.ArrowInvalid as exc:
+        raise HubError(f"A string column holds invalid UTF-8 ({exc}): the data was modified.") from None
+    wide = pa.types.is_large_string(array.type)
+    _, offsets, data = array.buffers()
+    offsets = np.frombuffer(offsets, np.int64 if wide else np.int32)[array.offset : array.offset + len(array) + 1]
+    data = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+    return _var_values(offsets, data, np.dtype(np.uint8), "string")
 
 
 def _ragged_to_arrow(values: Any, name: str, feat: Feature, info: DatasetInfo) -> pa.Array:
-    """Token ids of variable length: a sequence of 1-D int arrays, or ``(padded, lengths)``."""
+    """Integer sequences of varying length: ``(padded, lengths)`` (a batch of :meth:`Dataset.batches`),
+    a :class:`~mmbench.core.columns.Ragged`, or a sequence of 1-D arrays; stored as ``feat.dtype``."""
     if isinstance(values, tuple) and len(values) == 2:
         padded, lengths = np.asarray(values[0]), np.asarray(values[1], dtype=np.int64)
-        flat = padded[np.arange(padded.shape[1]) < lengths[:, None]]
+        ragged = Ragged.from_lengths(padded[np.arange(padded.shape[1]) < lengths[:, None]], lengths)
     else:
-        seqs = [np.asarray(v).reshape(-1) for v in values]
-        lengths = np.array([len(s) for s in seqs], np.int64)
-        flat = np.concatenate(seqs) if seqs else np.zeros(0, np.int64)
-    ids = flat.astype(np.int32)
-    if not np.array_equal(ids, flat):
-        raise InvalidConfigError(f"Column {name!r}: token ids must be integers within int32.")
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(ids))
+        ragged = values if isinstance(values, Ragged) else Ragged.from_sequences(values, dtype=feat.np_dtype)
+    checked = to_var_values(ragged, feat, len(ragged), where=f"Column {name!r}")
+    if len(checked.values) >= 2**31:
+        raise InvalidConfigError(f"Column {name!r}: a batch of {len(checked.values)} values needs 64-bit offsets.")
+    offsets = np.zeros(len(checked) + 1, np.int32)
+    np.cumsum(checked.lengths, out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(checked.values))
 
 
-def _ragged_from_arrow(array: pa.Array, feat: Feature) -> np.ndarray:
+def _ragged_from_arrow(array: pa.Array, feat: Feature) -> VarValues:
+    if array.null_count or array.values.null_count:
+        raise HubError("A token column holds missing values: the data was modified.")
     offsets = array.offsets.to_numpy()
-    values = array.values.to_numpy(zero_copy_only=False)
-    out = np.empty(len(array), dtype=object)
-    for i in range(len(array)):
-        out[i] = values[offsets[i] : offsets[i + 1]]
-    return out
+    return _var_values(offsets, array.values.to_numpy(zero_copy_only=False), feat.np_dtype, "token")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,7 +227,10 @@ class ColumnCodec:
     Attributes:
         feature: ``(name, feature, info) -> datasets`` feature of the exported column.
         to_arrow: ``(values of a batch, name, feature, info) -> pyarrow.Array`` in that feature's storage.
-        from_arrow: ``(pyarrow.Array, feature) ->`` the values mmbench stores for those rows.
+        from_arrow: ``(pyarrow.Array, feature) ->`` the rows as the core's writer takes them
+            (:func:`mmbench.core.build.write_shard`): an ``(n, *shape)`` array of the feature's
+            dtype for fixed and image columns, :class:`~mmbench.core.columns.VarValues` for string
+            and ragged ones.
     """
 
     feature: Callable[[str, Feature, DatasetInfo], Any]
@@ -230,29 +241,29 @@ class ColumnCodec:
 #: column kind (see :func:`column_kind`) → its codec. ``fixed`` columns use ``core.hf`` (scalars as
 #: ``Value``, vectors as fixed-length lists, categorical latents as ``ClassLabel``).
 CODECS: dict[str, ColumnCodec] = {
-    "fixed": ColumnCodec(_fixed_feature, _fixed_to_arrow, _fixed_from_arrow),
+    "fixed": ColumnCodec(_core_feature, _fixed_to_arrow, _fixed_from_arrow),
     "image": ColumnCodec(_image_feature, _image_to_arrow, _image_from_arrow),
-    "string": ColumnCodec(_string_feature, _string_to_arrow, _string_from_arrow),
-    "ragged": ColumnCodec(_ragged_feature, _ragged_to_arrow, _ragged_from_arrow),
+    "string": ColumnCodec(_core_feature, _string_to_arrow, _string_from_arrow),
+    "ragged": ColumnCodec(_core_feature, _ragged_to_arrow, _ragged_from_arrow),
 }
 
 
 def column_kind(name: str, feat: Feature, info: DatasetInfo) -> str:
-    """The :data:`CODECS` key of a column.
+    """The :data:`CODECS` key of a column, from its layout (:attr:`Feature.layout`).
 
-    ``image``: a uint8 image modality (CHW, HWC or HW); ``string``: a scalar text column (numpy
-    ``<U``/``S``/object dtype); ``ragged``: variable-length token ids; ``fixed``: any other
-    fixed-shape numeric column. (Ragged columns come with the core's second stage: their
-    ``Feature`` maps to ``"ragged"`` here.)
+    ``string``: a string column (UTF-8 captions); ``ragged``: integer sequences of varying length
+    (token ids); ``image``: a fixed uint8 image modality (CHW, HWC or HW), whether stored in the
+    split or in a shared store (``Feature.store``: an export holds the images, not the store
+    indices); ``fixed``: any other fixed-shape column.
     """
+    if feat.layout in ("string", "ragged"):
+        return feat.layout
     modality = info.modalities.get(name)
     if (
         modality is not None and modality.kind == "image" and feat.np_dtype == np.uint8
         and image_layout(feat.shape) is not None
     ):
         return "image"
-    if feat.np_dtype.kind in "USO" and feat.shape == ():
-        return "string"
     return "fixed"
 
 
@@ -276,8 +287,12 @@ class Plan:
     file_rows: int
 
     def table(self, batch: Mapping[str, Any]) -> pa.Table:
+        """A batch of :meth:`Dataset.batches` form (``list[str]``; padded ids plus lengths) as Arrow."""
         arrays = [
-            CODECS[kind].to_arrow(batch[name], name, self.info.features[name], self.info)
+            CODECS[kind].to_arrow(
+                (batch[name], batch[lengths_key(name)]) if kind == "ragged" else batch[name],
+                name, self.info.features[name], self.info,
+            )
             for name, kind in self.kinds.items()
         ]
         return pa.Table.from_arrays(arrays, schema=self.schema)
@@ -286,7 +301,8 @@ class Plan:
 def plan(info: DatasetInfo) -> Plan:
     kinds = {name: column_kind(name, feat, info) for name, feat in info.features.items()}
     row_bytes = sum(
-        64 if kinds[n] in ("string", "ragged") else int(np.prod(f.shape, dtype=np.int64)) * f.np_dtype.itemsize
+        # the rows themselves (store-backed columns are exported as their rows, not as indices)
+        64 * f.np_dtype.itemsize if f.layout != "fixed" else int(np.prod(f.shape, dtype=np.int64)) * f.np_dtype.itemsize
         for n, f in info.features.items()
     )
     row_bytes = max(row_bytes, 1)
