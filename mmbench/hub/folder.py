@@ -3,7 +3,13 @@
 The folder is what a Hub dataset repository holds: ``README.md`` (the card, whose YAML
 ``configs:`` block tells ``datasets.load_dataset`` where each config's splits are) and per config
 ``<config>/<split>-0000k-of-0000n.parquet``, ``mmbench_info.json`` (the build's ``DatasetInfo``,
-without local paths), ``resources.safetensors`` and ``samples.png``.
+without local paths), ``resources.safetensors``, ``artifacts/<name>`` (the files the dataset
+carries, e.g. a vocabulary) and ``samples.png``.
+
+A column kept in a shared store (``Feature.store``) is exported as its rows (images), not as the
+store indices the split holds; its recorded shard hashes are of those indices, so the export also
+records, per shard, the sha256 of the rows themselves (``materialised_sha256`` beside ``sha256``
+in each shard of ``mmbench_info.json``), which :func:`mmbench.load` with ``source="hub"`` checks.
 """
 
 from __future__ import annotations
@@ -14,18 +20,40 @@ import os
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmbench.core.builder import RESOURCES_FILE, Builder, DatasetInfo
-from mmbench.core.storage import atomic_path, atomic_write, clean_stale_tmp, tmp_path
+from mmbench.core.storage import (
+    ARTIFACTS_DIR,
+    atomic_path,
+    atomic_write,
+    clean_stale_tmp,
+    sha256_array,
+    tmp_path,
+)
 from mmbench.errors import InvalidConfigError, InvalidIdError
 from mmbench.hub.columns import export_features, file_bounds, plan, write_parquet
 
-__all__ = ["CARD_FILE", "ExportedConfig", "card_configs", "export", "hub_config_name", "input_checksums", "version_tag"]
+__all__ = [
+    "CARD_FILE",
+    "MATERIALISED_KEY",
+    "ExportedConfig",
+    "card_configs",
+    "export",
+    "hub_config_name",
+    "input_checksums",
+    "version_tag",
+]
+
+if TYPE_CHECKING:
+    from mmbench.core.dataset import Dataset
 
 CARD_FILE = "README.md"
 INFO_EXPORT_FILE = "mmbench_info.json"  # the build's DatasetInfo (no local paths), one per config
 SAMPLES_FILE = "samples.png"
+#: Key of a shard in ``mmbench_info.json`` holding ``{column: sha256}`` of the exported rows of its
+#: store-backed columns (whose ``sha256`` is that of the store indices).
+MATERIALISED_KEY = "materialised_sha256"
 
 
 @dataclasses.dataclass
@@ -250,15 +278,48 @@ def _export_config(
     for i, result in zip(order, done, strict=True):
         for key, value in result.items():
             sizes[where[i]][key] += value
-    root = next(iter(sets.values())).root
-    if (root / RESOURCES_FILE).is_file():
-        shutil.copyfile(root / RESOURCES_FILE, dest / RESOURCES_FILE)
+    first = next(iter(sets.values()))
+    if (first.root / RESOURCES_FILE).is_file():
+        shutil.copyfile(first.root / RESOURCES_FILE, dest / RESOURCES_FILE)
+    _export_artifacts(first, dest / ARTIFACTS_DIR)
+    _record_store_rows(info, sets, num_workers=num_workers, progress=progress)
     doc = info.to_json()
     doc["inputs"] = input_checksums(info.inputs)
     doc["content_fingerprint"] = info.content_fingerprint
     atomic_write(dest / INFO_EXPORT_FILE, json.dumps(doc, indent=1, ensure_ascii=False))
     samples = write_samples(sets[pick_sample_split(wanted)], dest / SAMPLES_FILE)
     return _exported(b, config, info, sizes, samples=samples is not None)
+
+
+def _export_artifacts(ds: Dataset, dest: Path) -> None:
+    """The files the dataset carries, each read back against its recorded sha256."""
+    for name in ds.artifacts:
+        dest.mkdir(exist_ok=True)
+        (dest / name).write_bytes(ds.artifact(name))
+
+
+def store_row_hashes(ds: Dataset, names: Sequence[str]) -> list[dict[str, str]]:
+    """Worker: per recorded shard of ``ds``, the sha256 of the rows (not the store indices) of the
+    store-backed columns ``names``, as the fixed column they become when read back."""
+    return [
+        {name: sha256_array(ds[name][shard["start"] : shard["stop"]]) for name in names}
+        for shard in ds.info.splits[ds.split]["shards"]
+    ]
+
+
+def _record_store_rows(info: DatasetInfo, sets: Mapping[str, Dataset], *, num_workers: int,
+                       progress: bool | None) -> None:
+    """Add :data:`MATERIALISED_KEY` to every shard of ``info.splits`` (when a column lives in a store)."""
+    from mmbench.core.executors import run_tasks
+
+    names = [name for name, feat in info.features.items() if feat.store is not None]
+    if not names:
+        return
+    tasks = [(ds, names) for ds in sets.values()]
+    hashed = run_tasks(store_row_hashes, tasks, num_workers=num_workers, progress=progress, desc="hash store rows")
+    for split, hashes in zip(sets, hashed, strict=True):
+        shards = [{**shard, MATERIALISED_KEY: h} for shard, h in zip(info.splits[split]["shards"], hashes, strict=True)]
+        info.splits[split] = {**info.splits[split], "shards": shards}
 
 
 def _exported(
@@ -281,6 +342,8 @@ def _exported(
         "tag": version_tag(config, info.version),
         "samples": f"{config}/{SAMPLES_FILE}" if samples else None,
     }
+    if info.artifacts:
+        entry["artifacts"] = {name: f"{config}/{ARTIFACTS_DIR}/{name}" for name in info.artifacts}
     if not b.is_named_config:
         entry["base_config"] = b.config.name
         entry["overrides"] = b.overrides()
