@@ -2,28 +2,37 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import logging
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
+import pyarrow as pa
 
-from mmbench.core.builder import (
-    INFO_FILE,
-    RESOURCES_FILE,
-    SPLIT_INFO_FILE,
-    DatasetInfo,
-    default_cache_dir,
+from mmbench.core.build import Part, finish_part, open_part, write_shard
+from mmbench.core.builder import INFO_FILE, RESOURCES_FILE, DatasetInfo, default_cache_dir
+from mmbench.core.storage import (
+    ARTIFACTS_DIR,
+    atomic_write,
+    clean_stale_tmp,
+    tmp_path,
+    write_artifact,
 )
-from mmbench.core.storage import atomic_write, clean_stale_tmp, sha256_array, tmp_path
 from mmbench.errors import DatasetNotFoundError, HubError, InvalidConfigError, did_you_mean
 from mmbench.hub import client
 from mmbench.hub.columns import CODECS, column_kind
-from mmbench.hub.folder import CARD_FILE, INFO_EXPORT_FILE, card_configs, version_tag
+from mmbench.hub.folder import (
+    CARD_FILE,
+    INFO_EXPORT_FILE,
+    MATERIALISED_KEY,
+    card_configs,
+    version_tag,
+)
 from mmbench.versioning import sha256_file
 
 if TYPE_CHECKING:
@@ -171,8 +180,14 @@ def _default_config(meta: Mapping[str, Any]) -> str:
 
 
 def materialise(src: Path, root: Path, *, source: Mapping[str, str]) -> None:
-    """Turn a downloaded config (Parquet files + ``mmbench_info.json``) into an mmbench cache entry,
-    checking every column against its recorded shard hashes; written atomically."""
+    """Turn a downloaded config (Parquet files, ``mmbench_info.json``, resources, artifacts) into an
+    mmbench cache entry, checking every column of every shard against its recorded sha256.
+
+    Each split is written by the core's writer (:mod:`mmbench.core.build`), so string and ragged
+    columns get their layouts; columns that lived in a shared store become plain fixed columns,
+    checked against the hashes of their rows recorded at export. Everything is written under a
+    temporary name and renamed into place when complete.
+    """
     info_path = src / INFO_EXPORT_FILE
     if not info_path.is_file():
         raise HubError(f"The published config has no {INFO_EXPORT_FILE} ({source}); it was not exported by mmbench.")
@@ -187,15 +202,19 @@ def materialise(src: Path, root: Path, *, source: Mapping[str, str]) -> None:
             if not (src / RESOURCES_FILE).is_file() or sha256_file(src / RESOURCES_FILE) != info.resources_sha256:
                 raise HubError(f"The published {RESOURCES_FILE} of {source} is missing or does not match its sha256.")
             shutil.copyfile(src / RESOURCES_FILE, tmp / RESOURCES_FILE)
+        _restore_artifacts(src, tmp, info, source)
         from tqdm.auto import tqdm
 
         files = {split: sorted(src.glob(f"{split}-*.parquet")) for split in info.splits}
-        with tqdm(total=sum(map(len, files.values())), desc=f"hub {source.get('config', '')}", unit="file",
-                  disable=None) as bar:  # None: shown on a terminal only
-            for split in info.splits:
-                _materialise_split(files[split], tmp / split, split, info, source=source, bar=bar)
-        doc["content_fingerprint"] = info.content_fingerprint
-        atomic_write(tmp / INFO_FILE, json.dumps(doc, indent=1, ensure_ascii=False))
+        rows = sum(int(v["num_examples"]) for v in info.splits.values())
+        with tqdm(total=rows, desc=f"hub {source.get('config', '')}", unit="row", disable=None) as bar:  # None: terminal only
+            for split in list(info.splits):
+                written = _materialise_split(files[split], tmp / split, split, info, source=source, bar=bar)
+                info.splits[split] = {k: written[k] for k in ("num_examples", "fingerprint", "shards", "files")}
+        _unstore(info)
+        out = info.to_json()
+        out["content_fingerprint"] = info.content_fingerprint  # the build's: same split and store fingerprints
+        atomic_write(tmp / INFO_FILE, json.dumps(out, indent=1, ensure_ascii=False))
         try:
             os.rename(tmp, root)
         except OSError:
@@ -206,53 +225,92 @@ def materialise(src: Path, root: Path, *, source: Mapping[str, str]) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _restore_artifacts(src: Path, dest: Path, info: DatasetInfo, source: Mapping[str, str]) -> None:
+    """Copy every published artifact into the entry, checked against its recorded size and sha256."""
+    for name, record in info.artifacts.items():
+        path = src / ARTIFACTS_DIR / name
+        data = path.read_bytes() if path.is_file() else None
+        if data is None or len(data) != record["size"] or hashlib.sha256(data).hexdigest() != record["sha256"]:
+            raise HubError(
+                f"The published artifact {ARTIFACTS_DIR}/{name} of {source} is missing or does not match its "
+                "recorded sha256: the published files were modified or are incomplete."
+            )
+        write_artifact(dest, name, data)
+
+
+def _unstore(info: DatasetInfo) -> None:
+    """Store-backed columns become plain fixed columns (their rows are in the split now). The
+    stores stay recorded without a path (nothing to open; the content fingerprint is unchanged)."""
+    info.features = {name: dataclasses.replace(feat, store=None) for name, feat in info.features.items()}
+    info.stores = {name: {k: v for k, v in record.items() if k != "path"} for name, record in info.stores.items()}
+
+
 def _materialise_split(
     files: Sequence[Path], dest: Path, split: str, info: DatasetInfo, *, source: Mapping[str, str], bar: Any
-) -> None:
-    import pyarrow.parquet as pq
-
-    n = int(info.splits[split]["num_examples"])
+) -> dict[str, Any]:
+    """Write one split through the core's writer, shard by shard, checking each against its record;
+    return its ``split_info.json``."""
+    recorded = info.splits[split]
+    shards = recorded["shards"]
+    bounds = _shard_bounds(shards, int(recorded["num_examples"]), split, source)
+    features = {name: dataclasses.replace(feat, store=None) for name, feat in info.features.items()}
     kinds = {name: column_kind(name, feat, info) for name, feat in info.features.items()}
-    unstorable = sorted(name for name, kind in kinds.items() if kind == "ragged")
-    if unstorable:
-        raise HubError(f"Columns {unstorable} are ragged token columns, which this mmbench's cache cannot store yet.")
-    dest.mkdir()
-    arrays = {
-        name: np.lib.format.open_memmap(dest / f"{name}.npy", mode="w+", dtype=feat.np_dtype, shape=(n, *feat.shape))
-        for name, feat in info.features.items()
-    }
-    pos = 0
-    for path in files:
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=4096, columns=list(info.features)):
-            m = batch.num_rows
-            if pos + m > n:
-                raise HubError(f"{path.name} ({source}) holds more rows than the {n} recorded for {split!r}.")
-            for name, feat in info.features.items():
-                arrays[name][pos : pos + m] = CODECS[kinds[name]].from_arrow(batch.column(name), feat)
-            pos += m
-        bar.update()
-    if pos != n:
-        raise HubError(f"The published {split!r} split of {source} has {pos} rows, expected {n}: files are missing.")
-    _check_shards(arrays, info.splits[split]["shards"], split, source)
-    del arrays
-    split_info = {
-        **{k: info.splits[split][k] for k in ("num_examples", "fingerprint", "shards")},
-        "files": {name: (dest / f"{name}.npy").stat().st_size for name in info.features},
-        "config_fingerprint": info.config_fingerprint,
-        "version": info.version,
-        "source": dict(source),
-    }
-    atomic_write(dest / SPLIT_INFO_FILE, json.dumps(split_info, indent=1))
-
-
-def _check_shards(arrays: Mapping[str, np.ndarray], shards: Sequence[Mapping[str, Any]], split: str,
-                  source: Mapping[str, str]) -> None:
-    """Every column of every shard against the sha256 recorded when the split was built."""
-    for name, arr in arrays.items():
-        for k, shard in enumerate(shards):
-            if sha256_array(arr[shard["start"] : shard["stop"]]) != shard["sha256"][name]:
+    stamp = {"config_fingerprint": info.config_fingerprint, "version": info.version}
+    part = Part(f"hub {split}", dest, features, bounds, stamp)
+    open_part(part, force=True)
+    hashes = []
+    for k, table in enumerate(_shard_tables(files, bounds, list(features), split, source)):
+        columns = {name: CODECS[kinds[name]].from_arrow(table.column(name).combine_chunks(), feat)
+                   for name, feat in features.items()}
+        got = write_shard(part.partial, features, bounds[k], k, columns)
+        for name, feat in info.features.items():
+            want = shards[k].get(MATERIALISED_KEY, {}) if feat.store is not None else shards[k]["sha256"]
+            if name not in want:
+                raise HubError(f"Column {name!r} of {split!r} (shard {k}) from {source} has no recorded sha256 of "
+                               f"its rows: the published {INFO_EXPORT_FILE} was not written by this mmbench's export.")
+            if got[name] != want[name]:
                 raise HubError(
                     f"Column {name!r} of {split!r} (shard {k}) from {source} differs from the data that was "
                     "built and hashed: the published files were modified or corrupted."
                 )
-        arr.flush()  # type: ignore[attr-defined]  # memory maps
+        hashes.append(got)
+        bar.update(bounds[k][1] - bounds[k][0])
+    return finish_part(part, hashes, {"fingerprint": recorded["fingerprint"], "source": dict(source)})
+
+
+def _shard_bounds(shards: Sequence[Mapping[str, Any]], n: int, split: str, source: Mapping[str, str]) -> list[tuple[int, int]]:
+    """The recorded ``[start, stop)`` of every shard, which must tile ``[0, n)``."""
+    bounds = [(int(s["start"]), int(s["stop"])) for s in shards]
+    edges = [0, *(stop for _, stop in bounds)]
+    if [start for start, _ in bounds] != edges[:-1] or edges[-1] != n or any(a > b for a, b in bounds):
+        raise HubError(f"The shards recorded for {split!r} in {INFO_EXPORT_FILE} ({source}) do not cover its {n} rows.")
+    return bounds
+
+
+def _shard_tables(files: Sequence[Path], bounds: Sequence[tuple[int, int]], columns: list[str], split: str,
+                  source: Mapping[str, str]) -> Iterator[pa.Table]:
+    """The rows of each shard as one Arrow table, streamed from the split's Parquet files in order."""
+    import pyarrow.parquet as pq
+
+    if not files:
+        raise HubError(f"The published {split!r} split of {source} has no Parquet files.")
+    batches = (b for path in files for b in pq.ParquetFile(path).iter_batches(batch_size=4096, columns=columns))
+    schema = pq.ParquetFile(files[0]).schema_arrow
+    schema = pa.schema([schema.field(name) for name in columns])
+    pending = pa.Table.from_batches([], schema=schema)
+    for start, stop in bounds:
+        need = stop - start
+        more = []
+        while pending.num_rows + sum(b.num_rows for b in more) < need:
+            batch = next(batches, None)
+            if batch is None:
+                raise HubError(f"The published {split!r} split of {source} has fewer rows than the {bounds[-1][1]} "
+                               "recorded: files are missing.")
+            more.append(batch)
+        if more:
+            pending = pa.concat_tables([pending, pa.Table.from_batches(more, schema=schema)])
+        yield pending.slice(0, need)
+        pending = pending.slice(need)
+    if pending.num_rows or any(b.num_rows for b in batches):
+        raise HubError(f"The published {split!r} split of {source} holds more rows than the {bounds[-1][1] if bounds else 0} "
+                       "recorded.")

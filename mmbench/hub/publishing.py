@@ -183,13 +183,14 @@ def _commit(
 
     configs = [c for name, c in theirs.items() if name != ours.name] + [ours]
     card = hub_card(builder_cls, configs, repo=repo)
-    files = sorted(p for p in (staging / ours.name).iterdir() if p.is_file())
+    # the config's files: Parquet shards, info, resources, samples and artifacts/<name>
+    files = {p.relative_to(staging).as_posix(): p for p in sorted((staging / ours.name).rglob("*")) if p.is_file()}
     ops: list[Any] = [CommitOperationAdd(path_in_repo=CARD_FILE, path_or_fileobj=card.encode())]
-    ops += [CommitOperationAdd(path_in_repo=f"{ours.name}/{p.name}", path_or_fileobj=str(p)) for p in files]
+    ops += [CommitOperationAdd(path_in_repo=path, path_or_fileobj=str(p)) for path, p in files.items()]
     action = f"Uploading {ours.name} to {repo}"
     with client.hub_errors(action, repo, revision=branch, token=token):
         remote = api.list_repo_files(repo, repo_type=client.REPO_TYPE, revision=head)
-        keep = {f"{ours.name}/{p.name}" for p in files}
+        keep = set(files)
         ops += [CommitOperationDelete(path_in_repo=f) for f in remote if f.startswith(f"{ours.name}/") and f not in keep]
         info = api.create_commit(
             repo, ops, commit_message=f"mmbench: publish {ours.entry['id']} as config {ours.name!r}",
