@@ -204,7 +204,7 @@ def _ragged_to_arrow(values: Any, name: str, feat: Feature, info: DatasetInfo) -
         padded, lengths = np.asarray(values[0]), np.asarray(values[1], dtype=np.int64)
         ragged = Ragged.from_lengths(padded[np.arange(padded.shape[1]) < lengths[:, None]], lengths)
     else:
-        ragged = values if isinstance(values, Ragged) else Ragged.from_sequences(values, dtype=feat.np_dtype)
+        ragged = values if isinstance(values, Ragged) else Ragged.from_sequences(values)  # int64: checked below
     checked = to_var_values(ragged, feat, len(ragged), where=f"Column {name!r}")
     if len(checked.values) >= 2**31:
         raise InvalidConfigError(f"Column {name!r}: a batch of {len(checked.values)} values needs 64-bit offsets.")
