@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from pathlib import Path
@@ -19,10 +20,13 @@ from mmbench import hub
 from mmbench.cards import read_card_metadata
 from mmbench.cli import main
 from mmbench.core.builder import Builder, Modality
+from mmbench.core.columns import to_var_values
+from mmbench.core.info import Feature
 from mmbench.core.latents import Latent, LatentSpec
-from mmbench.errors import DatasetNotFoundError, HubError, InvalidConfigError
+from mmbench.errors import DatasetNotFoundError, HubError, InvalidConfigError, MMBenchError
 from mmbench.hub import client, columns
 from mmbench.testing.mnist import write_fake_backgrounds, write_fake_mnist
+from mmbench.testing.toy import ToyTextBuilder
 from tests.fake_hub import FakeHub
 
 TOKEN = "hf_SecretTokenThatMustNeverBePrinted0123"
@@ -154,27 +158,149 @@ def test_text_round_trip(tmp_path: Path, fake: FakeHub) -> None:
     d = load_hf(out, "small", tmp_path)
     assert d["test"].features["caption"] == datasets.Value("string")
     ds = b.as_dataset("test")
-    assert list(d["test"]["caption"]) == ds["caption"].tolist() and "grün" in "".join(d["train"]["caption"])
+    assert ds.info.features["caption"].layout == "string"
+    assert list(d["test"]["caption"]) == ds["caption"][:] and "grün" in "".join(d["train"]["caption"])
     assert "Not documented" in (out / "README.md").read_text()  # a builder without prose still gets a card
     hub.publish(b, "lab/captions", name="small", create=True, progress=False)
-    back = mmbench.load("test/captions/small", source="hub", repo="lab/captions", split="test", cache_dir=tmp_path / "h")
-    assert back["caption"].dtype == ds["caption"].dtype and np.array_equal(back["caption"], ds["caption"])
+    back = mmbench.load("test/captions/small", source="hub", repo="lab/captions", split="test", cache_dir=tmp_path / "h",
+                        verify="full")
+    assert back.info.features["caption"].layout == "string" and back["caption"][:] == ds["caption"][:]
+    assert back[3]["caption"] == ds[3]["caption"] and back.fingerprint == ds.fingerprint
 
 
-def test_ragged_token_columns_codec() -> None:
+# ============================================================================ string, ragged, store and artifact columns
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory: pytest.TempPathFactory) -> Builder:
+    """The toy image-text dataset: store-backed images, string captions, ragged tokens, a vocabulary."""
+    b = ToyTextBuilder(cache_dir=tmp_path_factory.mktemp("toy-cache"))
+    b.build(progress=False)
+    return b
+
+
+def test_toy_export_reads_back_through_datasets(toy: Builder, tmp_path: Path) -> None:
+    out = hub.export(toy, tmp_path / "out", name="short", progress=False)
+    assert (out / "short/artifacts/vocabulary.json").read_bytes() == toy.as_dataset("train").artifact("vocabulary.json")
+    d = load_hf(out, "short", tmp_path)
+    feats = d["train"].features
+    assert isinstance(feats["image"], datasets.Image) and feats["text"] == datasets.Value("string")
+    assert feats["tokens"] == datasets.List(datasets.Value("int32"))
+    for split, hf_split in d.items():
+        ds = toy.as_dataset(split)
+        assert hf_split.column_names == ds.column_names and len(hf_split) == len(ds)
+        assert hf_split["text"] == ds["text"][:]
+        assert hf_split["tokens"] == [t.tolist() for t in ds["tokens"][:]]
+        pixels = np.stack([np.moveaxis(np.asarray(img), -1, 0) for img in hf_split["image"]])
+        assert pixels.dtype == np.uint8 and np.array_equal(pixels, ds["image"][:])  # the store's rows, exactly
+    doc = json.loads((out / "short/mmbench_info.json").read_text())
+    shard = doc["splits"]["test"]["shards"][0]
+    assert set(shard["materialised_sha256"]) == {"image"}  # the rows' hash beside the store indices' hash
+    entry = read_card_metadata((out / "README.md").read_text())["mmbench"]["configs"]["short"]
+    assert entry["artifacts"] == {"vocabulary.json": "short/artifacts/vocabulary.json"}
+
+
+def test_toy_published_and_loaded_is_the_same_dataset(toy: Builder, fake: FakeHub, tmp_path: Path) -> None:
+    hub.publish(toy, "lab/toy", name="short", create=True, progress=False)
+    assert "short/artifacts/vocabulary.json" in fake.files("lab/toy")
+    every = mmbench.load("testing/toy-text/short", source="hub", repo="lab/toy", cache_dir=tmp_path / "h", verify="full")
+    assert set(every) == {"train", "val", "test"}
+    for split, back in every.items():
+        local = toy.as_dataset(split)
+        assert back.fingerprint == local.fingerprint and back.info.content_fingerprint == local.info.content_fingerprint
+        assert back.info.features["image"].store is None and back.info.features["tokens"].layout == "ragged"
+        assert back.artifacts == ["vocabulary.json"] and back.artifact("vocabulary.json") == local.artifact("vocabulary.json")
+        for kw in ({}, {"shuffle": True, "seed": 3}):
+            ours, theirs = list(back.batches(10, **kw)), list(local.batches(10, **kw))
+            assert len(ours) == len(theirs) and all(a.keys() == b.keys() for a, b in zip(ours, theirs, strict=True))
+            for a, b in zip(ours, theirs, strict=True):
+                for key, value in b.items():
+                    if isinstance(value, list):  # the captions
+                        assert isinstance(a[key], list) and a[key] == value, (split, key)
+                    else:
+                        assert isinstance(a[key], np.ndarray) and a[key].dtype == value.dtype, (split, key)
+                        assert np.array_equal(a[key], value), (split, key)
+    assert not list((tmp_path / "h").rglob(".tmp-*")) and not list((tmp_path / "h").rglob(".partial-*"))
+
+
+def rewrite_parquet(files: dict[str, bytes], path: str, column: str, change: Any) -> None:
+    """Replace ``column`` of the Parquet file ``files[path]`` with ``change(its Python values)``."""
+    table = pq.read_table(pa.BufferReader(files[path]))
+    i = table.column_names.index(column)
+    values = change(table.column(column).to_pylist())
+    table = table.set_column(i, table.schema.field(column), pa.array(values, table.schema.field(column).type))
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    files[path] = sink.getvalue().to_pybytes()
+
+
+def tampered_branch(fake: FakeHub, repo_id: str, branch: str, change: Any) -> None:
+    repo = fake.repos[repo_id]
+    files = dict(repo.commits[repo.branches["main"]])
+    change(files)
+    repo.branches[branch] = repo.add_commit(files)
+
+
+def test_tampered_toy_data_is_refused(toy: Builder, fake: FakeHub, tmp_path: Path) -> None:
+    hub.publish(toy, "lab/toy", name="short", create=True, progress=False)
+    path = "short/train-00000-of-00001.parquet"
+    shard = 40 // 16  # row 40 lies in the third 16-row shard
+
+    def one_token(rows: list[Any]) -> list[Any]:
+        rows[40] = [rows[40][0] + 1, *rows[40][1:]]
+        return rows
+
+    def one_pixel(rows: list[Any]) -> list[Any]:
+        from PIL import Image
+
+        img = np.array(Image.open(io.BytesIO(rows[40]["bytes"])))
+        img[0, 0, 0] ^= 1
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="PNG")
+        rows[40] = {"bytes": buf.getvalue(), "path": None}
+        return rows
+
+    tampered_branch(fake, "lab/toy", "tokens", lambda f: rewrite_parquet(f, path, "tokens", one_token))
+    tampered_branch(fake, "lab/toy", "image", lambda f: rewrite_parquet(f, path, "image", one_pixel))
+    tampered_branch(fake, "lab/toy", "vocab", lambda f: f.update({"short/artifacts/vocabulary.json": b'["x"]'}))
+    kw: dict[str, Any] = {"source": "hub", "repo": "lab/toy", "cache_dir": tmp_path / "c"}
+    for column in ("tokens", "image"):
+        with pytest.raises(HubError, match=rf"Column '{column}' of 'train' \(shard {shard}\) .* differs from the data"):
+            mmbench.load("testing/toy-text/short", revision=column, **kw)
+    with pytest.raises(HubError, match=r"artifact artifacts/vocabulary.json .* does not match its recorded sha256"):
+        mmbench.load("testing/toy-text/short", revision="vocab", **kw)
+    assert not [p for p in (tmp_path / "c").rglob("*") if p.is_file()]  # nothing half-converted left behind
+
+
+def test_ragged_and_string_codecs() -> None:
+    info = ToyTextBuilder().info()
+    feat = Feature.ragged("int16", "modality")
+    assert hub.column_kind("t", feat, info) == "ragged" and hub.column_kind("text", info.features["text"], info) == "string"
+    assert hub.column_kind("image", info.features["image"], info) == "image" and info.features["image"].store == "images"
     codec = hub.CODECS["ragged"]
-    assert codec.feature("t", None, None) == datasets.Sequence(datasets.Value("int32"))
+    assert codec.feature("t", feat, info) == datasets.List(datasets.Value("int16"))
     seqs = [np.array([3, 1, 4]), np.array([], np.int64), np.array([1, 5])]
-    from_list = codec.to_arrow(seqs, "t", None, None)
+    from_list = codec.to_arrow(seqs, "t", feat, info)
     padded = np.array([[3, 1, 4], [0, 0, 0], [1, 5, 0]])
-    from_padded = codec.to_arrow((padded, np.array([3, 0, 2])), "t", None, None)
-    assert from_list.equals(from_padded) and from_list.type == pa.list_(pa.int32())
-    back = codec.from_arrow(from_list, None)
-    assert [s.tolist() for s in back] == [[3, 1, 4], [], [1, 5]]
-    table = pa.table({"t": from_list}, schema=datasets.Features({"t": codec.feature("t", None, None)}).arrow_schema)
+    from_padded = codec.to_arrow((padded, np.array([3, 0, 2])), "t", feat, info)
+    assert from_list.equals(from_padded) and from_list.type == pa.list_(pa.int16())
+    back = codec.from_arrow(from_list.slice(1), feat)  # a slice of a list array keeps its offsets
+    assert back.values.dtype == np.int16 and back.values.tolist() == [1, 5] and back.lengths.tolist() == [0, 2]
+    table = pa.table({"t": from_list}, schema=datasets.Features({"t": codec.feature("t", feat, info)}).arrow_schema)
     assert list(datasets.Dataset(table)["t"]) == [[3, 1, 4], [], [1, 5]]
-    with pytest.raises(InvalidConfigError, match="int32"):
-        codec.to_arrow([np.array([2**40])], "t", None, None)
+    with pytest.raises(MMBenchError, match="do not fit dtype int16"):
+        codec.to_arrow([np.array([2**20])], "t", feat, info)
+    with pytest.raises(HubError, match="outside its dtype int16"):
+        codec.from_arrow(pa.array([[2**20]], pa.list_(pa.int32())), feat)
+
+    strings = hub.CODECS["string"]
+    text = ["a grün dot", "", "№ 7"]
+    array = strings.to_arrow(text, "text", info.features["text"], info)
+    got = strings.from_arrow(array.slice(1), info.features["text"])
+    assert got.lengths.tolist() == [0, len("№ 7".encode())] and got.values.tobytes() == "№ 7".encode()
+    assert got.sha256() == to_var_values(text[1:], info.features["text"], 2, where="t").sha256()
+    with pytest.raises(HubError, match="invalid UTF-8"):
+        strings.from_arrow(pa.array([b"\xff"], pa.binary()).view(pa.string()), info.features["text"])
+    with pytest.raises(HubError, match="missing values"):
+        strings.from_arrow(pa.array(["a", None]), info.features["text"])
 
 
 @pytest.mark.parametrize(("shape", "layout"), [((3, 6, 5), "chw"), ((1, 6, 5), "chw"), ((6, 5, 4), "hwc"), ((6, 5), "hw")])
@@ -364,7 +490,7 @@ def test_load_from_hub_is_the_same_dataset(inputs: dict[str, Any], fake: FakeHub
     publish_tiny(inputs, name="tiny-seed2", seed=2)  # moves main on
     fake.calls.clear()
     cache = tmp_path / "hub-cache"
-    ds = mmbench.load("polymnist/tiny:1.0.0", source="hub", repo="lab/poly", split="test", cache_dir=cache, verify="full")
+    ds = mmbench.load("polymnist/tiny:1.0.1", source="hub", repo="lab/poly", split="test", cache_dir=cache, verify="full")
     snap = next(kw for name, kw in fake.calls if name == "snapshot_download")
     assert snap["revision"] == result.commit and snap["allow_patterns"] == ["tiny/*"]  # pinned to the version's tag
     local = tiny_poly(inputs).as_dataset("test")
@@ -401,17 +527,13 @@ def test_load_from_hub_errors(inputs: dict[str, Any], fake: FakeHub, tmp_path: P
 
 def test_tampered_hub_data_is_refused(inputs: dict[str, Any], fake: FakeHub, tmp_path: Path) -> None:
     publish_tiny(inputs, create=True)
-    repo = fake.repos["lab/poly"]
-    files = dict(repo.commits[repo.branches["main"]])
-    path = "tiny/test-00000-of-00001.parquet"
-    table = pq.read_table(pa.BufferReader(files[path]))
-    digits = table.column("latents.digit").to_numpy().copy()
-    digits[7] = (digits[7] + 1) % 10
-    table = table.set_column(table.column_names.index("latents.digit"), table.schema.field("latents.digit"), pa.array(digits))
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
-    files[path] = sink.getvalue().to_pybytes()
-    repo.branches["tampered"] = repo.add_commit(files)
+
+    def one_digit(digits: list[int]) -> list[int]:
+        digits[7] = (digits[7] + 1) % 10
+        return digits
+
+    tampered_branch(fake, "lab/poly", "tampered",
+                    lambda f: rewrite_parquet(f, "tiny/test-00000-of-00001.parquet", "latents.digit", one_digit))
     with pytest.raises(HubError, match=r"Column 'latents.digit' of 'test' .* differs from the data that was built"):
         mmbench.load("polymnist/tiny", source="hub", repo="lab/poly", revision="tampered", cache_dir=tmp_path / "c")
     assert not list((tmp_path / "c").rglob("dataset_info.json"))  # nothing half-converted left behind
