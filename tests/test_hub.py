@@ -267,6 +267,19 @@ def test_tampered_toy_data_is_refused(toy: Builder, fake: FakeHub, tmp_path: Pat
             mmbench.load("testing/toy-text/short", revision=column, **kw)
     with pytest.raises(HubError, match=r"artifact artifacts/vocabulary.json .* does not match its recorded sha256"):
         mmbench.load("testing/toy-text/short", revision="vocab", **kw)
+
+    def drop_tokens(files: dict[str, bytes]) -> None:
+        table = pq.read_table(pa.BufferReader(files[path])).drop_columns(["tokens"])
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        files[path] = sink.getvalue().to_pybytes()
+
+    tampered_branch(fake, "lab/toy", "no-tokens", drop_tokens)
+    tampered_branch(fake, "lab/toy", "no-train", lambda f: f.pop(path))
+    with pytest.raises(HubError, match=r"train-00000-of-00001.parquet of .* has no column\(s\) \['tokens'\]"):
+        mmbench.load("testing/toy-text/short", revision="no-tokens", **kw)
+    with pytest.raises(HubError, match=r"'train' split .* has no Parquet files"):
+        mmbench.load("testing/toy-text/short", revision="no-train", **kw)
     assert not [p for p in (tmp_path / "c").rglob("*") if p.is_file()]  # nothing half-converted left behind
 
 

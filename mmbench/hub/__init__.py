@@ -5,13 +5,16 @@
   YAML ``configs:`` block, features, licence, an ``mmbench:`` block with versions, config JSON,
   fingerprints and input checksums), so that plain ``datasets.load_dataset(DIR_OR_REPO, CONFIG)``
   reads it. Images become the ``datasets`` ``Image`` feature (PNG bytes, which the Hub viewer
-  shows), categorical latents ``ClassLabel``, every other column keeps its values exactly
-  (:mod:`~mmbench.hub.columns`: one codec per kind of column).
+  shows; images kept in a shared store too), string columns ``Value("string")``, token columns
+  integer sequences, categorical latents ``ClassLabel``, every other column keeps its values
+  exactly (:mod:`~mmbench.hub.columns`: one codec per column layout). Artifacts are files
+  ``<config>/artifacts/<name>``.
 * :func:`publish` (:mod:`~mmbench.hub.publishing`) uploads one config to a Hub dataset
   repository in a single commit, then tags that commit ``<config>-v<version>``.
 * :func:`load_from_hub` (:mod:`~mmbench.hub.loading`; ``mmbench.load(..., source="hub")``)
-  downloads a published config at a pinned revision, checks every column against the shard
-  hashes recorded when it was built, and opens it as an ordinary
+  downloads a published config at a pinned revision, rebuilds it through the core's writer
+  checking every shard of every column (and every artifact) against the hashes recorded when it
+  was built, and opens it as an ordinary
   :class:`~mmbench.core.dataset.Dataset` (memory-mapped, same API).
 
 The Hub client is made in one place, :func:`mmbench.hub.client.hub_client` (tests replace it).

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from mmbench.core.build import Part, finish_part, open_part, write_shard
-from mmbench.core.builder import INFO_FILE, RESOURCES_FILE, DatasetInfo, default_cache_dir
+from mmbench.core.builder import INFO_FILE, RESOURCES_FILE, DatasetInfo, Feature, default_cache_dir
 from mmbench.core.storage import (
     ARTIFACTS_DIR,
     atomic_write,
@@ -60,7 +60,9 @@ def load_from_hub(
     The files of the config at ``revision`` are downloaded once (into the Hugging Face cache),
     converted into an mmbench cache entry (``<cache>/_hub/<org>__<name>/<commit>/<config>/``),
     and every column is checked against the per-shard sha256 recorded when it was built: the
-    data is byte-identical to a local build of the same config and version.
+    data is byte-identical to a local build of the same config and version (string and token
+    columns in their layouts, artifacts restored; a column kept in a shared store by the build is
+    a plain column of its rows here, with the same split and content fingerprints).
 
     Args:
         dataset_id: ``name[/config][:x.y.z]``; no config: the card's default; a version and no
@@ -70,7 +72,7 @@ def load_from_hub(
         split: one split, or ``None`` for a dict of every published split.
 
     Example:
-        >>> ds = mmbench.load("polymnist/reference:1.0.0", source="hub", repo="my-lab/polymnist", split="test")
+        >>> ds = mmbench.load("polymnist/reference:1.0.1", source="hub", repo="my-lab/polymnist", split="test")
     """
     if source == "local":
         raise InvalidConfigError("repo= and revision= read a config published on the Hub: pass source='hub' too.")
@@ -209,7 +211,11 @@ def materialise(src: Path, root: Path, *, source: Mapping[str, str]) -> None:
         rows = sum(int(v["num_examples"]) for v in info.splits.values())
         with tqdm(total=rows, desc=f"hub {source.get('config', '')}", unit="row", disable=None) as bar:  # None: terminal only
             for split in list(info.splits):
-                written = _materialise_split(files[split], tmp / split, split, info, source=source, bar=bar)
+                try:
+                    written = _materialise_split(files[split], tmp / split, split, info, source=source, bar=bar)
+                except pa.ArrowException as exc:
+                    raise HubError(f"The published {split!r} split of {source} is unreadable or has other columns "
+                                   f"than mmbench exported ({exc}): the files were modified or corrupted.") from exc
                 info.splits[split] = {k: written[k] for k in ("num_examples", "fingerprint", "shards", "files")}
         _unstore(info)
         out = info.to_json()
@@ -238,10 +244,15 @@ def _restore_artifacts(src: Path, dest: Path, info: DatasetInfo, source: Mapping
         write_artifact(dest, name, data)
 
 
+def _unstored(features: Mapping[str, Feature]) -> dict[str, Feature]:
+    """The columns as read back: a store-backed column is a plain fixed column of its rows."""
+    return {name: dataclasses.replace(feat, store=None) for name, feat in features.items()}
+
+
 def _unstore(info: DatasetInfo) -> None:
     """Store-backed columns become plain fixed columns (their rows are in the split now). The
     stores stay recorded without a path (nothing to open; the content fingerprint is unchanged)."""
-    info.features = {name: dataclasses.replace(feat, store=None) for name, feat in info.features.items()}
+    info.features = _unstored(info.features)
     info.stores = {name: {k: v for k, v in record.items() if k != "path"} for name, record in info.stores.items()}
 
 
@@ -253,7 +264,7 @@ def _materialise_split(
     recorded = info.splits[split]
     shards = recorded["shards"]
     bounds = _shard_bounds(shards, int(recorded["num_examples"]), split, source)
-    features = {name: dataclasses.replace(feat, store=None) for name, feat in info.features.items()}
+    features = _unstored(info.features)
     kinds = {name: column_kind(name, feat, info) for name, feat in info.features.items()}
     stamp = {"config_fingerprint": info.config_fingerprint, "version": info.version}
     part = Part(f"hub {split}", dest, features, bounds, stamp)
@@ -294,9 +305,14 @@ def _shard_tables(files: Sequence[Path], bounds: Sequence[tuple[int, int]], colu
 
     if not files:
         raise HubError(f"The published {split!r} split of {source} has no Parquet files.")
-    batches = (b for path in files for b in pq.ParquetFile(path).iter_batches(batch_size=4096, columns=columns))
-    schema = pq.ParquetFile(files[0]).schema_arrow
-    schema = pa.schema([schema.field(name) for name in columns])
+    readers = [pq.ParquetFile(path) for path in files]
+    for path, reader in zip(files, readers, strict=True):
+        missing = [name for name in columns if name not in reader.schema_arrow.names]
+        if missing:
+            raise HubError(f"{path.name} of {source} has no column(s) {missing}: it was not written by mmbench export, "
+                           "or was modified.")
+    batches = (b for reader in readers for b in reader.iter_batches(batch_size=4096, columns=columns))
+    schema = pa.schema([readers[0].schema_arrow.field(name) for name in columns])
     pending = pa.Table.from_batches([], schema=schema)
     for start, stop in bounds:
         need = stop - start
