@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from mmbench.errors import InvalidConfigError, SubmissionError
+from mmbench.errors import SubmissionError
 from mmbench.registry import Registry
 
 if TYPE_CHECKING:
@@ -121,12 +121,11 @@ def kl_warmup(step: int, warmup_steps: int, *, start: float = 0.0, shape: str = 
         >>> [kl_warmup(s, 4) for s in (0, 1, 2, 4, 9)]
         [0.0, 0.25, 0.5, 1.0, 1.0]
     """
-    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
-        raise InvalidConfigError(f"warmup_steps must be a non-negative integer, got {warmup_steps!r}.")
-    if not 0.0 <= start <= 1.0:
-        raise InvalidConfigError(f"The warm-up start factor must be in [0, 1], got {start!r}.")
-    if shape not in WARMUP_SHAPES:
-        raise InvalidConfigError(f"Unknown warm-up shape {shape!r}; choose one of {WARMUP_SHAPES}.")
+    from mmbench.core.config import check_choice, check_int, check_number
+
+    check_int("warmup_steps", warmup_steps, low=0)
+    check_number("The warm-up start factor", start, low=0.0, high=1.0)
+    check_choice("The warm-up shape", shape, WARMUP_SHAPES)
     if warmup_steps == 0:
         return 1.0
     t = min(max(step, 0), warmup_steps) / warmup_steps

@@ -138,9 +138,9 @@ def test_balanced_assignment() -> None:
 
 # ============================================================================ configs
 @pytest.mark.parametrize(("changes", "match"), [
-    ({"beta": 0.0}, r"beta must be a finite number > 0, got 0\.0"),
+    ({"beta": 0.0}, r"VAEConfig.beta must be > 0\.0, got 0\.0"),
     ({"beta": -1}, "beta must be"),
-    ({"beta": float("nan")}, "beta must be"),
+    ({"beta": float("nan")}, "beta must be finite"),
     ({"kind": "mopo"}, "Did you mean 'mopoe'"),
     ({"kind": "mopoe", "private_dim": 4}, "MMVAE\\+ needs a private latent"),
     ({"kind": "mmvaeplus"}, "private_dim"),
@@ -148,7 +148,7 @@ def test_balanced_assignment() -> None:
     ({"kind": "mopoe", "objective": "dreg"}, "MMVAE's original objective"),
     ({"kind": "mmvae", "subsets": [["m0"]]}, "Remove subsets"),
     ({"kind": "mvae", "num_samples": 5}, "num_samples=5 needs objective"),
-    ({"kind": "mopoe", "likelihood": "bernoulli"}, "Unknown likelihood 'bernoulli'"),
+    ({"kind": "mopoe", "likelihood": "bernoulli"}, r"likelihood must be one of \['gaussian', 'laplace'\], got 'bernoulli'"),
     ({"kind": "mopoe", "networks": "resnet18"}, "Did you mean 'resnet'"),
 ])
 def test_bad_configs_are_refused(changes: dict, match: str) -> None:

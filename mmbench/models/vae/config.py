@@ -37,12 +37,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mmbench.core.config import check_choice, check_int, check_number
 from mmbench.errors import InvalidConfigError, did_you_mean
-from mmbench.models.vae.distributions import check_family
+from mmbench.models.vae.distributions import FAMILIES
 from mmbench.models.vae.networks import NETWORKS
 from mmbench.registry import Registry
 
@@ -54,14 +54,12 @@ PRIOR_EXPERT = ("all", "full", "none")
 _OPTIMIZERS = ("adam", "amsgrad")
 
 
-def _positive_int(name: str, value: Any, *, zero: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if zero else 1):
-        raise InvalidConfigError(f"VAEConfig.{name} must be a {'non-negative' if zero else 'positive'} integer, got {value!r}.")
+def _count(name: str, value: Any, *, zero: bool = False) -> None:
+    check_int(f"VAEConfig.{name}", value, low=0 if zero else 1)
 
 
-def _positive_number(owner: str, name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise InvalidConfigError(f"{owner}.{name} must be a finite number > 0, got {value!r}.")
+def _positive(owner: str, name: str, value: Any) -> None:
+    check_number(f"{owner}.{name}", value, low=0.0, open_low=True)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -128,23 +126,21 @@ class VAEConfig:
         self.validate()
 
     def validate(self) -> None:
-        if self.kind not in KINDS:
-            raise InvalidConfigError(f"Unknown VAE kind {self.kind!r}.{did_you_mean(str(self.kind), KINDS)} Choose one of {KINDS}.")
-        if self.objective not in OBJECTIVES:
-            raise InvalidConfigError(f"Unknown objective {self.objective!r}.{did_you_mean(str(self.objective), OBJECTIVES)} Choose one of {OBJECTIVES}.")
+        check_choice("VAEConfig.kind", self.kind, KINDS)
+        check_choice("VAEConfig.objective", self.objective, OBJECTIVES)
         if self.objective != "elbo" and self.kind != "mmvae":
             raise InvalidConfigError(
                 f"objective={self.objective!r} is MMVAE's original objective (Shi et al. 2019); kind={self.kind!r} "
                 "trains with objective='elbo'."
             )
-        _positive_int("latent_dim", self.latent_dim)
-        _positive_int("private_dim", self.private_dim, zero=True)
-        _positive_int("kl_warmup_steps", self.kl_warmup_steps, zero=True)
-        _positive_int("num_samples", self.num_samples)
-        _positive_number("VAEConfig", "beta", self.beta)
-        _positive_number("VAEConfig", "likelihood_scale", self.likelihood_scale)
-        check_family(self.likelihood, "likelihood")
-        check_family(self.posterior, "posterior")
+        for name in ("latent_dim", "num_samples"):
+            _count(name, getattr(self, name))
+        for name in ("private_dim", "kl_warmup_steps"):
+            _count(name, getattr(self, name), zero=True)
+        _positive("VAEConfig", "beta", self.beta)
+        _positive("VAEConfig", "likelihood_scale", self.likelihood_scale)
+        check_choice("VAEConfig.likelihood", self.likelihood, FAMILIES)
+        check_choice("VAEConfig.posterior", self.posterior, FAMILIES)
         if (self.kind == "mmvaeplus") != (self.private_dim > 0):
             raise InvalidConfigError(
                 f"private_dim={self.private_dim} with kind={self.kind!r}: MMVAE+ needs a private latent "
@@ -162,20 +158,18 @@ class VAEConfig:
             )
         if self.subsets is not None and not self.subsets:
             raise InvalidConfigError("VAEConfig.subsets is empty; name at least one subset (or None for the kind's default).")
-        if self.prior_expert is not None and self.prior_expert not in PRIOR_EXPERT:
-            raise InvalidConfigError(f"VAEConfig.prior_expert must be one of {PRIOR_EXPERT} or None, got {self.prior_expert!r}.")
+        if self.prior_expert is not None:
+            check_choice("VAEConfig.prior_expert", self.prior_expert, PRIOR_EXPERT)
         if self.unimodal_elbos and self.kind != "mvae":
             raise InvalidConfigError(f"unimodal_elbos is MVAE's sub-sampling heuristic; kind={self.kind!r} does not use it.")
         if self.num_samples > 1 and self.objective == "elbo":
             raise InvalidConfigError(f"num_samples={self.num_samples} needs objective='iwae' or 'dreg' (kind 'mmvae'); the ELBO uses one sample.")
-        if self.networks not in NETWORKS:
-            raise InvalidConfigError(f"Unknown VAE networks {self.networks!r}.{did_you_mean(str(self.networks), NETWORKS)} Choose one of {NETWORKS}.")
-        if self.channels is not None:
-            _positive_int("channels", self.channels)
-        if self.hidden_dim is not None:
-            _positive_int("hidden_dim", self.hidden_dim)
+        check_choice("VAEConfig.networks", self.networks, NETWORKS)
+        for name in ("channels", "hidden_dim"):
+            if getattr(self, name) is not None:
+                _count(name, getattr(self, name))
         for h in self.hidden:
-            _positive_int("hidden", h)
+            _count("hidden", h)
 
     @property
     def prior_expert_rule(self) -> str:
@@ -237,11 +231,9 @@ class VAERecipe:
     reference: str = ""
 
     def __post_init__(self) -> None:
-        _positive_number("VAERecipe", "lr", self.lr)
-        if self.optimizer not in _OPTIMIZERS:
-            raise InvalidConfigError(f"VAERecipe.optimizer must be one of {_OPTIMIZERS}, got {self.optimizer!r}.")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise InvalidConfigError(f"VAERecipe.batch_size must be a positive integer, got {self.batch_size!r}.")
+        _positive("VAERecipe", "lr", self.lr)
+        check_choice("VAERecipe.optimizer", self.optimizer, _OPTIMIZERS)
+        check_int("VAERecipe.batch_size", self.batch_size, low=1)
 
     def steps_for(self, num_train_examples: int) -> int:
         """Optimiser steps of the recipe on a training split of ``num_train_examples`` (drop_last epochs)."""

@@ -52,13 +52,6 @@ _LOG_2PI = math.log(2.0 * math.pi)
 _LOG_2 = math.log(2.0)
 
 
-def check_family(family: str, what: str = "family") -> str:
-    """``family`` if it is one of :data:`FAMILIES`, else :class:`InvalidConfigError`."""
-    if family not in FAMILIES:
-        raise InvalidConfigError(f"Unknown {what} {family!r}.{did_you_mean(str(family), FAMILIES)} Choose one of {FAMILIES}.")
-    return family
-
-
 def log_prob(family: str, x: Tensor, loc: Tensor, scale: Tensor | float) -> Tensor:
     """Element-wise log-density of ``x`` (no reduction; broadcasting as torch)."""
     if family == "gaussian":

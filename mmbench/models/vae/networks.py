@@ -26,7 +26,8 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmbench.errors import InvalidConfigError, did_you_mean
+from mmbench.core.config import check_choice
+from mmbench.errors import InvalidConfigError
 
 __all__ = ["NETWORKS", "VAEDecoder", "VAEEncoder", "build_decoder", "build_encoder"]
 
@@ -162,7 +163,8 @@ def _trunk(kind: str, shape: tuple[int, ...], *, channels: int | None, hidden: S
     if kind == "mlp":
         widths = [math.prod(shape), *hidden]
         return nn.Sequential(nn.Flatten(), _mlp(widths, last_act=True)), widths[-1]
-    raise InvalidConfigError(f"Unknown VAE networks {kind!r}.{did_you_mean(str(kind), NETWORKS)} Choose one of {NETWORKS}.")
+    check_choice("VAE networks", kind, NETWORKS)
+    raise AssertionError(kind)  # unreachable: NETWORKS are handled above
 
 
 class VAEDecoder(nn.Module):
@@ -179,7 +181,8 @@ class VAEDecoder(nn.Module):
         elif kind == "mlp":
             self.net = _mlp([latent_dim, *reversed(tuple(hidden)), math.prod(self.shape)], last_act=False)
         else:
-            raise InvalidConfigError(f"Unknown VAE networks {kind!r}.{did_you_mean(str(kind), NETWORKS)} Choose one of {NETWORKS}.")
+            check_choice("VAE networks", kind, NETWORKS)
+            raise AssertionError(kind)  # unreachable
 
     def forward(self, z: Tensor) -> Tensor:
         return self.net(z).reshape(-1, *self.shape)
