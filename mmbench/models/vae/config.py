@@ -42,13 +42,15 @@ from typing import Any
 
 from mmbench.core.config import check_choice, check_int, check_number
 from mmbench.errors import InvalidConfigError, did_you_mean
-from mmbench.models.vae.distributions import FAMILIES
-from mmbench.models.vae.networks import NETWORKS
 from mmbench.registry import Registry
 
-__all__ = ["KINDS", "OBJECTIVES", "VAE_RECIPES", "VAEConfig", "VAERecipe"]
+__all__ = ["FAMILIES", "KINDS", "NETWORKS", "OBJECTIVES", "VAE_RECIPES", "VAEConfig", "VAERecipe"]
 
 KINDS = ("mvae", "mmvae", "mopoe", "mmvaeplus")
+#: Latent and likelihood distribution families.
+FAMILIES = ("gaussian", "laplace")
+#: Encoder/decoder networks (:mod:`.networks`).
+NETWORKS = ("conv", "resnet", "mlp")
 OBJECTIVES = ("elbo", "iwae", "dreg")
 PRIOR_EXPERT = ("all", "full", "none")
 _OPTIMIZERS = ("adam", "amsgrad")

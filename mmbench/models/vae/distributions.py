@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from mmbench.errors import InvalidConfigError, did_you_mean
+from mmbench.models.vae.config import FAMILIES
 
 __all__ = [
     "FAMILIES",
@@ -42,7 +43,6 @@ __all__ = [
     "subset_mask",
 ]
 
-FAMILIES = ("gaussian", "laplace")
 #: Added to every parameterised scale. The reference MMVAE+ code adds 1e-20 to its softmax scales;
 #: 1e-6 keeps ``|z − loc| / scale`` finite in float32 when a softmax coordinate underflows.
 SCALE_EPS = 1e-6

@@ -28,10 +28,10 @@ from torch import Tensor, nn
 
 from mmbench.core.config import check_choice
 from mmbench.errors import InvalidConfigError
+from mmbench.models.vae.config import NETWORKS
 
 __all__ = ["NETWORKS", "VAEDecoder", "VAEEncoder", "build_decoder", "build_encoder"]
 
-NETWORKS = ("conv", "resnet", "mlp")
 _RES_SCALE = 0.1
 _SLOPE = 0.2
 
