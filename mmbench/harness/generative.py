@@ -41,6 +41,7 @@ __all__ = [
     "GENERATIVE_METRICS",
     "DigitClassifiers",
     "coherence_conditional",
+    "coherence_from_predictions",
     "coherence_matrix",
     "coherence_unconditional",
     "log_likelihood",
@@ -220,16 +221,31 @@ def coherence_conditional(generations: Mapping[str, Any], labels: Any, classifie
     mods = tuple(modalities) if modalities is not None else tuple(classifiers.models)
     subs = _subsets(subsets, mods)
     y = np.asarray(labels).reshape(-1)
-    targets = tuple(generations)
-    for t in targets:
+    for t in generations:
         shape = np.shape(generations[t])
         if len(shape) < 2 or shape[0] != len(subs) or shape[1] != len(y):
             raise InvalidConfigError(
                 f"Generations of {t!r} have shape {shape}; expected ({len(subs)} subsets, {len(y)} examples, ...)."
             )
-    predictions = {t: classifiers.predict(t, generations[t], batch_size=batch_size) for t in targets}
+    predictions = {t: classifiers.predict(t, g, batch_size=batch_size) for t, g in generations.items()}
+    return coherence_from_predictions(predictions, y, classifiers, subsets=subs, modalities=mods)
+
+
+def coherence_from_predictions(predictions: Mapping[str, np.ndarray], labels: Any, classifiers: DigitClassifiers, *,
+                               subsets: Sequence[Sequence[str]], modalities: Sequence[str]) -> dict[str, Any]:
+    """:func:`coherence_conditional` from predicted digits ``predictions[target]`` (``[S, n]``).
+
+    The streaming form: generate and classify one data batch at a time (``classifiers.predict``),
+    concatenate the predictions along the examples axis, and score once — the generations of a
+    whole test split never need to be held in memory.
+    """
+    mods = tuple(modalities)
+    subs = _subsets(subsets, mods)
+    y = np.asarray(labels).reshape(-1)
     acc = coherence_matrix(predictions, y)
-    out = summarize_coherence(acc, subs, targets, mods)
+    if acc.shape[0] != len(subs):
+        raise InvalidConfigError(f"Predictions cover {acc.shape[0]} subsets, but {len(subs)} subsets were named.")
+    out = summarize_coherence(acc, subs, tuple(predictions), mods)
     out.update({"chance": 1.0 / classifiers.num_classes, "num_examples": len(y), "classifiers": classifiers.provenance()})
     return out
 

@@ -18,6 +18,7 @@ from mmbench.harness.generative import (
     GENERATIVE_METRICS,
     DigitClassifiers,
     coherence_conditional,
+    coherence_from_predictions,
     coherence_unconditional,
     log_likelihood,
     log_mean_exp,
@@ -124,6 +125,18 @@ def test_oracle_generators_on_polymnist(polymnist: dict) -> None:
     rand = coherence_conditional(shuffled, y, clf, subsets=SUBSETS, modalities=MODS)
     for key in ("leave_one_out", "pairwise"):
         assert abs(rand[key] - 0.1) < 0.06, (key, rand[key])
+
+
+def test_streamed_predictions_score_as_the_one_shot_call(polymnist: dict) -> None:
+    test, clf = polymnist["test"], polymnist["clf"]
+    model = build_vae(VAE_RECIPES.get("mopoe-tiny").model, polymnist["modalities"], seed=0)
+    gen = torch.Generator().manual_seed(0)
+    parts = [model.generate_subsets({m: test[m][i : i + 50] for m in MODS}, generator=gen, batch_size=16) for i in (0, 50, 100)]
+    assert parts[0]["m0"].shape == (7, 50, 3, 28, 28) and parts[2]["m0"].shape == (7, 20, 3, 28, 28)
+    whole = {t: torch.cat([p[t] for p in parts], dim=1) for t in MODS}
+    preds = {t: np.concatenate([clf.predict(t, p[t]) for p in parts], axis=1) for t in MODS}
+    streamed = coherence_from_predictions(preds, test["latents.digit"], clf, subsets=SUBSETS, modalities=MODS)
+    assert streamed == coherence_conditional(whole, test["latents.digit"], clf, subsets=SUBSETS, modalities=MODS)
 
 
 # ============================================================================ unconditional coherence

@@ -334,8 +334,8 @@ class MultimodalVAE(nn.Module):
     @torch.no_grad()
     def generate_subsets(self, batch: Mapping[str, Any], *, subsets: Sequence[Sequence[str]] | None = None,
                          targets: Sequence[str] | None = None, generator: torch.Generator | None = None,
-                         alpha: float = 1.0) -> dict[str, Tensor]:
-        """Conditional generation from every subset in one batched pass.
+                         alpha: float = 1.0, batch_size: int = 512) -> dict[str, Tensor]:
+        """Conditional generation from every subset in one batched pass (per chunk of examples).
 
         Args:
             batch: the columns of every modality named in ``subsets``.
@@ -343,24 +343,28 @@ class MultimodalVAE(nn.Module):
             targets: modalities to generate (default: all).
             generator: the random stream (on the model's device).
             alpha: MMVAE+: scale of the prior missing private latents are drawn from.
+            batch_size: examples per pass (each pass decodes ``S × batch_size`` latents).
 
         Returns:
-            target → ``[S, n, *shape]`` generations (CPU, the data's type).
+            target → ``[S, n, *shape]`` generations (CPU, the data's type). For a whole test split,
+            call it per data batch and classify each batch's generations as they come.
         """
         subsets = enumerate_subsets(self.modality_names) if subsets is None else [self.check_modalities(s, "source modality") for s in subsets]
         if not subsets or any(len(s) == 0 for s in subsets):
             raise InvalidConfigError("generate_subsets needs non-empty subsets of the model's modalities.")
         targets = self.check_modalities(self.modality_names if targets is None else targets, "target modality")
         used = tuple(m for m in self.modality_names if any(m in s for s in subsets))
+        n = len(batch[used[0]])
+        chunks: dict[str, list[Tensor]] = {t: [] for t in targets}
         with _eval_mode(self):
-            inputs = {m: self.prepare(batch, m) for m in used}
-            ex = self.experts(inputs, used)
-            z = self._posterior_draw(ex, subsets, generator)  # [S, B, D]
-            out = {}
-            for t in targets:
-                latent = self._with_private(z, ex, subsets, t, generator, alpha)
-                out[t] = self.to_data(self.decode(latent, t), t).cpu()
-        return out
+            for i in range(0, n, batch_size):
+                inputs = {m: self.prepare({m: batch[m][i : i + batch_size]}, m) for m in used}
+                ex = self.experts(inputs, used)
+                z = self._posterior_draw(ex, subsets, generator)  # [S, B, D]
+                for t in targets:
+                    latent = self._with_private(z, ex, subsets, t, generator, alpha)
+                    chunks[t].append(self.to_data(self.decode(latent, t), t).cpu())
+        return {t: torch.cat(c, dim=1) for t, c in chunks.items()}
 
     def _posterior_draw(self, ex: Experts, subsets: Sequence[Sequence[str]], generator: torch.Generator | None) -> Tensor:
         """One draw ``[S, B, D]`` of each subset's posterior (PoE, or the uniform mixture of its members)."""
