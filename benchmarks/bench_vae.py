@@ -13,11 +13,15 @@ mmbench computes all subset posteriors in one masked ``einsum`` and every KL in 
 Steps of the two loops are interleaved (A, B, A, B, ...) so that a shared, loaded machine slows
 both alike; the figure is the median seconds per step. ``--part objective`` times only what
 differs (the posterior fusion, KL and sampling, forward + backward) on random encoder outputs.
+``--part coherence`` times the coherence evaluation (every subset → every target, generated and
+classified): ``generate_subsets`` + one classifier pass per target against the reference's loop
+(decode and classify each subset and target separately); untrained weights, same work.
 
 Usage::
 
     python benchmarks/bench_vae.py                          # CPU (or CUDA), 6 timed steps each
     python benchmarks/bench_vae.py --steps 10 --threads 2 --channels-last --json out.json
+    python benchmarks/bench_vae.py --part coherence --coherence-n 1024
 """
 
 from __future__ import annotations
@@ -133,6 +137,53 @@ def objective_only(kind: str, mu: torch.Tensor, lv: torch.Tensor, mask: torch.Te
     return kl + rsample("gaussian", loc[assign, b], scale[assign, b]).sum()
 
 
+# ============================================================================ coherence evaluation
+@torch.no_grad()
+def reference_coherence(model, x: dict, classifiers) -> dict:
+    """Predicted digits of every (subset, target), the way the MoPoE reference evaluates: fuse the
+    subsets in a Python loop, then decode and classify each subset and target separately."""
+    batch, dim = x[MODS[0]].shape[0], model.config.latent_dim
+    mus, logvars = {}, {}
+    for m in MODS:
+        mus[m], logvars[m] = model.encoders[m].head(model.encoders[m].trunk(x[m].float() / 255.0)).chunk(2, dim=-1)
+    subsets = [s for k in range(1, len(MODS) + 1) for s in itertools.combinations(MODS, k)]
+    s_mus, s_logvars = _subset_fusion(mus, logvars, subsets, batch, dim, x[MODS[0]].device)
+    preds: dict = {t: [] for t in MODS}
+    for k in range(len(subsets)):
+        z = s_mus[k] + torch.randn_like(s_mus[k]) * torch.exp(0.5 * s_logvars[k])
+        for t in MODS:
+            img = model.decoders[t](z).clamp(0, 1).mul(255).round().to(torch.uint8)
+            preds[t].append(classifiers.models[t](img).argmax(-1))
+    return {t: torch.stack(p) for t, p in preds.items()}
+
+
+@torch.no_grad()
+def mmbench_coherence(model, x: dict, classifiers) -> dict:
+    gens = model.generate_subsets(x, batch_size=len(x[MODS[0]]))
+    return {t: classifiers.predict(t, gens[t]) for t in MODS}
+
+
+def run_coherence(args: argparse.Namespace, dev: torch.device, sync: Callable[[], None]) -> dict:
+    from mmbench.harness.generative import DigitClassifiers
+    from mmbench.models.classifiers import build_classifier
+
+    torch.manual_seed(0)
+    specs = {m: {"shape": (3, 28, 28), "dtype": "uint8"} for m in MODS}
+    model = build_vae(VAE_RECIPES.get("mopoe-polymnist").model, specs, seed=0, device=dev).eval()
+    clf = DigitClassifiers(models={m: build_classifier().to(dev).eval() for m in MODS}, id="untrained-digit-cnn-v1", device=str(dev))
+    g = torch.Generator().manual_seed(1)
+    data = {m: torch.randint(0, 256, (args.coherence_n, 3, 28, 28), dtype=torch.uint8, generator=g).to(dev) for m in MODS}
+    starts = range(0, args.coherence_n, args.eval_batch)
+    batch_at = lambda i: {m: v[starts[i] : starts[i] + args.eval_batch] for m, v in data.items()}  # noqa: E731
+    times = _interleaved({"reference_loop": lambda s: reference_coherence(model, batch_at(s - 1), clf),
+                          "mmbench": lambda s: mmbench_coherence(model, batch_at(s - 1), clf)}, len(starts), 0, sync)
+    total = {k: sum(v) for k, v in times.items()}
+    return {"tuples": args.coherence_n, "eval_batch": args.eval_batch, "subsets": 31, "targets": 5,
+            "wall_seconds": {k: round(v, 2) for k, v in total.items()},
+            "seconds_per_10k_tuples": {k: round(v * 10_000 / args.coherence_n, 1) for k, v in total.items()},
+            "speedup": round(total["reference_loop"] / total["mmbench"], 2)}
+
+
 # ============================================================================ runner
 def _interleaved(fns: dict[str, Callable[[int], object]], steps: int, warmup: int, sync: Callable[[], None]) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {k: [] for k in fns}
@@ -169,6 +220,8 @@ def run(args: argparse.Namespace) -> dict:
             "mmbench": lambda s: mmbench_step(ours, xs, opt_ours, s),
         }, args.steps, args.warmup, sync)
         out["train_step"] = _summary(times, "mmbench", "reference_loop")
+    if args.part == "coherence":
+        out["coherence_eval"] = run_coherence(args, dev, sync)
     if args.part in ("objective", "both"):
         mu = torch.randn(5, args.batch, recipe.model.latent_dim, device=dev, requires_grad=True)
         lv = (0.1 * torch.randn(5, args.batch, recipe.model.latent_dim, device=dev)).requires_grad_()
@@ -202,7 +255,10 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--steps", type=int, default=6, help="timed steps per loop (interleaved)")
     ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--part", choices=["step", "objective", "both"], default="both")
+    ap.add_argument("--part", choices=["step", "objective", "both", "coherence"], default="both",
+                    help="train step and objective (both), or the coherence evaluation of all subsets")
+    ap.add_argument("--coherence-n", type=int, default=1024, help="tuples generated and classified (--part coherence)")
+    ap.add_argument("--eval-batch", type=int, default=256, help="tuples per evaluation batch (--part coherence)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--channels-last", action="store_true", help="mmbench's model in channels_last memory format")

@@ -97,10 +97,16 @@ class DigitClassifiers:
         """What a result records: id, per-modality sha256 and accuracy."""
         return {"id": self.id, "sha256": dict(self.sha256), "accuracy": dict(self.accuracy)}
 
-    def predict(self, modality: str, images: Any, *, batch_size: int = 4096) -> np.ndarray:
-        """Predicted digits of images ``(..., C, H, W)`` (uint8, or floats in [0, 1]) → ``(...)`` int64."""
+    def predict(self, modality: str, images: Any, *, batch_size: int | None = None) -> np.ndarray:
+        """Predicted digits of images ``(..., C, H, W)`` (uint8, or floats in [0, 1]) → ``(...)`` int64.
+
+        ``batch_size`` defaults to 64 images per pass on a CPU (activations stay in cache: measured
+        about twice as fast per image as 512 for digit-cnn-v1) and 8,192 on an accelerator.
+        """
         import torch
 
+        if batch_size is None:
+            batch_size = 64 if torch.device(self.device).type == "cpu" else 8192
         if modality not in self.models:
             raise MMBenchError(
                 f"No digit classifier for modality {modality!r} ({self.id}); it has {sorted(self.models)}."
@@ -198,7 +204,7 @@ def _mean_or_none(values: Sequence[float | None]) -> float | None:
                              main_key="leave_one_out", range=(0.0, 1.0))
 def coherence_conditional(generations: Mapping[str, Any], labels: Any, classifiers: DigitClassifiers, *,
                           subsets: Sequence[Sequence[str]], modalities: Sequence[str] | None = None,
-                          batch_size: int = 4096) -> dict[str, Any]:
+                          batch_size: int | None = None) -> dict[str, Any]:
     """Conditional coherence of generations from every subset, classified in one pass per target.
 
     Args:
@@ -208,7 +214,7 @@ def coherence_conditional(generations: Mapping[str, Any], labels: Any, classifie
         classifiers: the dataset's digit classifiers.
         subsets: the conditioning subsets, in the order of the generations' first axis.
         modalities: all modalities of the model (default: the classifiers').
-        batch_size: classifier batch size.
+        batch_size: classifier batch size (default: :meth:`DigitClassifiers.predict`'s).
 
     Returns:
         ``leave_one_out``, ``leave_one_out_per_target``, ``pairwise``, ``by_num_inputs``,
@@ -254,7 +260,7 @@ def coherence_from_predictions(predictions: Mapping[str, np.ndarray], labels: An
 @GENERATIVE_METRICS.register("coherence_unconditional", higher_is_better=True, needs="prior_samples",
                              main_key="coherence", range=(0.0, 1.0))
 def coherence_unconditional(samples: Mapping[str, Any], classifiers: DigitClassifiers, *,
-                            batch_size: int = 4096) -> dict[str, Any]:
+                            batch_size: int | None = None) -> dict[str, Any]:
     """Fraction of prior samples whose generated modalities all get the same predicted digit.
 
     Args:
