@@ -150,6 +150,7 @@ def test_balanced_assignment() -> None:
     ({"kind": "mvae", "num_samples": 5}, "num_samples=5 needs objective"),
     ({"kind": "mopoe", "likelihood": "bernoulli"}, r"likelihood must be one of \['gaussian', 'laplace'\], got 'bernoulli'"),
     ({"kind": "mopoe", "networks": "resnet18"}, "Did you mean 'resnet'"),
+    ({"kind": "mopoe", "learn_prior": True}, "prior expert"),
 ])
 def test_bad_configs_are_refused(changes: dict, match: str) -> None:
     base = {"kind": "mopoe", "latent_dim": 4}

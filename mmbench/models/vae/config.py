@@ -162,6 +162,11 @@ class VAEConfig:
             raise InvalidConfigError("VAEConfig.subsets is empty; name at least one subset (or None for the kind's default).")
         if self.prior_expert is not None:
             check_choice("VAEConfig.prior_expert", self.prior_expert, PRIOR_EXPERT)
+        if self.learn_prior and self.kind in ("mvae", "mopoe"):
+            raise InvalidConfigError(
+                f"learn_prior is Shi et al.'s learned prior of the mixture models; kind={self.kind!r} multiplies its "
+                "experts by the N(0, I) prior expert, which a learned prior would contradict. Use kind='mmvae' or 'mmvaeplus'."
+            )
         if self.unimodal_elbos and self.kind != "mvae":
             raise InvalidConfigError(f"unimodal_elbos is MVAE's sub-sampling heuristic; kind={self.kind!r} does not use it.")
         if self.num_samples > 1 and self.objective == "elbo":
