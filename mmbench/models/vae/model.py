@@ -125,9 +125,9 @@ class MultimodalVAE(nn.Module):
             m: build_decoder(cfg.networks, s.shape, cfg.latent_dim + cfg.private_dim, **net_kw) for m, s in self.specs.items()})
         self.subsets = self._resolve_subsets(cfg)
         self.register_buffer("subset_mask", subset_mask(self.subsets, self.modality_names), persistent=False)
-        self.register_buffer("prior_expert", self._prior_expert_flags(self.subsets), persistent=False)
+        self.register_buffer("prior_expert", self.prior_expert_flags(self.subsets), persistent=False)
         # Learned scales: the prior's (Shi et al.'s --learn-prior) and MMVAE+'s auxiliary priors.
-        self.prior_logits = nn.Parameter(torch.zeros(cfg.latent_dim), requires_grad=cfg.learn_prior) if cfg.learn_prior else None
+        self.prior_logits = nn.Parameter(torch.zeros(cfg.latent_dim)) if cfg.learn_prior else None
         use_aux = cfg.kind == "mmvaeplus" and cfg.aux_prior
         self.aux_log_scale = nn.Parameter(torch.zeros(len(self.specs), cfg.private_dim)) if use_aux else None
 
@@ -143,7 +143,8 @@ class MultimodalVAE(nn.Module):
             return enumerate_subsets(mods)
         return tuple((m,) for m in mods)
 
-    def _prior_expert_flags(self, subsets: Sequence[Sequence[str]]) -> Tensor:
+    def prior_expert_flags(self, subsets: Sequence[Sequence[str]]) -> Tensor:
+        """``[S]`` 1.0 where subset ``s`` is multiplied by the ``N(0, I)`` prior expert (the config's rule)."""
         rule = self.config.prior_expert_rule
         full = len(self.modality_names)
         return torch.tensor([1.0 if rule == "all" or (rule == "full" and len(s) == full) else 0.0 for s in subsets])
@@ -233,7 +234,7 @@ class MultimodalVAE(nn.Module):
         """Gaussian products of experts of ``subsets`` (default: the model's), ``[S, B, D]`` each."""
         subsets = self.subsets if subsets is None else subsets
         mask = subset_mask(subsets, ex.modalities, device=ex.loc.device)
-        return product_of_experts(mask, ex.loc, ex.scale, prior_expert=self._prior_expert_flags(subsets).to(ex.loc.device))
+        return product_of_experts(mask, ex.loc, ex.scale, prior_expert=self.prior_expert_flags(subsets).to(ex.loc.device))
 
     def decode(self, z: Tensor, modality: str, *, amp: bool = False, rows: int | None = None) -> Tensor:
         """Decoder mean of ``modality`` for latents ``[..., D (+ Dw)]`` → ``[..., *shape]`` (float32).

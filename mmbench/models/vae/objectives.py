@@ -100,7 +100,7 @@ def _unimodal_elbos(model: MultimodalVAE, inputs: Mapping[str, Tensor], loc: Ten
     """MVAE's sub-sampled terms: for every ``m``, ``−log p(x_m|z_m)`` and ``KL(q({m}) ‖ p)``, summed over ``m``."""
     mods = model.modality_names
     eye = torch.eye(len(mods), device=loc.device)
-    flags = model._prior_expert_flags([(m,) for m in mods]).to(loc.device)
+    flags = model.prior_expert_flags([(m,) for m in mods]).to(loc.device)
     uloc, uscale = product_of_experts(eye, loc, scale, prior_expert=flags)  # [M, B, D]
     z = rsample("gaussian", uloc, uscale, generator=generator)
     rec = -sum(model.log_likelihood(inputs[m], model.decode(z[i], m, amp=amp)) for i, m in enumerate(mods))
@@ -186,7 +186,7 @@ def log_importance_weights(model: MultimodalVAE, inputs: Mapping[str, Tensor], *
     k, batch = num_samples, ex.loc.shape[1]
     if model.config.aggregation == "poe":
         full = torch.ones(1, len(mods), device=ex.loc.device)
-        flags = model._prior_expert_flags([mods]).to(ex.loc.device)
+        flags = model.prior_expert_flags([mods]).to(ex.loc.device)
         loc, scale = (t[0] for t in product_of_experts(full, ex.loc, ex.scale, prior_expert=flags))
         z = rsample("gaussian", loc, scale, generator=generator, sample_shape=(k,))  # [K, B, D]
         log_w = _prior_log_prob(model, z) - log_prob("gaussian", z, loc, scale).sum(-1)
