@@ -195,7 +195,11 @@ class MultimodalVAE(nn.Module):
         if not isinstance(batch, Mapping) or modality not in batch:
             raise SubmissionError(f"The batch has no column {modality!r}; it holds {list(batch) if isinstance(batch, Mapping) else type(batch).__name__}.")
         x = batch[modality]
-        t = x if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x))
+        if isinstance(x, Tensor):
+            t = x
+        else:
+            arr = np.asarray(x)
+            t = torch.from_numpy(arr if arr.flags.writeable else arr.copy())  # memory-mapped columns are read-only
         expected = self.specs[modality].shape
         if tuple(t.shape[1:]) != expected:
             raise SubmissionError(
