@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from mmbench.errors import SubmissionError
+from mmbench.errors import InvalidConfigError, SubmissionError
 from mmbench.registry import Registry
 
 if TYPE_CHECKING:
@@ -49,7 +49,9 @@ __all__ = [
     "ModelFamily",
     "Trainable",
     "as_trainable",
+    "checkpoint_meta",
     "kl_warmup",
+    "rebuild",
     "step_generator",
 ]
 
@@ -85,7 +87,8 @@ class ModelFamily:
 
     Args:
         name: registry name, recorded in checkpoints.
-        build: ``build(config, modalities, *, dataset_id="")`` → a :class:`Trainable` on the CPU;
+        build: ``build(config, modalities, *, dataset_id="", seed=None)`` → a :class:`Trainable` on
+            the CPU, initialised from ``seed`` (``None``: the family's default);
             ``config`` is :meth:`Trainable.model_config`'s JSON, ``modalities`` maps each modality
             to its per-example shape or to a ``{"shape": ..., "dtype": ...}`` spec.
         description: one line for listings.
@@ -188,13 +191,17 @@ class ContrastiveTrainable:
         return self.model.config.to_dict()
 
 
-def _build_contrastive(config: Mapping[str, Any], modalities: Mapping[str, Any], *, dataset_id: str = "") -> ContrastiveTrainable:
-    """Rebuild a contrastive model from its ``TrainConfig`` dict (seeded by ``config["seed"]``)."""
+def _build_contrastive(config: Mapping[str, Any], modalities: Mapping[str, Any], *, dataset_id: str = "",
+                       seed: int | None = None) -> ContrastiveTrainable:
+    """Rebuild a contrastive model from its ``TrainConfig`` dict (initialised from ``config["seed"]``;
+    ``seed``, when given, must equal it)."""
     import torch
 
     from mmbench.models.train import ContrastiveModel, TrainConfig
 
     cfg = TrainConfig.from_dict(config)
+    if seed is not None and seed != cfg.seed:
+        raise InvalidConfigError(f"A contrastive model is seeded by its TrainConfig (seed={cfg.seed}); got seed={seed}.")
     shapes = {m: tuple(spec["shape"]) if isinstance(spec, Mapping) else tuple(spec) for m, spec in modalities.items()}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
@@ -207,6 +214,40 @@ CONTRASTIVE = ModelFamily(
     description="Per-modality encoders trained with a contrastive loss (InfoNCE, NT-Xent, L_p InfoNCE).",
     reference="Daunhawer et al. ICLR 2023; Zimmermann et al. ICML 2021; Cai et al. 2025",
 )
+
+
+def checkpoint_meta(model: Trainable) -> dict[str, Any]:
+    """What a checkpoint's ``config.json`` records so that :func:`rebuild` can recreate ``model``:
+    ``{"family", "config", "modalities": {name: {"shape", "dtype"}}, "dataset_id", "seed"}``."""
+    module = model.module
+    specs = getattr(module, "specs", None)
+    if specs is not None:
+        modalities = {m: s.to_dict() for m, s in specs.items()}
+    else:  # a contrastive model knows its shapes only
+        modalities = {m: {"shape": list(s), "dtype": "float32"} for m, s in module.modality_shapes.items()}
+    config = model.model_config()
+    return {"family": model.family, "config": config, "modalities": modalities,
+            "dataset_id": getattr(module, "dataset_id", ""), "seed": getattr(module, "seed", config.get("seed", 0))}
+
+
+def rebuild(meta: Mapping[str, Any]) -> Trainable:
+    """A freshly initialised model from :func:`checkpoint_meta`'s record (weights not loaded).
+
+    A training ``config.json`` written before the protocol existed (``train_config`` and
+    ``modality_shapes``, no ``model``) is a contrastive run and is rebuilt as one, so existing
+    checkpoints keep loading: their ``model.*`` tensors fit ``rebuild(meta).module``.
+    """
+    model_meta = meta.get("model")
+    if model_meta is None:
+        if "train_config" not in meta or "modality_shapes" not in meta:
+            raise SubmissionError("This config.json names no model family and is not a contrastive run's (train_config + modality_shapes).")
+        model_meta = {"family": "contrastive", "config": meta["train_config"], "modalities": meta["modality_shapes"],
+                      "dataset_id": meta.get("dataset_id", "")}
+    family = MODEL_FAMILIES.get(str(model_meta["family"]))
+    kwargs: dict[str, Any] = {"dataset_id": model_meta.get("dataset_id", "")}
+    if model_meta.get("seed") is not None:
+        kwargs["seed"] = model_meta["seed"]
+    return family.build(model_meta["config"], model_meta["modalities"], **kwargs)
 
 
 def as_trainable(model: Any) -> Trainable:

@@ -66,6 +66,47 @@ def test_contrastive_adapter_keeps_loss_and_checkpoint_keys() -> None:
         assert torch.equal(v, w), k  # seeded by the config's seed
 
 
+def test_existing_contrastive_checkpoints_rebuild_through_the_protocol(tmp_path) -> None:
+    """A run directory written by the current trainer (no model family recorded) loads as a Trainable."""
+    import json
+
+    from mmbench.models.train import CHECKPOINT_FILE, CONFIG_FILE, load_trained, train
+    from mmbench.models.trainable import checkpoint_meta, rebuild
+
+    train(TrainConfig(**{**TINY, "steps": 1}), out_dir=tmp_path, device="cpu", progress=False)
+    meta = json.loads((tmp_path / CONFIG_FILE).read_text())
+    assert "model" not in meta  # the legacy layout
+    model = rebuild(meta)
+    from safetensors.torch import load_file
+
+    state = {k[len("model."):]: v for k, v in load_file(str(tmp_path / CHECKPOINT_FILE)).items() if k.startswith("model.")}
+    model.module.load_state_dict(state, strict=True)
+    x = torch.randn(8, 15, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(model.module.encode(x, modality="x1"), load_trained(tmp_path).encode(x, modality="x1"))
+    new = checkpoint_meta(model)
+    assert new["family"] == "contrastive" and new["modalities"]["x1"] == {"shape": [15], "dtype": "float32"}
+    again = rebuild({"model": json.loads(json.dumps(new))})
+    assert sorted(again.module.state_dict()) == sorted(state)
+
+
+def test_vae_checkpoint_meta_roundtrip() -> None:
+    import json
+
+    from mmbench.models.trainable import checkpoint_meta, rebuild
+    from mmbench.models.vae import VAE_RECIPES, build_vae
+
+    specs = {m: {"shape": (3, 28, 28), "dtype": "uint8"} for m in ("m0", "m1")}
+    model = build_vae(VAE_RECIPES.get("mmvaeplus-tiny").model, specs, dataset_id="polymnist", seed=3)
+    meta = json.loads(json.dumps(checkpoint_meta(model)))
+    assert meta["family"] == "mmvaeplus" and meta["seed"] == 3 and meta["modalities"]["m0"]["dtype"] == "uint8"
+    again = rebuild({"model": meta})
+    for (k, v), w in zip(model.state_dict().items(), again.state_dict().values(), strict=True):
+        assert torch.equal(v, w), k  # same seed, same init
+    assert again.card == model.card
+    with pytest.raises(SubmissionError, match="names no model family"):
+        rebuild({"dataset_id": "x"})
+
+
 def test_as_trainable_rejects_other_objects() -> None:
     with pytest.raises(SubmissionError, match="lacks .*training_loss"):
         as_trainable(object())
