@@ -65,7 +65,7 @@ def code_clf() -> DigitClassifiers:
 @pytest.fixture(scope="module")
 def polymnist(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("gen-polymnist")
-    kw = {"data_dir": write_fake_mnist(root / "mnist", n_train=300, n_test=120), "cache_dir": root / "cache", "mnist": "fake",
+    kw = {"data_dir": write_fake_mnist(root / "mnist", n_train=300, n_test=120), "cache_dir": root / "cache",
           "num_modalities": 3, "val_size": 50, "split_sizes": {"train": 128, "val": 16, "test": 120}, "shard_size": 128}
     out = {"kwargs": kw}
     for split in ("train", "test"):

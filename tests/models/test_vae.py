@@ -39,7 +39,7 @@ def polymnist(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Tiny PolyMNIST (3 modalities) from fake MNIST: columns of the train and test splits."""
     root = tmp_path_factory.mktemp("vae-polymnist")
     data_dir = write_fake_mnist(root / "mnist", n_train=300, n_test=100)
-    kw = {"data_dir": data_dir, "cache_dir": root / "cache", "mnist": "fake", "num_modalities": 3, "val_size": 50,
+    kw = {"data_dir": data_dir, "cache_dir": root / "cache", "num_modalities": 3, "val_size": 50,
           "split_sizes": {"train": 128, "val": 16, "test": 64}, "shard_size": 128}
     out = {}
     for split in ("train", "test"):
