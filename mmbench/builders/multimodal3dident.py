@@ -40,6 +40,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -63,6 +64,8 @@ from mmbench.rendering.text import Templates
 __all__ = ["PHRASES", "SEMANTIC", "VARIANTS", "M3DIConfig", "Multimodal3DIdentBuilder", "colour_names_of"]
 
 VARIANTS = ("causal", "independent")
+#: ``render``: mmbench renders the scenes; ``release``: the published archive's images and captions.
+SOURCES = ("render", "release")
 #: The latents a caption can mention, in order (a selection is a prefix of it).
 SEMANTIC = ("shape", "x_pos", "y_pos", "color")
 #: The reference generator's five phrasings (``generate_text.py``), verbatim.
@@ -102,10 +105,17 @@ class M3DIConfig(SceneConfig):
 
     split_sizes: Any = dataclasses.field(default_factory=_default_sizes)
     variant: str = "causal"
+    source: str = "render"
 
     def validate(self) -> None:
         check_choice("variant", self.variant, VARIANTS)
+        check_choice("source", self.source, SOURCES)
         super().validate()
+        if self.source == "release" and (self.selection is not None or self.perturbation or self.prob):
+            raise InvalidConfigError(
+                "The release's captions are fixed text: a selection or perturbation bias needs rendered data "
+                "(source='render'); drop selection/perturbation/prob for the release."
+            )
         selected = self.selected
         if selected != SEMANTIC[: len(selected)]:
             prefixes = [list(SEMANTIC[:k]) for k in range(1, len(SEMANTIC) + 1)]
@@ -142,6 +152,9 @@ class Multimodal3DIdentBuilder(SceneBuilder):
         "causal": M3DIConfig(name="causal", description="Hue depends on the x-position (the paper's main setting)."),
         "independent": M3DIConfig(name="independent", variant="independent",
                                   description="All latents independent (the paper's Fig. 11 / thesis Fig. A.7)."),
+        "release": M3DIConfig(name="release", source="release",
+                              description="The published images, captions and latents (m3di.tar.gz, Zenodo 7678231), "
+                                          "converted into the rendered configs' columns."),
     }
     DEFAULT_CONFIG = "causal"
     DESCRIPTION = "Rendered images of one of seven objects with a caption naming its shape, position and colour."
@@ -228,3 +241,83 @@ class Multimodal3DIdentBuilder(SceneBuilder):
         out.update({f"perturbed.{k}": v for k, v in flags.items()})
         out["fields"] = {k: v for k, v in out.items() if k.startswith("text.")}
         return out
+
+    # ------------------------------------------------------------------ the published release
+    def resolve_inputs(self) -> dict[str, Any]:
+        if self.config.source != "release":
+            return {}
+        from mmbench.sources.m3di import locate_release
+
+        return {"m3di": locate_release(self.data_dir, self.cache_dir)}
+
+    @functools.cached_property
+    def release(self) -> dict[str, dict[str, Any]]:
+        """The parsed release split of each configured split (sizes checked against the files)."""
+        from mmbench.sources.m3di import read_split
+
+        out = {}
+        for split, size in self.config.split_sizes.items():
+            out[split] = read_split(self.inputs["m3di"]["path"], split)
+            if size > out[split]["num_rows"]:
+                raise InvalidConfigError(
+                    f"split_sizes[{split!r}] = {size}, but the release's {split} split has {out[split]['num_rows']} examples."
+                )
+        return out
+
+    def stores(self) -> dict[str, Any]:
+        if self.config.source != "release":
+            return super().stores()
+        spec = super().stores()["images"]
+        key = {"release_sha256": self.inputs["m3di"]["sha256"], "size": self.config.size,
+               "split_sizes": dict(self.config.split_sizes)}
+        return {"images": dataclasses.replace(spec, name="multimodal3dident/release-images", key=key)}
+
+    def _release_rows(self, start: int, stop: int) -> list[tuple[str, int]]:
+        offsets = self.config.split_offsets()
+        return [(split, i - offsets[split]) for i in range(start, stop)
+                for split in [max((s for s in offsets if offsets[s] <= i), key=offsets.__getitem__)]]
+
+    def generate_store(self, store: str, start: int, stop: int, *, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        if self.config.source != "release":
+            return super().generate_store(store, start, stop, rng=rng)
+        from PIL import Image
+
+        rows = self._release_rows(start, stop)
+        size = self.config.size
+        images = np.empty((len(rows), 3, size, size), dtype=np.uint8)
+        for k, (split, i) in enumerate(rows):
+            with Image.open(self.release[split]["images"][i]) as im:
+                im = im.convert("RGB")
+                if im.size != (size, size):
+                    im = im.resize((size, size), Image.Resampling.BILINEAR)
+                images[k] = np.asarray(im).transpose(2, 0, 1)
+        lat = {name: np.array([self.release[split][col][i] for split, i in rows]).astype(self.IMAGE_LATENTS[name])
+               for name, col in _RELEASE_IMAGE.items()}
+        return {"image": images, **lat}
+
+    def text_columns(self, split: str, start: int, stop: int, *, rng: np.random.Generator) -> dict[str, Any]:
+        if self.config.source != "release":
+            return super().text_columns(split, start, stop, rng=rng)
+        rel = self.release[split]
+        lat = self.image_latents(split, start, stop)
+        rows = lat.pop("_rows")
+        names = rel["color_name"][start:stop]
+        index = rel["object_color_index"][start:stop]
+        if not np.array_equal(color_index(names), index):
+            raise InvalidConfigError(f"The release's {split} object_color_index does not match object_color_name.")
+        out: dict[str, Any] = {"image": rows, "text": rel["captions"][start:stop]}
+        out.update({f"latents.{k}": v for k, v in lat.items()})
+        out["latents.palette"] = np.array([2 if n.startswith("xkcd:") else 0 if n.startswith("tab:") else 1 for n in names], dtype=np.int64)
+        out["latents.color_index"] = index
+        out["latents.phrasing"] = rel["text_phrasing"][start:stop]
+        out.update({f"text.{k}": lat[k] for k in SEMANTIC})
+        out["text.color_index"] = index
+        return out
+
+
+#: Our image latents ← the release's ``latents_image.csv`` columns.
+_RELEASE_IMAGE = {
+    "shape": "object_shape", "x_pos": "object_xpos", "y_pos": "object_ypos", "color": "object_color",
+    "alpha": "object_alpharot", "beta": "object_betarot", "gamma": "object_gammarot", "s_pos": "spotlight_pos",
+    "s_color": "spotlight_color", "b_color": "background_color",
+}
