@@ -67,6 +67,7 @@ class ImageTextSchedule:
     kernel_fit: int | None
     note: str = ""
     meshes: str = "builtin"
+    tau: float = 1.0
 
 
 SCHEDULES = {
@@ -75,10 +76,10 @@ SCHEDULES = {
                               seeds=(0, 1, 2), kernel_fit=None),
     "quick": ImageTextSchedule(
         size=64, split_sizes=(8_000, 2_000, 2_000), image_encoder="conv64", steps=2_000, batch_size=128, lr=1e-3,
-        warmup_steps=100, cosine=True, encoding_sizes=(4,), seeds=(0,), kernel_fit=2_000,
+        warmup_steps=100, cosine=True, encoding_sizes=(4,), seeds=(0,), kernel_fit=2_000, tau=0.1,
         note=("Quick scale (CPU): 64×64 raster renders (not Blender), 8,000/2,000/2,000 examples, a 4-layer conv image "
               "encoder instead of ResNet-18, Adam 1e-3 with 100 warm-up steps and cosine decay (paper: 1e-5 constant), "
-              "batch 128 (paper: 256), 2,000 steps (paper: 100,000), encoding size 4 only, one seed (paper: 3), "
+              "batch 128 (paper: 256), NT-Xent temperature 0.1 (paper: 1), 2,000 steps (paper: 100,000), encoding size 4 only, one seed (paper: 3), "
               "kernel-ridge probes on 2,000 val rows. Image pixels are standardised with the train split's statistics."),
     ),
 }
@@ -177,7 +178,7 @@ def _train(model: ImageTextModel, train: dict[str, Any], schedule: ImageTextSche
         pos += bs
         images = torch.as_tensor(train["image"][idx], device=device)
         tokens = torch.as_tensor(train["tokens"][idx], device=device)
-        loss = ntxent(model.embed_images(images), model.embed_text(tokens), tau=1.0)
+        loss = ntxent(model.embed_images(images), model.embed_text(tokens), tau=schedule.tau)
         for group in opt.param_groups:
             group["lr"] = _lr(schedule, step, steps)
         opt.zero_grad(set_to_none=True)

@@ -7,7 +7,7 @@ cow, armadillo, horse, head). Sets, by name (``meshes=`` in the configs):
   pinned by sha256, ~100 KB): the Utah teapot, the Stanford bunny and the Stanford armadillo
   (decimated), and procedural stand-ins for the dragon, cow, horse and head, for which no
   redistributable mesh is installable offline. Provenance and licence of each mesh:
-  :data:`BUILTIN_MESHES` (and ``mmbench meshes``);
+  :data:`BUILTIN_MESHES` (and every build's ``meshes.json`` artifact);
 * ``"procedural"`` — all seven as procedural stand-ins made by code here (no third-party data,
   no licence terms): unions of ellipsoids and tori shaped like each object;
 * ``"tiny"`` — the procedural stand-ins at the lowest detail (a few hundred triangles): tests;
