@@ -63,7 +63,7 @@ def bench_captions(repeats: int) -> None:
     for k in range(repeats):
         lat = {key: np.asarray(v).astype(b.IMAGE_LATENTS[key]) for key, v in b.sample_scene_latents(n, np.random.default_rng(k)).items()}
         t = time.perf_counter()
-        text = b.text_values(lat, np.random.default_rng(k))
+        text = b.text_values(lat, np.random.default_rng([k, 1]))  # not the latents' stream
         captions = b.templates().fill(text["fields"], template=text["latents.phrasing"])
         vocab = Vocabulary.build(captions[:125_000])
         vocab.encode(captions)
