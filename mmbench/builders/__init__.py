@@ -13,3 +13,5 @@ DATASETS.register("numerical/misalignment", "mmbench.builders.numerical:Misalign
 DATASETS.register("numerical/clica", "mmbench.builders.numerical:ClicaBuilder")
 DATASETS.register("polymnist", "mmbench.builders.polymnist:PolyMNISTBuilder")
 DATASETS.register("translated_polymnist", "mmbench.builders.polymnist:TranslatedPolyMNISTBuilder")
+DATASETS.register("multimodal3dident", "mmbench.builders.multimodal3dident:Multimodal3DIdentBuilder")
+DATASETS.register("causal3dident_text", "mmbench.builders.causal3dident:Causal3DIdentTextBuilder")

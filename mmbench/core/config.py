@@ -208,6 +208,15 @@ class BuilderConfig:
     def fingerprint(self) -> str:
         return fingerprint({"class": type(self).__name__, "data": self.data()})
 
+    def split_offsets(self) -> dict[str, int]:
+        """The first row of each split when the splits are laid end to end in ``split_sizes``
+        order (how a shared store holds the rows of every split)."""
+        out, pos = {}, 0
+        for split, n in self.split_sizes.items():
+            out[split] = pos
+            pos += n
+        return out
+
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(cls))

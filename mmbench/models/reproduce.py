@@ -321,6 +321,21 @@ TABLES: dict[str, Callable[[str], TableSpec]] = {
 }
 
 
+#: Experiments that train their own models (not lists of TrainConfig runs): name → ("module:function",
+#: title). The function takes reproduce()'s keyword arguments and returns a ReproduceResult.
+EXPERIMENTS: dict[str, tuple[str, str]] = {
+    "m3di-imagetext": ("mmbench.models.imagetext:run_m3di_imagetext",
+                       "Multimodal identifiability (Daunhawer et al. 2023), Fig. 3: Multimodal3DIdent image–text"),
+}
+
+
+def _experiment(name: str) -> Callable[..., ReproduceResult]:
+    import importlib
+
+    module, func = EXPERIMENTS[name][0].split(":")
+    return getattr(importlib.import_module(module), func)
+
+
 def table_spec(name: str, scale: str = "quick") -> TableSpec:
     """The runs, evaluations and checks of table ``name`` at ``scale`` (``quick`` or ``full``)."""
     if name not in TABLES:
@@ -524,6 +539,8 @@ def reproduce(
     """
     from mmbench.models.train import resolve_device
 
+    if table in EXPERIMENTS:
+        return _experiment(table)(scale=scale, device=device, seeds=seeds, steps=steps, progress=progress)
     spec = table_spec(table, scale)
     dev = resolve_device(device)
     seed_list = tuple(seeds) if seeds is not None else spec.seeds
@@ -575,7 +592,7 @@ def reproduce(
 def add_reproduce_parser(sub: Any) -> None:
     """``mmbench reproduce TABLE [--quick]``."""
     p = sub.add_parser("reproduce", help="train baselines and compare with a paper's table",
-                       description="Reproduce a published table: " + ", ".join(TABLES) + ".")
+                       description="Reproduce a published table: " + ", ".join([*TABLES, *EXPERIMENTS]) + ".")
     p.add_argument("table", nargs="?", help="table name (omit with --list)")
     p.add_argument("--list", action="store_true", help="list the tables")
     p.add_argument("--quick", action="store_true", help="CPU-sized schedule (minutes) instead of the paper's (GPU)")
@@ -594,6 +611,8 @@ def cmd_reproduce(args: Any) -> int:
     if args.list or not args.table:
         for name in TABLES:
             print(f"{name}: {table_spec(name, 'quick').title}")
+        for name in EXPERIMENTS:
+            print(f"{name}: {EXPERIMENTS[name][1]}")
         return 0 if args.list else 2
     if args.threads:
         import torch

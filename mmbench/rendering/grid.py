@@ -42,7 +42,12 @@ def to_hwc(image: np.ndarray) -> np.ndarray:
 
 
 def grid_image(
-    rows: Mapping[str, Sequence[np.ndarray] | np.ndarray], *, zoom: int = 2, pad: int = 2, labels: bool = True
+    rows: Mapping[str, Sequence[np.ndarray] | np.ndarray],
+    *,
+    zoom: int = 2,
+    pad: int = 2,
+    labels: bool = True,
+    captions: Sequence[str] | None = None,
 ) -> Image.Image:
     """A PIL image: one row per key of ``rows`` (labelled on the left), one column per example.
 
@@ -51,6 +56,7 @@ def grid_image(
         zoom: integer nearest-neighbour magnification (28-pixel images are tiny).
         pad: white pixels between cells (before zoom).
         labels: draw the row labels.
+        captions: one text per column, drawn (word-wrapped) under it.
     """
     from PIL import Image
 
@@ -71,6 +77,8 @@ def grid_image(
     if zoom > 1:
         canvas = canvas.repeat(zoom, axis=0).repeat(zoom, axis=1)
     grid = Image.fromarray(canvas)
+    if captions is not None:
+        grid = _with_captions(grid, captions, cell=(w + pad) * zoom, offset=pad * zoom)
     if not labels:
         return grid
     return _labelled(grid, list(cells), [(pad + r * (h + pad) + h // 2) * zoom for r in range(len(cells))])
@@ -152,8 +160,30 @@ def sample_image(ds: Dataset, *, num: int = 8, start: int = 0, zoom: int = 1) ->
     return grid_image(rows, zoom=zoom) if images else heatmap_image(rows)
 
 
+def _with_captions(grid: Image.Image, captions: Sequence[str], *, cell: int, offset: int) -> Image.Image:
+    """``grid`` with each caption wrapped to its column's width in a white band below."""
+    import textwrap
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    measure = ImageDraw.Draw(grid)
+    char_w = max(1.0, measure.textlength("abcdefghijklmnopqrstuvwxyz", font=font) / 26)
+    lines = [textwrap.wrap(str(c), width=max(8, int((cell - 4) / char_w))) for c in captions]
+    line_h = 12
+    out = Image.new("RGB", (grid.width, grid.height + line_h * max(map(len, lines), default=0) + 4), "white")
+    out.paste(grid, (0, 0))
+    draw = ImageDraw.Draw(out)
+    for col, wrapped in enumerate(lines):
+        for k, line in enumerate(wrapped):
+            draw.text((offset + col * cell, grid.height + 2 + k * line_h), line, fill="black", font=font)
+    return out
+
+
 def save_grid(ds: Dataset, path: str | os.PathLike[str], *, num: int = 8, zoom: int = 2, start: int = 0) -> Path:
     """Write a modalities × examples PNG of the image modalities of ``ds``; return the path.
+
+    A text modality (captions) is drawn under the images of each example.
 
     Args:
         ds: a loaded split.
@@ -177,7 +207,9 @@ def save_grid(ds: Dataset, path: str | os.PathLike[str], *, num: int = 8, zoom: 
     if start >= stop:
         raise InvalidConfigError(f"No examples in [{start}, {start + num}) for a split of {len(ds)}.")
     rows = {name: np.asarray(ds.column(name)[start:stop]) for name in images}
+    texts = [name for name, mod in ds.info.modalities.items() if mod.kind == "text"]
+    captions = list(ds.column(texts[0])[start:stop]) if texts else None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    grid_image(rows, zoom=zoom).save(path)
+    grid_image(rows, zoom=zoom, captions=captions).save(path)
     return path

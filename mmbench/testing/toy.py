@@ -78,13 +78,6 @@ class ToyTextBuilder(Builder):
         ))
 
     # ---------------------------------------------------------------- the shared image store
-    def _offsets(self) -> dict[str, int]:
-        out, pos = {}, 0
-        for split, n in self.config.split_sizes.items():
-            out[split] = pos
-            pos += n
-        return out
-
     def stores(self) -> dict[str, Store]:
         c = self.config
         feats = {
@@ -107,7 +100,7 @@ class ToyTextBuilder(Builder):
     def _rows(self, split: str, start: int, stop: int) -> np.ndarray:
         n = self.config.split_sizes[split]
         perm = np.random.default_rng([self.config.seed, split_id(split)]).permutation(n)
-        return self._offsets()[split] + perm[start:stop]
+        return self.config.split_offsets()[split] + perm[start:stop]
 
     def _captions(self, latents: dict[str, np.ndarray]) -> list[str]:
         template = _TEMPLATES[self.config.wording]
