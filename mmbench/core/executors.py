@@ -25,7 +25,7 @@ from typing import Any
 
 from mmbench.errors import ExecutorError, MMBenchError
 
-__all__ = ["EXECUTORS", "interrupt_on_signals", "run_tasks"]
+__all__ = ["EXECUTORS", "Interrupted", "interrupt_on_signals", "run_tasks"]
 
 EXECUTORS = ("process", "serial", "ray")
 #: Seconds a worker gets to exit after SIGTERM before it is killed.
@@ -49,6 +49,7 @@ def run_tasks(
     initargs: tuple[Any, ...] = (),
     describe: Callable[[int, tuple[Any, ...]], str] | None = None,
     broken_hint: str = _BROKEN_HINT,
+    on_result: Callable[[int, Any], None] | None = None,
 ) -> list[Any]:
     """Run ``fn(*task)`` for every task; return the results in task order.
 
@@ -64,6 +65,8 @@ def run_tasks(
         initializer, initargs: run in every pool worker first (default: one BLAS thread each).
         describe: ``(index, task) -> text`` naming a task in error messages.
         broken_hint: what to say when a worker process dies.
+        on_result: called in this process as ``on_result(index, result)`` when a task finishes
+            (e.g. to log a line per finished run).
 
     Raises:
         ExecutorError: a task failed (naming it) or a worker died. ``KeyboardInterrupt`` (SIGINT,
@@ -85,18 +88,24 @@ def run_tasks(
 
     name = describe or _describe
     bar = progress_bar(len(tasks), desc=desc, unit=unit, progress=progress)
+
+    def done(index: int, result: Any) -> None:
+        bar.update()
+        if on_result is not None:
+            on_result(index, result)
+
     try:
         with interrupt_on_signals():  # SIGTERM stops the workers as Ctrl-C does, instead of orphaning them
             if executor == "ray":
-                return _run_ray(fn, tasks, num_workers, bar)
+                return _run_ray(fn, tasks, num_workers, done)
             if executor == "serial" or num_workers == 1 or len(tasks) <= 1:
                 results = []
-                for task in tasks:
+                for i, task in enumerate(tasks):
                     results.append(fn(*task))
-                    bar.update()
+                    done(i, results[-1])
                 return results
             init = (initializer, initargs) if initializer is not None else (_single_threaded_blas, ())
-            return _run_pool(fn, tasks, num_workers, bar, init=init, name=name, broken_hint=broken_hint)
+            return _run_pool(fn, tasks, num_workers, done, init=init, name=name, broken_hint=broken_hint)
     finally:
         bar.close()
 
@@ -115,7 +124,7 @@ def _single_threaded_blas() -> None:
     threadpool_limits(limits=1)
 
 
-def _run_pool(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], num_workers: int, bar: Any, *,
+def _run_pool(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], num_workers: int, done: Callable[[int, Any], None], *,
               init: tuple[Callable[..., None], tuple[Any, ...]], name: Callable[[int, tuple[Any, ...]], str],
               broken_hint: str) -> list[Any]:
     # "spawn" keeps workers free of the parent's threads and locks (torch, BLAS pools).
@@ -123,8 +132,9 @@ def _run_pool(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], num_work
     results: list[Any] = [None] * len(tasks)
     workers = min(num_workers, len(tasks), os.cpu_count() or num_workers)
     pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init[0], initargs=init[1])
+    futures: dict[cf.Future[Any], int] = {}
     try:
-        futures = {pool.submit(fn, *task): i for i, task in enumerate(tasks)}
+        futures.update((pool.submit(fn, *task), i) for i, task in enumerate(tasks))
         for future in cf.as_completed(futures):
             i = futures[future]
             try:
@@ -135,24 +145,30 @@ def _run_pool(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], num_work
                 raise ExecutorError(broken_hint) from exc
             except Exception as exc:
                 raise ExecutorError(f"{name(i, tasks[i])} failed in a worker process: {exc!r}") from exc
-            bar.update()
+            done(i, results[i])
     except BaseException:
         with _signals_deferred():
-            _stop_pool(pool)
+            _stop_pool(pool, list(futures))
         raise
     pool.shutdown(wait=True)
     return results
 
 
-def _stop_pool(pool: cf.ProcessPoolExecutor) -> None:
-    """Cancel what has not started, stop the workers (SIGTERM, then SIGKILL) and reap them."""
+def _stop_pool(pool: cf.ProcessPoolExecutor, futures: Sequence[cf.Future[Any]]) -> None:
+    """Cancel what has not started, stop the workers and reap them.
+
+    Workers get SIGTERM: a task that handles it (training saves its checkpoint) has up to
+    :data:`STOP_GRACE_S` to return and its process to exit; then every worker still alive is
+    killed (harmless once its task has returned: all its writes are done).
+    """
     processes = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
     for p in processes:
         with contextlib.suppress(Exception):
             p.terminate()
     deadline = time.monotonic() + STOP_GRACE_S
-    for p in processes:
+    cf.wait([f for f in futures if not f.done()], timeout=STOP_GRACE_S)
+    for p in processes:  # a worker whose task returned exits by itself: let it, within the grace period
         with contextlib.suppress(Exception):
             p.join(max(0.0, deadline - time.monotonic()))
     for p in processes:
@@ -180,12 +196,22 @@ def _signals_deferred() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+class Interrupted(KeyboardInterrupt):
+    """The ``KeyboardInterrupt`` raised for SIGINT or SIGTERM by :func:`interrupt_on_signals`;
+    ``signum`` says which (a command exits with ``128 + signum``)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 @contextlib.contextmanager
 def interrupt_on_signals() -> Iterator[dict[str, int]]:
-    """SIGTERM raises ``KeyboardInterrupt`` as SIGINT does, while the block runs (main thread only).
+    """SIGTERM raises ``KeyboardInterrupt`` (:class:`Interrupted`) as SIGINT does, while the block
+    runs (main thread only).
 
-    The yielded dict records the signal number under ``"signal"``, so the caller can exit with
-    ``128 + signal``. Outside the main thread this does nothing (Python delivers signals there).
+    The yielded dict records the signal number under ``"signal"``. Outside the main thread this
+    does nothing (Python delivers signals there).
     """
     state: dict[str, int] = {}
     if threading.current_thread() is not threading.main_thread():
@@ -194,7 +220,7 @@ def interrupt_on_signals() -> Iterator[dict[str, int]]:
 
     def handler(signum: int, frame: Any) -> None:
         state["signal"] = signum
-        raise KeyboardInterrupt
+        raise Interrupted(signum)
 
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     for sig in previous:
@@ -206,7 +232,7 @@ def interrupt_on_signals() -> Iterator[dict[str, int]]:
             signal.signal(sig, old)
 
 
-def _run_ray(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], num_workers: int, bar: Any) -> list[Any]:
+def _run_ray(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], num_workers: int, done: Callable[[int, Any], None]) -> list[Any]:
     try:
         import ray
     except ImportError as exc:
@@ -229,7 +255,7 @@ def _run_ray(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], num_worke
                     results[i] = ray.get(ref)
                 except ray.exceptions.RayError as exc:
                     raise _ray_failure(exc, i, tasks[i]) from exc
-                bar.update()
+                done(i, results[i])
     except BaseException:
         for ref in waiting:  # stop the rest: their shards would be thrown away
             with contextlib.suppress(Exception):
