@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import signal
 import sys
 from collections.abc import Collection, Sequence
 from typing import Any
@@ -322,8 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except MMBenchError as exc:
             _print_error(exc, verbose=args.verbose)
             return 1
-        except KeyboardInterrupt:
-            signum = caught.get("signal", 2)
+        except KeyboardInterrupt as exc:
+            signum = getattr(exc, "signum", caught.get("signal", signal.SIGINT))
             print(f"interrupted (signal {signum}); stopped cleanly", file=sys.stderr)
             return 128 + signum
 
