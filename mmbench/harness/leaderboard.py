@@ -316,7 +316,7 @@ class Leaderboard:
         main = self.main_scores[suite_id]
         ranks = self._rank_text(rows.values())
         parts = [f"<h2>{e(suite_id)}</h2>", f'<p class="rank">Ranked by the main score: {e(main.describe())}.</p>',
-                 f'<table class="lb" id="t{t}"><thead><tr><th data-k="0" data-dir="asc">#</th>'
+                 f'<div class="scroll"><table class="lb" id="t{t}"><thead><tr><th data-k="0" data-dir="asc">#</th>'
                  f'<th data-k="1" data-dir="asc">model</th>'
                  f'<th data-k="2" data-dir="{"desc" if main.higher_is_better else "asc"}" title="{e(main.describe())}">'
                  f"{e(self._score_header(suite_id))}</th>"]
@@ -339,7 +339,7 @@ class Leaderboard:
             parts.append("</tr>")
             detail = e(json.dumps(self._row_provenance(row, main), indent=1))
             parts.append(f'<tr class="d" id="d{t}-{i}" hidden><td colspan="{len(cols) + 3}"><pre>{detail}</pre></td></tr>')
-        parts.append("</tbody></table>")
+        parts.append("</tbody></table></div>")
         return parts
 
     @staticmethod
@@ -563,6 +563,7 @@ table.lb tr.r{cursor:pointer}
 table.lb tr.r:hover{background:#eef5ff}
 table.lb tr.d pre{text-align:left;font-size:12px;max-width:100em;overflow:auto;margin:0}
 th.asc::after{content:" \\25B2"} th.desc::after{content:" \\25BC"}
+div.scroll{overflow-x:auto;max-width:100%}
 div.maps{display:flex;flex-wrap:wrap;gap:1em}
 div.maps figure{margin:0} div.maps img{max-width:100%;border:1px solid #ddd}
 div.maps figcaption{font-size:12px;color:#555}
