@@ -158,7 +158,9 @@ def load(
             changed in place); or ``"full"`` (also re-hashes every shard and the resources file:
             catches any changed byte). See :meth:`mmbench.core.dataset.Dataset.open`.
         force_rebuild: rebuild even if the cache has the split.
-        **overrides: config fields, e.g. ``seed=1`` or ``split_sizes={"train": 1000}``.
+        **overrides: config fields, e.g. ``seed=1`` or ``split_sizes={"train": 1000}`` (a mapping
+            merges key by key, so val and test keep their sizes; ``mmbench.Replace({...})``
+            replaces it whole; see :mod:`mmbench.core.config`).
 
     Example:
         >>> ds = mmbench.load("numerical/misalignment", split="train", split_sizes={"train": 4096})

@@ -39,9 +39,10 @@ def progress_bar(total: float | None, *, desc: str = "", unit: str = "it", progr
     return tqdm(total=total, desc=desc, unit=unit, disable=not show_bars(progress), dynamic_ncols=True, **kwargs)
 
 
-def report(message: str, *args: Any) -> None:
-    """Log one progress line (a finished entry, run, resumed checkpoint) to ``mmbench.progress``."""
-    _logger.info(message, *args)
+def report(message: str, *args: Any, topic: str | None = None) -> None:
+    """Log one progress line (a finished entry, run, resumed checkpoint) to ``mmbench.progress``,
+    or to its child ``mmbench.progress.<topic>`` (finer lines a caller may silence on their own)."""
+    (logging.getLogger(f"{LOGGER_NAME}.{topic}") if topic else _logger).info(message, *args)
 
 
 def eta_text(elapsed: float, done: float, total: float) -> str:

@@ -480,6 +480,7 @@ def _init_worker(threads: int, lines: bool) -> None:
         log.setLevel(logging.INFO)
         log.addHandler(line_handler())
         log.propagate = False
+        logging.getLogger(f"{LOGGER_NAME}.steps").setLevel(logging.WARNING)  # per-run lines only, not per checkpoint
 
 
 def _run_all(tasks: Sequence[tuple[int, int]], jobs: int, *, spec: TableSpec, threads: int | None, progress: bool | None,

@@ -856,6 +856,8 @@ class _Loop:
                     bar.update(1)
                     if self.out is not None and self.config.checkpoint_every and step % self.config.checkpoint_every == 0:
                         _save_checkpoint(self.out, self.model, self.opt, step, self.history)
+                        if bar.disable:  # no bar (not a terminal, --quiet): a line per checkpoint instead
+                            self.report(step, start)
                 interrupted = flag["stop"] and step < self.config.steps
         except KeyboardInterrupt as exc:
             interrupted = True
@@ -864,6 +866,18 @@ class _Loop:
             if self.out is not None and step > start:
                 _save_checkpoint(self.out, self.model, self.opt, step, self.history)
         return step, interrupted
+
+    def report(self, step: int, start: int) -> None:
+        """One progress line: step, last losses, elapsed time and an ETA."""
+        from mmbench.progress import eta_text
+
+        elapsed = time.perf_counter() - self._t0
+        last = next((h for h in reversed(self.history) if "loss" in h), {})
+        val = next((h["val_loss"] for h in reversed(self.history) if "val_loss" in h), None)
+        eta = eta_text(elapsed, step - start, self.config.steps - start)
+        report("%s: step %d/%d, loss %s%s (%.0f s%s); checkpoint in %s", self.config.name or "train", step, self.config.steps,
+               f"{last['loss']:.4f}" if "loss" in last else "-", f", val {val:.4f}" if val is not None else "",
+               elapsed, f"; {eta}" if eta else "", self.out, topic="steps")
 
     @property
     def stopped_by(self) -> int | None:

@@ -109,3 +109,12 @@ def test_a_resumed_run_says_so(tmp_path, caplog) -> None:
     with caplog.at_level(logging.INFO, logger="mmbench.progress"):
         train(cfg.replace(steps=3), out_dir=tmp_path, device="cpu", progress=False)
     assert any("resuming the checkpoint" in r.getMessage() and "at step 2 of 3" in r.getMessage() for r in caplog.records)
+
+
+def test_without_a_bar_training_logs_a_line_per_checkpoint(tmp_path, caplog) -> None:
+    cfg = TrainConfig(dataset=DATASET, steps=4, batch_size=16, val_every=2, checkpoint_every=2, log_every=1,
+                      encoder_kwargs={"width_scale": 0.05})
+    with caplog.at_level(logging.INFO, logger="mmbench.progress"):
+        train(cfg, out_dir=tmp_path, device="cpu", progress=False)
+    lines = [r.getMessage() for r in caplog.records if r.name == "mmbench.progress.steps"]
+    assert len(lines) == 2 and lines[0].startswith("train: step 2/4, loss") and ", val " in lines[0]
