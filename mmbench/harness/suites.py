@@ -314,8 +314,8 @@ SUITE_DATA["identifiability-numerical-quick:v1"] = {
 SUITE_COST: dict[str, str] = {
     "identifiability-numerical:v1": "8.2 min for LatentOracle on 2 idle CPU cores, nearly all in the 30 kernel-ridge "
                                     "fits on 4,096 rows (benchmarks/RESULTS.md)",
-    "identifiability-numerical-quick:v1": "79 s for LatentOracle on a 2-core machine shared with other jobs, its datasets "
-                                          "built on first use included; 35 s for a model applicable to one entry",
+    "identifiability-numerical-quick:v1": "79-158 s for LatentOracle on a 2-core machine shared with other jobs, its "
+                                          "datasets built on first use included; 37 s for a model applicable to one entry",
 }
 
 SUITES: Registry[Suite] = Registry("suite")
