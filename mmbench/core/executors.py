@@ -89,7 +89,7 @@ def run_tasks(
     name = describe or _describe
     bar = progress_bar(len(tasks), desc=desc, unit=unit, progress=progress)
 
-    def done(index: int, result: Any) -> None:
+    def finished(index: int, result: Any) -> None:
         bar.update()
         if on_result is not None:
             on_result(index, result)
@@ -97,15 +97,15 @@ def run_tasks(
     try:
         with interrupt_on_signals():  # SIGTERM stops the workers as Ctrl-C does, instead of orphaning them
             if executor == "ray":
-                return _run_ray(fn, tasks, num_workers, done)
+                return _run_ray(fn, tasks, num_workers, finished)
             if executor == "serial" or num_workers == 1 or len(tasks) <= 1:
                 results = []
                 for i, task in enumerate(tasks):
                     results.append(fn(*task))
-                    done(i, results[-1])
+                    finished(i, results[-1])
                 return results
             init = (initializer, initargs) if initializer is not None else (_single_threaded_blas, ())
-            return _run_pool(fn, tasks, num_workers, done, init=init, name=name, broken_hint=broken_hint)
+            return _run_pool(fn, tasks, num_workers, finished, init=init, name=name, broken_hint=broken_hint)
     finally:
         bar.close()
 
@@ -124,7 +124,7 @@ def _single_threaded_blas() -> None:
     threadpool_limits(limits=1)
 
 
-def _run_pool(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], num_workers: int, done: Callable[[int, Any], None], *,
+def _run_pool(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], num_workers: int, finished: Callable[[int, Any], None], *,
               init: tuple[Callable[..., None], tuple[Any, ...]], name: Callable[[int, tuple[Any, ...]], str],
               broken_hint: str) -> list[Any]:
     # "spawn" keeps workers free of the parent's threads and locks (torch, BLAS pools).
@@ -145,7 +145,7 @@ def _run_pool(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], num_work
                 raise ExecutorError(broken_hint) from exc
             except Exception as exc:
                 raise ExecutorError(f"{name(i, tasks[i])} failed in a worker process: {exc!r}") from exc
-            done(i, results[i])
+            finished(i, results[i])
     except BaseException:
         with _signals_deferred():
             _stop_pool(pool, list(futures))
@@ -232,7 +232,7 @@ def interrupt_on_signals() -> Iterator[dict[str, int]]:
             signal.signal(sig, old)
 
 
-def _run_ray(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], num_workers: int, done: Callable[[int, Any], None]) -> list[Any]:
+def _run_ray(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], num_workers: int, finished: Callable[[int, Any], None]) -> list[Any]:
     try:
         import ray
     except ImportError as exc:
@@ -248,14 +248,14 @@ def _run_ray(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], num_worke
     waiting = list(pending)
     try:
         while waiting:
-            done, waiting = ray.wait(waiting, num_returns=1)
-            for ref in done:
+            ready, waiting = ray.wait(waiting, num_returns=1)
+            for ref in ready:
                 i = pending[ref]
                 try:
                     results[i] = ray.get(ref)
                 except ray.exceptions.RayError as exc:
                     raise _ray_failure(exc, i, tasks[i]) from exc
-                done(i, results[i])
+                finished(i, results[i])
     except BaseException:
         for ref in waiting:  # stop the rest: their shards would be thrown away
             with contextlib.suppress(Exception):
