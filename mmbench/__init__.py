@@ -13,9 +13,10 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["MMBenchError", "__version__", "builder", "evaluate", "list_datasets", "load"]
+__all__ = ["MMBenchError", "Replace", "__version__", "builder", "evaluate", "list_datasets", "load"]
 
 from mmbench.api import builder, list_datasets, load
+from mmbench.core.config import Replace
 from mmbench.errors import MMBenchError
 
 

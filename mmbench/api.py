@@ -217,7 +217,9 @@ def load(
         source: ``"local"`` (build or read the cache) or ``"hub"``: a config published with
             ``mmbench publish`` to ``repo`` (``ORG/NAME``), pinned to ``revision`` (a tag, branch
             or commit; default: the version's tag, else ``main``). See :func:`mmbench.hub.load_from_hub`.
-        **overrides: config fields, e.g. ``seed=1`` or ``split_sizes={"train": 1000}``.
+        **overrides: config fields, e.g. ``seed=1`` or ``split_sizes={"train": 1000}`` (a mapping
+            merges key by key, so val and test keep their sizes; ``mmbench.Replace({...})``
+            replaces it whole; see :mod:`mmbench.core.config`).
 
     Example:
         >>> ds = mmbench.load("numerical/misalignment", split="train", split_sizes={"train": 4096})

@@ -1,11 +1,27 @@
-"""Frozen, keyword-only builder configurations with validation and canonical fingerprints."""
+"""Frozen, keyword-only builder configurations with validation and canonical fingerprints.
+
+Overrides have one meaning everywhere (``mmbench.load``/``builder`` keyword arguments, suite
+entries, train configs, ``-o`` on the command line): a scalar or list replaces the field; a
+mapping is **merged key by key** into the field's current mapping, and a key the mapping does not
+have (a misspelt split) is an error with "Did you mean". To replace a mapping whole (add or drop
+keys), wrap it in :class:`Replace` (``-o field:=JSON`` on the command line). See
+:func:`merge_value` and :func:`combine_overrides`.
+
+Example:
+    >>> cfg = BuilderConfig()                       # splits train/val/test
+    >>> cfg.replace(split_sizes={"train": 50}).split_sizes
+    {'train': 50, 'val': 2000, 'test': 2000}
+    >>> cfg.replace(split_sizes=Replace({"train": 50})).split_sizes
+    {'train': 50}
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,7 +36,19 @@ from mmbench.errors import (
 )
 from mmbench.versioning import fingerprint, strict_fields, to_jsonable
 
-__all__ = ["BuilderConfig", "FrozenDict", "check_choice", "check_dir", "check_int", "check_number"]
+__all__ = [
+    "REPLACE_KEY",
+    "BuilderConfig",
+    "FrozenDict",
+    "Replace",
+    "check_choice",
+    "check_dir",
+    "check_int",
+    "check_number",
+    "combine_overrides",
+    "comma_list_hint",
+    "merge_value",
+]
 
 _SPLIT_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -38,6 +66,112 @@ class FrozenDict(dict):
 
     def __hash__(self) -> int:  # type: ignore[override]
         return hash(tuple(sorted(self.items())))
+
+
+# ---------------------------------------------------------------------------- override semantics
+#: The JSON form of :class:`Replace`: ``{"$replace": {...}}`` (suite files, train configs).
+REPLACE_KEY = "$replace"
+#: What the keys of a mapping field are called in messages.
+_KEY_NOUN = {"split_sizes": "split"}
+
+
+class Replace(Mapping[str, Any]):
+    """An override that replaces a mapping field whole instead of merging into it.
+
+    It is itself the JSON form ``{"$replace": value}``, so it survives being written into a suite
+    file or a train config and read back.
+
+    Example:
+        >>> mmbench.load("numerical/misalignment/joint", split="train", split_sizes=Replace({"train": 1000}))
+    """
+
+    def __init__(self, value: Mapping[str, Any]) -> None:
+        if not isinstance(value, Mapping):
+            raise InvalidConfigError(f"Replace(...) wraps a mapping (e.g. Replace({{'train': 1000}})), got {value!r}.")
+        self.value = dict(value)
+
+    def __getitem__(self, key: str) -> Any:
+        if key != REPLACE_KEY:
+            raise KeyError(key)
+        return self.value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter((REPLACE_KEY,))
+
+    def __len__(self) -> int:
+        return 1
+
+    def __repr__(self) -> str:
+        return f"Replace({self.value!r})"
+
+
+def _replacement(value: Any) -> Mapping[str, Any] | None:
+    """The mapping a :class:`Replace` (or its JSON form) carries, else ``None``."""
+    if isinstance(value, Mapping) and len(value) == 1 and REPLACE_KEY in value:
+        inner = value[REPLACE_KEY]
+        if not isinstance(inner, Mapping):
+            raise InvalidConfigError(f"{{{REPLACE_KEY!r}: ...}} must hold a mapping, got {inner!r}.")
+        return inner
+    return None
+
+
+def merge_value(name: str, current: Any, value: Any) -> Any:
+    """The new value of field ``name`` (currently ``current``) under the override ``value``.
+
+    A mapping merges into a mapping key by key (recursively); a key ``current`` lacks raises
+    :class:`InvalidConfigError` with "Did you mean" and the way to replace the mapping whole.
+    :class:`Replace` replaces; anything else replaces.
+    """
+    whole = _replacement(value)
+    if whole is not None:
+        return dict(whole)
+    if not (isinstance(value, Mapping) and isinstance(current, Mapping)):
+        return value
+    unknown = [k for k in value if k not in current]
+    if unknown:
+        noun = _KEY_NOUN.get(name, "key")
+        bad = str(unknown[0])
+        example = json.dumps({**{str(k): v for k, v in current.items()}, **{str(k): v for k, v in value.items()}}, default=str)
+        raise InvalidConfigError(
+            f"Unknown {noun} {bad!r} in {name}.{did_you_mean(bad, [str(k) for k in current])} "
+            f"{name} has {', '.join(repr(str(k)) for k in current)}; an override merges into these key by key. "
+            f"To add or drop {noun}s, replace the whole mapping: {name}=mmbench.Replace({example}) in Python, "
+            f"-o '{name}:={example}' on the command line."
+        )
+    return {**current, **{k: merge_value(f"{name}.{k}", current[k], v) for k, v in value.items()}}
+
+
+def combine_overrides(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Overrides ``extra`` applied on top of overrides ``base`` (e.g. a suite entry's, then the CLI's).
+
+    The result, applied to a config, equals applying ``base`` and then ``extra``: mappings combine
+    key by key, a :class:`Replace` in ``extra`` wins, and a mapping merged into a ``base``
+    :class:`Replace` stays a replacement (checked against the keys that replacement has).
+    """
+    out = dict(base)
+    for key, value in extra.items():
+        old = out.get(key)
+        whole = _replacement(old) if old is not None else None
+        if whole is not None and isinstance(value, Mapping) and _replacement(value) is None:
+            out[key] = Replace(merge_value(key, whole, value))
+        elif isinstance(old, Mapping) and isinstance(value, Mapping) and _replacement(value) is None:
+            out[key] = combine_overrides(old, value)
+        else:
+            out[key] = value
+    return out
+
+
+def comma_list_hint(overrides: Mapping[str, Any]) -> str:
+    """A hint for string values that look like a comma list (``selection=s1,s2``), else ``""``."""
+    hints = []
+    for key, value in overrides.items():
+        if isinstance(value, str) and "," in value:
+            items = [v.strip() for v in value.split(",")]
+            hints.append(
+                f" {key}={value!r} looks like a comma-separated list; lists are written in JSON: "
+                f"-o '{key}={json.dumps(items)}' on the command line, {key}={tuple(items)!r} in Python."
+            )
+    return "".join(hints)
 
 
 def check_int(name: str, value: Any, *, low: int | None = None, high: int | None = None) -> int:
@@ -222,12 +356,24 @@ class BuilderConfig:
         return tuple(f.name for f in dataclasses.fields(cls))
 
     def replace(self, **overrides: Any) -> BuilderConfig:
-        """A copy with some fields changed; unknown fields raise with the valid choices."""
+        """A copy with some fields changed, with the override semantics of this module.
+
+        A mapping merges into the field's mapping key by key (``split_sizes={"train": 50}``
+        keeps val and test); :class:`Replace` replaces it whole. Unknown fields, and unknown keys
+        inside a mapping, raise :class:`InvalidConfigError` with the valid choices; a value that
+        fails validation and looks like a comma list gets a hint with the JSON list form.
+        """
         strict_fields(type(self), overrides, what="config parameter", partial=True)
+        values = {k: merge_value(k, getattr(self, k), v) for k, v in overrides.items()}
         try:
-            return dataclasses.replace(self, **overrides)
+            return dataclasses.replace(self, **values)
+        except InvalidConfigError as exc:
+            hint = comma_list_hint(overrides)
+            if not hint:
+                raise
+            raise type(exc)(f"{exc}{hint}") from exc
         except TypeError as exc:  # e.g. an unhashable or wrongly-typed value deep in a subclass
-            raise InvalidConfigError(f"Invalid override for {type(self).__name__}: {exc}") from exc
+            raise InvalidConfigError(f"Invalid override for {type(self).__name__}: {exc}{comma_list_hint(overrides)}") from exc
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BuilderConfig:

@@ -1,7 +1,14 @@
-"""Run independent shard tasks serially, in a local process pool, or on Ray.
+"""Run independent tasks serially, in a local process pool, or on Ray; stop them cleanly on a signal.
 
 Shards are generated independently, each from its own generator, so the executor never changes
-the data: only how fast it is made.
+the data: only how fast it is made. ``reproduce`` runs its training runs through the same
+executor (one process per run).
+
+Signals: SIGINT or SIGTERM sent to the main process alone (as ``timeout``, ``kill`` or a job
+scheduler does) stop the pool: its workers get SIGTERM, then SIGKILL after a short grace period,
+and are reaped before the ``KeyboardInterrupt`` reaches the caller, so the caller's clean-up
+(removing temporary shard files) runs after no worker can write any more, and no process outlives
+the command. :func:`interrupt_on_signals` turns SIGTERM into ``KeyboardInterrupt`` for that.
 """
 
 from __future__ import annotations
@@ -10,14 +17,23 @@ import concurrent.futures as cf
 import contextlib
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from mmbench.errors import ExecutorError, MMBenchError
 
-__all__ = ["EXECUTORS", "check_run_options", "run_tasks"]
+__all__ = ["EXECUTORS", "Interrupted", "check_run_options", "interrupt_on_signals", "run_tasks"]
 
 EXECUTORS = ("process", "serial", "ray")
+#: Seconds a worker gets to exit after SIGTERM before it is killed.
+STOP_GRACE_S = 3.0
+_BROKEN_HINT = (
+    "A worker process died (killed, out of memory, or started from a script without an "
+    "`if __name__ == \"__main__\":` guard, which spawned workers need). Add the guard, or build with num_workers=1."
+)
 
 
 def run_tasks(
@@ -28,6 +44,12 @@ def run_tasks(
     executor: str = "process",
     progress: bool | None = None,
     desc: str = "",
+    unit: str = "shard",
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple[Any, ...] = (),
+    describe: Callable[[int, tuple[Any, ...]], str] | None = None,
+    broken_hint: str = _BROKEN_HINT,
+    on_result: Callable[[int, Any], None] | None = None,
 ) -> list[Any]:
     """Run ``fn(*task)`` for every task; return the results in task order.
 
@@ -39,22 +61,44 @@ def run_tasks(
             or ``"ray"`` (needs ``pip install 'mmbench[ray]'``; workers must see the cache path,
             i.e. a shared filesystem on a cluster).
         progress: show a progress bar (``None``: only on a terminal).
+        desc, unit: the bar's label and unit.
+        initializer, initargs: run in every pool worker first (default: one BLAS thread each).
+        describe: ``(index, task) -> text`` naming a task in error messages.
+        broken_hint: what to say when a worker process dies.
+        on_result: called in this process as ``on_result(index, result)`` when a task finishes
+            (e.g. to log a line per finished run).
+
+    Raises:
+        ExecutorError: a task failed (naming it) or a worker died. ``KeyboardInterrupt`` (SIGINT,
+            or SIGTERM under :func:`interrupt_on_signals`) is re-raised once every worker is gone.
+
+    Example:
+        >>> run_tasks(pow, [(2, 3), (3, 2)], num_workers=2)
+        [8, 9]
     """
     check_run_options(num_workers=num_workers, executor=executor, progress=progress)
-    from tqdm.auto import tqdm
+    from mmbench.progress import progress_bar
 
-    disable = (not _isatty()) if progress is None else not progress
-    bar = tqdm(total=len(tasks), desc=desc, unit="shard", disable=disable)
+    name = describe or _describe
+    bar = progress_bar(len(tasks), desc=desc, unit=unit, progress=progress)
+
+    def finished(index: int, result: Any) -> None:
+        bar.update()
+        if on_result is not None:
+            on_result(index, result)
+
     try:
-        if executor == "ray":
-            return _run_ray(fn, tasks, num_workers, bar)
-        if executor == "serial" or num_workers == 1 or len(tasks) <= 1:
-            results = []
-            for task in tasks:
-                results.append(fn(*task))
-                bar.update()
-            return results
-        return _run_pool(fn, tasks, num_workers, bar)
+        with interrupt_on_signals():  # SIGTERM stops the workers as Ctrl-C does, instead of orphaning them
+            if executor == "ray":
+                return _run_ray(fn, tasks, num_workers, finished)
+            if executor == "serial" or num_workers == 1 or len(tasks) <= 1:
+                results = []
+                for i, task in enumerate(tasks):
+                    results.append(fn(*task))
+                    finished(i, results[-1])
+                return results
+            init = (initializer, initargs) if initializer is not None else (_single_threaded_blas, ())
+            return _run_pool(fn, tasks, num_workers, finished, init=init, name=name, broken_hint=broken_hint)
     finally:
         bar.close()
 
@@ -77,10 +121,8 @@ def check_run_options(*, num_workers: Any, executor: Any, progress: Any) -> None
         raise ExecutorError(f"progress must be True, False or None (only on a terminal), got {progress!r}.")
 
 
-def _isatty() -> bool:
-    import sys
-
-    return hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+def _describe(index: int, task: tuple[Any, ...]) -> str:
+    return f"Task {index} ({task[1:3]})" if len(task) >= 3 else f"Task {index}"
 
 
 def _single_threaded_blas() -> None:
@@ -93,37 +135,115 @@ def _single_threaded_blas() -> None:
     threadpool_limits(limits=1)
 
 
-def _run_pool(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], num_workers: int, bar: Any) -> list[Any]:
+def _run_pool(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], num_workers: int, finished: Callable[[int, Any], None], *,
+              init: tuple[Callable[..., None], tuple[Any, ...]], name: Callable[[int, tuple[Any, ...]], str],
+              broken_hint: str) -> list[Any]:
     # "spawn" keeps workers free of the parent's threads and locks (torch, BLAS pools).
     ctx = multiprocessing.get_context("spawn")
     results: list[Any] = [None] * len(tasks)
     workers = min(num_workers, len(tasks), os.cpu_count() or num_workers)
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_single_threaded_blas) as pool:
-        futures = {pool.submit(fn, *task): i for i, task in enumerate(tasks)}
-        try:
-            for future in cf.as_completed(futures):
-                i = futures[future]
-                try:
-                    results[i] = future.result()
-                except MMBenchError:
-                    raise
-                except cf.process.BrokenProcessPool as exc:
-                    raise ExecutorError(
-                        "A worker process died (killed, out of memory, or started from a script "
-                        "without an `if __name__ == \"__main__\":` guard, which spawned workers need). "
-                        "Add the guard, or build with num_workers=1."
-                    ) from exc
-                except Exception as exc:
-                    raise ExecutorError(f"Task {i} ({tasks[i][1:3]}) failed in a worker process: {exc!r}") from exc
-                bar.update()
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init[0], initargs=init[1])
+    futures: dict[cf.Future[Any], int] = {}
+    try:
+        futures.update((pool.submit(fn, *task), i) for i, task in enumerate(tasks))
+        for future in cf.as_completed(futures):
+            i = futures[future]
+            try:
+                results[i] = future.result()
+            except MMBenchError:
+                raise
+            except cf.process.BrokenProcessPool as exc:
+                raise ExecutorError(broken_hint) from exc
+            except Exception as exc:
+                raise ExecutorError(f"{name(i, tasks[i])} failed in a worker process: {exc!r}") from exc
+            finished(i, results[i])
+    except BaseException:
+        with _signals_deferred():
+            _stop_pool(pool, list(futures))
+        raise
+    pool.shutdown(wait=True)
     return results
 
 
-def _run_ray(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], num_workers: int, bar: Any) -> list[Any]:
+def _stop_pool(pool: cf.ProcessPoolExecutor, futures: Sequence[cf.Future[Any]]) -> None:
+    """Cancel what has not started, stop the workers and reap them.
+
+    Workers get SIGTERM: a task that handles it (training saves its checkpoint) has up to
+    :data:`STOP_GRACE_S` to return and its process to exit; then every worker still alive is
+    killed (harmless once its task has returned: all its writes are done).
+    """
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in processes:
+        with contextlib.suppress(Exception):
+            p.terminate()
+    deadline = time.monotonic() + STOP_GRACE_S
+    cf.wait([f for f in futures if not f.done()], timeout=STOP_GRACE_S)
+    for p in processes:  # a worker whose task returned exits by itself: let it, within the grace period
+        with contextlib.suppress(Exception):
+            p.join(max(0.0, deadline - time.monotonic()))
+    for p in processes:
+        with contextlib.suppress(Exception):
+            if p.is_alive():
+                p.kill()
+                p.join(STOP_GRACE_S)
+    with contextlib.suppress(Exception):
+        pool.shutdown(wait=True)  # the pool's manager thread notices the dead workers and ends
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Ignore SIGINT/SIGTERM while workers are being stopped (a second Ctrl-C must not leave orphans)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class Interrupted(KeyboardInterrupt):
+    """The ``KeyboardInterrupt`` raised for SIGINT or SIGTERM by :func:`interrupt_on_signals`;
+    ``signum`` says which (a command exits with ``128 + signum``)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def interrupt_on_signals() -> Iterator[dict[str, int]]:
+    """SIGTERM raises ``KeyboardInterrupt`` (:class:`Interrupted`) as SIGINT does, while the block
+    runs (main thread only).
+
+    The yielded dict records the signal number under ``"signal"``. Outside the main thread this
+    does nothing (Python delivers signals there).
+    """
+    state: dict[str, int] = {}
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        state["signal"] = signum
+        raise Interrupted(signum)
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, handler)
+    try:
+        yield state
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _run_ray(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], num_workers: int, finished: Callable[[int, Any], None]) -> list[Any]:
     try:
         import ray
     except ImportError as exc:
@@ -139,14 +259,14 @@ def _run_ray(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], num_worke
     waiting = list(pending)
     try:
         while waiting:
-            done, waiting = ray.wait(waiting, num_returns=1)
-            for ref in done:
+            ready, waiting = ray.wait(waiting, num_returns=1)
+            for ref in ready:
                 i = pending[ref]
                 try:
                     results[i] = ray.get(ref)
                 except ray.exceptions.RayError as exc:
                     raise _ray_failure(exc, i, tasks[i]) from exc
-                bar.update()
+                finished(i, results[i])
     except BaseException:
         for ref in waiting:  # stop the rest: their shards would be thrown away
             with contextlib.suppress(Exception):

@@ -16,7 +16,7 @@ import numpy as np
 from mmbench.errors import ColumnNotFoundError, InvalidConfigError, NotFoundError, did_you_mean
 from mmbench.versioning import strict_fields
 
-__all__ = ["KINDS", "ROLES", "Latent", "LatentSpec", "LatentTable"]
+__all__ = ["KINDS", "ROLES", "Latent", "LatentSpec", "LatentTable", "MarkdownTable"]
 
 Kind = Literal["categorical", "discrete", "continuous"]
 Role = Literal["content", "style", "specific", "nuisance"]
@@ -211,8 +211,11 @@ class LatentSpec:
     def from_dict(cls, items: Iterable[Mapping[str, Any]]) -> LatentSpec:
         return cls(tuple(Latent.from_dict(d) for d in items))
 
-    def table(self) -> str:
-        """A Markdown table of the latents (used by ``mmbench info`` and dataset cards)."""
+    def table(self) -> MarkdownTable:
+        """A Markdown table of the latents (used by ``mmbench info`` and dataset cards).
+
+        It is a ``str`` that a REPL shows as the table itself (and Jupyter renders as Markdown).
+        """
         rows = ["| latent | kind | dim | support | scope | role |", "|---|---|---|---|---|---|"]
         for lat in self.latents:
             if lat.kind == "categorical":
@@ -222,7 +225,18 @@ class LatentSpec:
             else:
                 sup = f"[{lat.support[0]}, {lat.support[1]}]"
             rows.append(f"| {lat.name} | {lat.kind} | {lat.dim} | {sup} | {lat.scope} | {lat.role} |")
-        return "\n".join(rows)
+        return MarkdownTable("\n".join(rows))
+
+
+class MarkdownTable(str):
+    """A Markdown string whose ``repr`` is itself: ``spec.table()`` at a REPL prompt prints the table,
+    not an escaped one-line string."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_markdown_(self) -> str:
+        return str(self)
 
 
 class LatentTable(Mapping[str, np.ndarray]):

@@ -36,10 +36,12 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from mmbench.core.config import combine_overrides
 from mmbench.core.storage import atomic_write
+from mmbench.devices import resolve_device
 from mmbench.errors import InvalidConfigError, MMBenchError, SubmissionError, did_you_mean
 from mmbench.harness.metrics import METRICS, ProbeData
-from mmbench.harness.probes import BACKENDS, resolve_device
+from mmbench.harness.probes import BACKENDS
 from mmbench.harness.protocols import EvalContext, ModelCard, accepts_context, check_encoder
 from mmbench.harness.suites import Suite, SuiteEntry, get_suite
 from mmbench.versioning import fingerprint, to_jsonable
@@ -290,11 +292,11 @@ def _to_numpy(out: Any) -> np.ndarray:
 
 def _embed(model: Any, card: ModelCard, ds: Any, modality: str, *, device: Any, batch_size: int, n: int,
            ctx: EvalContext | None, latent_columns: Sequence[str], where: str) -> np.ndarray:
+    """The first ``n`` embeddings of ``modality`` in ``ds``, batch by batch, each one validated."""
     import torch
 
     columns = [modality, *latent_columns]
     chunks: list[np.ndarray] = []
-    dim = card.embedding_dim
     start = 0
     with torch.inference_mode():
         for b, batch in enumerate(ds.batches(batch_size, columns=columns)):
@@ -310,39 +312,45 @@ def _embed(model: Any, card: ModelCard, ds: Any, modality: str, *, device: Any, 
                 raise
             except Exception as exc:
                 raise SubmissionError(f"Model {card.id!r} raised {type(exc).__name__} in encode() on {what}: {exc}") from exc
-            try:
-                arr = _to_numpy(out)
-            except Exception as exc:
-                raise SubmissionError(f"Model {card.id!r} returned a {type(out).__name__} on {what}; expected a tensor or array of shape ({rows}, d).") from exc
-            expected = f"({rows}, {dim if dim is not None else 'd'})"
-            if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
-                raise SubmissionError(f"Model {card.id!r} returned dtype {arr.dtype} on {what}; expected real numbers of shape {expected}.")
-            if arr.ndim != 2:
-                raise SubmissionError(f"Model {card.id!r} returned shape {tuple(arr.shape)} on {what}; expected a 2-D embedding of shape {expected}.")
-            if arr.shape[0] != rows:
-                raise SubmissionError(f"Model {card.id!r} returned {arr.shape[0]} embeddings for a batch of {rows} on {what}; expected shape {expected}.")
-            if dim is not None and arr.shape[1] != dim:
-                raise SubmissionError(f"Model {card.id!r} returned embeddings of size {arr.shape[1]} on {what}, but its card declares embedding_dim={dim}; expected shape {expected}.")
-            if chunks and arr.shape[1] != chunks[0].shape[1]:
-                raise SubmissionError(f"Model {card.id!r} returned embeddings of size {arr.shape[1]} on {what}, but {chunks[0].shape[1]} on earlier batches; the size must not change.")
-            # Checked after the cast: finite float64 values beyond ±3.4e38 become inf in float32.
-            with np.errstate(over="ignore", invalid="ignore"):
-                arr32 = np.asarray(arr, dtype=np.float32)
-            finite = np.isfinite(arr32)
-            if not finite.all():
-                bad = int((~finite).any(1).sum())
-                if np.isfinite(arr).all():
-                    raise SubmissionError(
-                        f"Model {card.id!r} returned values beyond the float32 range (|x| > {float(np.finfo(np.float32).max):.3g}) "
-                        f"in {bad} of {rows} embeddings on {what}; they become inf when cast to float32, which the harness "
-                        "uses. Rescale (or normalise) the embeddings."
-                    )
-                raise SubmissionError(f"Model {card.id!r} returned NaN/inf in {bad} of {rows} embeddings on {what}; expected finite values.")
-            chunks.append(arr32)
+            chunks.append(_checked_embedding(out, card, what=what, rows=rows, width=chunks[0].shape[1] if chunks else None))
             start += rows
     if not chunks:
         raise InvalidConfigError(f"The {where} has no rows to embed.")
     return np.concatenate(chunks)
+
+
+def _checked_embedding(out: Any, card: ModelCard, *, what: str, rows: int, width: int | None) -> np.ndarray:
+    """``out`` as a finite float32 ``(rows, d)`` array, or a :class:`SubmissionError` saying what is wrong."""
+    dim = card.embedding_dim
+    try:
+        arr = _to_numpy(out)
+    except Exception as exc:
+        raise SubmissionError(f"Model {card.id!r} returned a {type(out).__name__} on {what}; expected a tensor or array of shape ({rows}, d).") from exc
+    expected = f"({rows}, {dim if dim is not None else 'd'})"
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise SubmissionError(f"Model {card.id!r} returned dtype {arr.dtype} on {what}; expected real numbers of shape {expected}.")
+    if arr.ndim != 2:
+        raise SubmissionError(f"Model {card.id!r} returned shape {tuple(arr.shape)} on {what}; expected a 2-D embedding of shape {expected}.")
+    if arr.shape[0] != rows:
+        raise SubmissionError(f"Model {card.id!r} returned {arr.shape[0]} embeddings for a batch of {rows} on {what}; expected shape {expected}.")
+    if dim is not None and arr.shape[1] != dim:
+        raise SubmissionError(f"Model {card.id!r} returned embeddings of size {arr.shape[1]} on {what}, but its card declares embedding_dim={dim}; expected shape {expected}.")
+    if width is not None and arr.shape[1] != width:
+        raise SubmissionError(f"Model {card.id!r} returned embeddings of size {arr.shape[1]} on {what}, but {width} on earlier batches; the size must not change.")
+    # Checked after the cast: finite float64 values beyond ±3.4e38 become inf in float32.
+    with np.errstate(over="ignore", invalid="ignore"):
+        arr32 = np.asarray(arr, dtype=np.float32)
+    finite = np.isfinite(arr32)
+    if not finite.all():
+        bad = int((~finite).any(1).sum())
+        if np.isfinite(arr).all():
+            raise SubmissionError(
+                f"Model {card.id!r} returned values beyond the float32 range (|x| > {float(np.finfo(np.float32).max):.3g}) "
+                f"in {bad} of {rows} embeddings on {what}; they become inf when cast to float32, which the harness "
+                "uses. Rescale (or normalise) the embeddings."
+            )
+        raise SubmissionError(f"Model {card.id!r} returned NaN/inf in {bad} of {rows} embeddings on {what}; expected finite values.")
+    return arr32
 
 
 # ============================================================================ evaluate
@@ -362,7 +370,7 @@ def evaluate(
     model: Any,
     suite: str | os.PathLike[str] | Suite | Mapping[str, Any],
     *,
-    device: Any = None,
+    device: Any = "auto",
     seeds: Sequence[int] | None = None,
     backend: str = "torch",
     results_dir: str | os.PathLike[str] | None = None,
@@ -372,13 +380,15 @@ def evaluate(
     dataset_overrides: Mapping[str, Any] | None = None,
     entries: Sequence[str] | None = None,
     model_source: Mapping[str, Any] | None = None,
+    progress: bool | None = None,
 ) -> RunResult:
     """Score ``model`` on every entry of ``suite``; optionally save the result.
 
     Args:
         model: an :class:`~mmbench.harness.protocols.Encoder` (``card`` + ``encode``).
         suite: a suite id (``"identifiability-numerical:v1"``), a JSON file, a dict or a Suite.
-        device: where batches are placed and torch probes run (``None`` = CUDA when available).
+        device: where batches are placed and torch probes run: ``"auto"`` (CUDA when available,
+            else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` (:func:`mmbench.devices.resolve_device`).
         seeds: probe seeds (default: the suite's); values are reported as mean ± std over them.
             Each seed draws its own probe-fit subsample where a metric's ``n_fit`` is below the
             rows embedded, and its own initialisation for stochastic probes.
@@ -387,28 +397,32 @@ def evaluate(
         batch_size: examples per ``encode`` call.
         cache_dir: dataset cache (default ``$MMBENCH_CACHE``).
         data_dir: where raw inputs (MNIST, archives) are looked for when a dataset is built.
-        dataset_overrides: config overrides applied to every entry's dataset (e.g. smaller splits);
-            they change the fingerprints, which the result records.
+        dataset_overrides: config overrides applied to every entry's dataset on top of the
+            entry's own (mappings merge key by key, :mod:`mmbench.core.config`); they change the
+            fingerprints, which the result records.
         entries: evaluate only the entries with these labels.
         model_source: how the model was obtained (recorded as ``model_source``); default: the
             ``mmbench_source`` attribute that :func:`~mmbench.harness.protocols.load_model` sets
             (the spec, and the sha256 of a checkpoint's weights).
+        progress: a bar over embeddings and probe fits with an ETA (default: when stderr is a
+            terminal). One line per finished entry always goes to the ``mmbench.progress`` logger.
 
     Returns:
-        The :class:`RunResult`. An entry none of whose modalities the model encodes is recorded
-        with ``status: "n/a"`` and the reason.
+        The :class:`RunResult`. An entry none of whose modalities the model encodes (by name, and
+        by shape when the card declares ``input_shapes``) is recorded with ``status: "n/a"`` and
+        the reason.
 
     Raises:
         InvalidConfigError, NotFoundError: a suite entry is invalid (unknown dataset, split,
-            latent, override, or a metric that applies to none of its latents); raised before any
-            dataset is built or model called.
+            latent, override, or a metric that applies to none of its latents) or the device is
+            unavailable; raised before any dataset is built or model called.
         SubmissionError: the model broke the protocol (wrong shape, NaN, raised, ...); the message
             names the modality, split and batch. Also when no entry applies to the model.
             Nothing is written.
 
     Example:
         >>> from mmbench.testing.oracles import LatentOracle
-        >>> r = mmbench.evaluate(LatentOracle(), "identifiability-numerical:v1", device="cpu", seeds=[0])
+        >>> r = mmbench.evaluate(LatentOracle(), "identifiability-numerical-quick:v1")
         >>> r.value("misalignment-joint", "identifiability_consistency")
         0.99
     """
@@ -417,80 +431,106 @@ def evaluate(
     t_run = time.perf_counter()
     card = check_encoder(model)
     suite_obj = get_suite(suite)
-    if backend not in BACKENDS:
-        raise InvalidConfigError(f"Unknown backend {backend!r}.{did_you_mean(backend, BACKENDS)} Choose one of {list(BACKENDS)}.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidConfigError(f"batch_size must be a positive int, got {batch_size!r}.")
-    seed_list = tuple(int(s) for s in (suite_obj.seeds if seeds is None else seeds))
-    if not seed_list:
-        raise InvalidConfigError("seeds must not be empty.")
-    dev = resolve_device(device)
-    todo = list(enumerate(suite_obj.entries))  # (position in the suite, entry): the position seeds the probes
-    if entries is not None:
-        labels = [e.label for e in suite_obj.entries]
-        missing = [e for e in entries if e not in labels]
-        if missing:
-            raise InvalidConfigError(f"Unknown entry label(s) {missing}.{did_you_mean(missing[0], labels)} Entries: {labels}.")
-        todo = [(i, e) for i, e in todo if e.label in entries]
+    seed_list, dev = _run_settings(suite_obj, seeds=seeds, backend=backend, batch_size=batch_size, device=device)
+    todo = _selected_entries(suite_obj, entries)
     overrides = dict(dataset_overrides or {})
     # Everything that can be checked without data is checked first, so that a typo in the last
     # entry fails in seconds rather than after the first entries' probes.
-    plans = [_plan_entry(entry, card, mmbench=mmbench, cache_dir=cache_dir, data_dir=data_dir, overrides=overrides)
+    plans = [_plan_entry(entry, card, mmbench=mmbench, cache_dir=cache_dir, data_dir=data_dir, overrides=overrides, seeds=seed_list)
              for _, entry in todo]
-    if all(p["status"] == "n/a" for p in plans):
-        reasons = "; ".join(f"{p['entry'].label}: {p['reason']}" for p in plans)
-        raise SubmissionError(
-            f"Model {card.id!r} encodes modalities {list(card.modalities)}, none of which is in any evaluated entry of "
-            f"{suite_obj.id} ({reasons}). Add them to the card, or leave card.modalities empty for 'all'."
-        )
-    source = model_source if model_source is not None else getattr(model, "mmbench_source", None)
-    with_ctx = accepts_context(model)
+    _require_applicable(plans, card, suite_obj)
+    ctx = _EntryContext(model=model, card=card, mmbench=mmbench, device=dev, seeds=seed_list, backend=backend,
+                        batch_size=batch_size, cache_dir=cache_dir, data_dir=data_dir, with_ctx=accepts_context(model),
+                        progress=_Progress([p["units"] for p in plans], progress=progress))
     out_entries = []
-    for (index, entry), plan in zip(todo, plans, strict=True):
-        if plan["status"] == "n/a":
-            logger.info("entry %s: not applicable (%s)", entry.label, plan["reason"])
-            out_entries.append({"label": entry.label, "dataset": entry.dataset, "status": "n/a", "reason": plan["reason"],
-                                "modalities": [], "metrics": {}})
-            continue
-        out_entries.append(_evaluate_entry(model, card, entry, index, mmbench=mmbench, device=dev, seeds=seed_list,
-                                           backend=backend, batch_size=batch_size, cache_dir=cache_dir, data_dir=data_dir,
-                                           kw=plan["overrides"], with_ctx=with_ctx))
-    created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    data = {
-        "schema": RESULT_SCHEMA,
-        "model": card.to_dict(),
-        "model_source": dict(source) if isinstance(source, Mapping) else None,
-        "suite": {"id": suite_obj.id, "name": suite_obj.name, "version": suite_obj.version,
-                  "fingerprint": suite_obj.fingerprint, "definition": suite_obj.to_dict(),
-                  "entries_evaluated": [e.label for _, e in todo]},
-        "mmbench_version": mmbench.__version__,
-        "created": created,
-        "seeds": list(seed_list),
-        "backend": backend,
-        "device": str(dev),
-        "dataset_overrides": to_jsonable(overrides),
-        "hardware": hardware_info(dev),
-        "timings": {"total_s": round(time.perf_counter() - t_run, 3)},
-        "entries": out_entries,
-    }
-    result = RunResult(to_jsonable(data))
+    try:
+        for (index, entry), plan in zip(todo, plans, strict=True):
+            if plan["status"] == "n/a":
+                out_entries.append({"label": entry.label, "dataset": entry.dataset, "status": "n/a", "reason": plan["reason"],
+                                    "modalities": [], "metrics": {}})
+            else:
+                out_entries.append(_evaluate_entry(ctx, entry, index, plan))
+            ctx.progress.entry_done(out_entries[-1])
+    finally:
+        ctx.progress.close()
+    source = model_source if model_source is not None else getattr(model, "mmbench_source", None)
+    result = RunResult(to_jsonable(_result_document(card, suite_obj, todo, out_entries, source=source, seeds=seed_list, backend=backend,
+                                                    device=dev, overrides=overrides, seconds=time.perf_counter() - t_run)))
     if results_dir is not None:
         path = result.save(results_dir)
         logger.info("wrote %s", path)
     return result
 
 
+def _run_settings(suite: Suite, *, seeds: Sequence[int] | None, backend: str, batch_size: Any, device: Any) -> tuple[tuple[int, ...], Any]:
+    """Checked seeds and device (the run's settings that do not depend on the entries)."""
+    if backend not in BACKENDS:
+        raise InvalidConfigError(f"Unknown backend {backend!r}.{did_you_mean(backend, BACKENDS)} Choose one of {list(BACKENDS)}.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidConfigError(f"batch_size must be a positive int, got {batch_size!r}.")
+    seed_list = tuple(int(s) for s in (suite.seeds if seeds is None else seeds))
+    if not seed_list:
+        raise InvalidConfigError("seeds must not be empty.")
+    return seed_list, resolve_device(device)
+
+
+def _selected_entries(suite: Suite, labels: Sequence[str] | None) -> list[tuple[int, SuiteEntry]]:
+    """(position in the suite, entry) of the entries to run; the position seeds the probes."""
+    todo = list(enumerate(suite.entries))
+    if labels is None:
+        return todo
+    known = [e.label for e in suite.entries]
+    missing = [e for e in labels if e not in known]
+    if missing:
+        raise InvalidConfigError(f"Unknown entry label(s) {missing}.{did_you_mean(missing[0], known)} Entries: {known}.")
+    return [(i, e) for i, e in todo if e.label in labels]
+
+
+def _require_applicable(plans: Sequence[dict[str, Any]], card: ModelCard, suite: Suite) -> None:
+    if all(p["status"] == "n/a" for p in plans):
+        reasons = "; ".join(f"{p['entry'].label}: {p['reason']}" for p in plans)
+        raise SubmissionError(
+            f"Model {card.id!r} encodes modalities {list(card.modalities)}, none of which is in any evaluated entry of "
+            f"{suite.id} ({reasons}). Add them to the card, or leave card.modalities empty for 'all'."
+        )
+
+
+def _result_document(card: ModelCard, suite: Suite, todo: Sequence[tuple[int, SuiteEntry]], out_entries: list[dict[str, Any]], *,
+                     source: Any, seeds: Sequence[int], backend: str, device: Any, overrides: Mapping[str, Any],
+                     seconds: float) -> dict[str, Any]:
+    import mmbench
+
+    return {
+        "schema": RESULT_SCHEMA,
+        "model": card.to_dict(),
+        "model_source": dict(source) if isinstance(source, Mapping) else None,
+        "suite": {"id": suite.id, "name": suite.name, "version": suite.version,
+                  "fingerprint": suite.fingerprint, "definition": suite.to_dict(),
+                  "entries_evaluated": [e.label for _, e in todo]},
+        "mmbench_version": mmbench.__version__,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "seeds": list(seeds),
+        "backend": backend,
+        "device": str(device),
+        "dataset_overrides": to_jsonable(overrides),
+        "hardware": hardware_info(device),
+        "timings": {"total_s": round(seconds, 3)},
+        "entries": out_entries,
+    }
+
+
 def _plan_entry(entry: SuiteEntry, card: ModelCard, *, mmbench: Any, cache_dir: Any, data_dir: Any,
-                overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate one entry without building data; say whether the model applies to it."""
-    kw = _merge_overrides(dict(entry.overrides), dict(overrides))
+                overrides: Mapping[str, Any], seeds: Sequence[int]) -> dict[str, Any]:
+    """Validate one entry without building data; say whether the model applies to it and how
+    much work it is (``units``: embeddings plus probe fits, for the progress bar)."""
+    kw = combine_overrides(entry.overrides, overrides)
     where = f"Suite entry {entry.label!r} ({entry.dataset})"
     try:
         b = mmbench.builder(entry.dataset, cache_dir=cache_dir, data_dir=data_dir, **kw)
         for split in (entry.fit_split, entry.score_split):
             b.check_split(split)
         spec = b.latent_spec()
-        dataset_modalities = list(b.modalities())
+        dataset_modalities = b.modalities()
     except MMBenchError as exc:
         _reraise_with_context(exc, where)
     latent_names = list(entry.latents) if entry.latents is not None else list(spec.names)
@@ -509,11 +549,46 @@ def _plan_entry(entry: SuiteEntry, card: ModelCard, *, mmbench: Any, cache_dir: 
                 f"{where}: metric {m.name!r} applies to {list(applies)} latents, but the entry's latents are "
                 f"{ {n: kinds[n] for n in latent_names} }. Remove the metric or add latents it can score."
             )
-    usable = [m for m in dataset_modalities if not card.modalities or m in card.modalities]
-    if not usable:
-        reason = (f"the model encodes modalities {list(card.modalities)}; the dataset has {dataset_modalities}")
-        return {"entry": entry, "status": "n/a", "reason": reason, "overrides": kw}
-    return {"entry": entry, "status": "ok", "reason": "", "overrides": kw}
+    usable, reason = _usable_modalities(card, dataset_modalities)
+    plan = {"entry": entry, "status": "ok" if usable else "n/a", "reason": reason, "overrides": kw, "modalities": usable}
+    n_fit = min(b.config.split_sizes[entry.fit_split], entry.n_fit or b.config.split_sizes[entry.fit_split])
+    plan["units"] = _work_units(entry, usable, latent_names, kinds, n_fit, len(seeds)) if usable else 0
+    return plan
+
+
+def _usable_modalities(card: ModelCard, dataset_modalities: Mapping[str, Any]) -> tuple[list[str], str]:
+    """The dataset's modalities the model encodes (by name, and by input shape if the card gives
+    one), and why none is when none is."""
+    named = [m for m in dataset_modalities if not card.modalities or m in card.modalities]
+    usable = [m for m in named if m not in card.input_shapes or tuple(card.input_shapes[m]) == tuple(dataset_modalities[m].shape)]
+    if usable:
+        return usable, ""
+    if not named:
+        return [], f"the model encodes modalities {list(card.modalities)}; the dataset has {list(dataset_modalities)}"
+    shapes = {m: tuple(dataset_modalities[m].shape) for m in named}
+    return [], f"the model takes inputs of shape {dict(card.input_shapes)}; the dataset's are {shapes}"
+
+
+def _work_units(entry: SuiteEntry, modalities: Sequence[str], latent_names: Sequence[str], kinds: Mapping[str, str],
+                n_fit: int, n_seeds: int) -> int:
+    """Embeddings (fit and score per modality) plus probe fits: what the progress bar counts."""
+    units = 2 * len(modalities)
+    for m in entry.metrics:
+        meta = METRICS.metadata(m.name)
+        if meta.get("type") == "derived" or not any(kinds[n] in meta.get("kinds", ()) for n in latent_names):
+            continue
+        units += len(modalities) * (n_seeds if _fits_each_seed(meta, m.params, n_fit) else 1)
+    return units
+
+
+def _fits_each_seed(meta: Mapping[str, Any], params: Mapping[str, Any], n_fit: int) -> bool:
+    """Whether a probe metric is fitted once per seed: stochastic probes, and subsamples below the rows embedded.
+
+    A deterministic probe on all the fit rows gives one number, computed once for every seed.
+    """
+    cap = params.get("n_fit")
+    resampled = bool(meta.get("subsamples_fit", False)) and cap is not None and int(cap) < n_fit
+    return bool(meta.get("stochastic", True)) or resampled
 
 
 def _reraise_with_context(exc: MMBenchError, where: str) -> NoReturn:
@@ -525,48 +600,122 @@ def _reraise_with_context(exc: MMBenchError, where: str) -> NoReturn:
     raise new from exc
 
 
-def _evaluate_entry(model: Any, card: ModelCard, entry: SuiteEntry, index: int, *, mmbench: Any, device: Any,
-                    seeds: Sequence[int], backend: str, batch_size: int, cache_dir: Any, data_dir: Any,
-                    kw: Mapping[str, Any], with_ctx: bool) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    kw = dict(kw)
-    logger.info("entry %s: loading %s", entry.label, entry.dataset)
-    ds_fit = mmbench.load(entry.dataset, split=entry.fit_split, cache_dir=cache_dir, data_dir=data_dir, **kw)
-    ds_score = mmbench.load(entry.dataset, split=entry.score_split, cache_dir=cache_dir, data_dir=data_dir, **kw)
-    info = ds_score.info
-    spec = ds_score.latent_spec
-    t_load = time.perf_counter() - t0
+@dataclasses.dataclass
+class _EntryContext:
+    """What every entry of one run shares: the model, the settings and the progress display."""
 
+    model: Any
+    card: ModelCard
+    mmbench: Any
+    device: Any
+    seeds: tuple[int, ...]
+    backend: str
+    batch_size: int
+    cache_dir: Any
+    data_dir: Any
+    with_ctx: bool
+    progress: _Progress
+
+
+class _Progress:
+    """Evaluation progress: a bar over embeddings and probe fits (on a terminal) and one line per
+    finished entry (always, on the ``mmbench.progress`` logger), both with an ETA."""
+
+    def __init__(self, units: Sequence[int], *, progress: bool | None) -> None:
+        from mmbench.progress import progress_bar
+
+        self.units, self.total = list(units), sum(units)
+        self.done_entries, self.done_units = 0, 0
+        self.t0 = time.perf_counter()
+        self.show = progress
+        self.bar = progress_bar(self.total, desc="evaluate", unit="step", progress=progress)
+
+    def status(self, entry: str, what: str) -> None:
+        self.bar.set_postfix_str(f"entry {self.done_entries + 1}/{len(self.units)} {entry} · {what}", refresh=True)
+
+    def step(self, n: int = 1) -> None:
+        self.bar.update(n)
+
+    def entry_done(self, record: Mapping[str, Any]) -> None:
+        from mmbench.progress import eta_text, report
+
+        self.done_units += self.units[self.done_entries]
+        self.done_entries += 1
+        self.bar.n = self.done_units  # fits skipped for a latent kind still count as done
+        self.bar.refresh()
+        head = f"[{self.done_entries}/{len(self.units)}] {record['label']}"
+        if record.get("status") == "n/a":
+            report("%s: not applicable (%s)", head, record.get("reason", ""))
+            return
+        scores = ", ".join(f"{name} {_fmt((m['summary'].get(m['main_key']) or {}).get('mean'))}"
+                           for name, m in record["metrics"].items())
+        eta = eta_text(time.perf_counter() - self.t0, self.done_units, self.total)
+        report("%s: %s (%.1f s%s)", head, scores, record["timings"]["total_s"], f"; {eta}" if eta else "")
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _evaluate_entry(ctx: _EntryContext, entry: SuiteEntry, index: int, plan: Mapping[str, Any]) -> dict[str, Any]:
+    """Load the entry's splits, embed them, run its metrics; its record in the RunResult."""
+    t0 = time.perf_counter()
+    kw = dict(plan["overrides"])
+    ctx.progress.status(entry.label, "loading data")
+    logger.info("entry %s: loading %s", entry.label, entry.dataset)
+    load = {"cache_dir": ctx.cache_dir, "data_dir": ctx.data_dir, "progress": ctx.progress.show, **kw}
+    ds_fit = ctx.mmbench.load(entry.dataset, split=entry.fit_split, **load)
+    ds_score = ctx.mmbench.load(entry.dataset, split=entry.score_split, **load)
+    t_load = time.perf_counter() - t0
+    spec = ds_score.latent_spec
     latent_names = list(entry.latents) if entry.latents is not None else list(spec.names)
-    modalities = [m for m in ds_score.modalities if not card.modalities or m in card.modalities]
+    modalities = list(plan["modalities"])
     n_fit = min(len(ds_fit), entry.n_fit or len(ds_fit))
     n_score = min(len(ds_score), entry.n_score or len(ds_score))
-    gt_cols = [f"latents.{n}" for n in spec.names] if card.uses_ground_truth else []
-    expected = tuple(info.expected_identifiable)
-
-    # ---- embed
     t1 = time.perf_counter()
+    emb = _embed_entry(ctx, entry, ds_fit, ds_score, modalities, n_fit=n_fit, n_score=n_score)
+    t_embed = time.perf_counter() - t1
+    lat_fit, lat_score = ds_fit.latents(latent_names), ds_score.latents(latent_names)
+    data = ({n: lat_fit[n][:n_fit] for n in latent_names}, {n: lat_score[n][:n_score] for n in latent_names})
+    expected = tuple(ds_score.info.expected_identifiable)
+    metrics_out, per_seed = _probe_metrics(ctx, entry, index, emb, data, spec, latent_names, expected, n_fit=n_fit)
+    metrics_out.update(_derived_metrics(entry, per_seed, expected, len(ctx.seeds)))
+    record = _entry_record(entry, ds_fit, ds_score, kw, n_fit=n_fit, n_score=n_score, expected=expected, spec=spec,
+                           latent_names=latent_names, modalities=modalities, emb=emb, metrics=metrics_out)
+    record["timings"] = {"load_s": round(t_load, 3), "embed_s": round(t_embed, 3), "total_s": round(time.perf_counter() - t0, 3)}
+    return record
+
+
+def _embed_entry(ctx: _EntryContext, entry: SuiteEntry, ds_fit: Any, ds_score: Any, modalities: Sequence[str], *,
+                 n_fit: int, n_score: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(fit, score) embeddings of every modality; the two must have the same width."""
+    spec = ds_score.latent_spec
+    expected = tuple(ds_score.info.expected_identifiable)
+    gt_cols = [f"latents.{n}" for n in spec.names] if ctx.card.uses_ground_truth else []
     emb: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for m in modalities:
         pair = []
         for ds, n in ((ds_fit, n_fit), (ds_score, n_score)):
-            ctx = EvalContext(ds.id, ds.split, m, spec, expected, device) if with_ctx else None
-            pair.append(_embed(model, card, ds, m, device=device, batch_size=batch_size, n=n, ctx=ctx,
+            ctx.progress.status(entry.label, f"embedding {m} ({ds.split})")
+            ectx = EvalContext(ds.id, ds.split, m, spec, expected, ctx.device) if ctx.with_ctx else None
+            pair.append(_embed(ctx.model, ctx.card, ds, m, device=ctx.device, batch_size=ctx.batch_size, n=n, ctx=ectx,
                                latent_columns=gt_cols, where=f"split {ds.split!r} of {ds.id}"))
+            ctx.progress.step()
         if pair[0].shape[1] != pair[1].shape[1]:
             raise SubmissionError(
-                f"Model {card.id!r} returned embeddings of size {pair[0].shape[1]} on split {ds_fit.split!r} but "
+                f"Model {ctx.card.id!r} returned embeddings of size {pair[0].shape[1]} on split {ds_fit.split!r} but "
                 f"{pair[1].shape[1]} on split {ds_score.split!r} of {ds_score.id} (modality {m!r}); a modality's "
                 "embedding must have the same size on every split, or the probes fitted on one cannot score the other."
             )
         emb[m] = (pair[0], pair[1])
-    t_embed = time.perf_counter() - t1
+    return emb
 
-    lat_fit = ds_fit.latents(latent_names)
-    lat_score = ds_score.latents(latent_names)
+
+def _probe_metrics(ctx: _EntryContext, entry: SuiteEntry, index: int, emb: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                   data: tuple[Mapping[str, np.ndarray], Mapping[str, np.ndarray]], spec: Any,
+                   latent_names: Sequence[str], expected: Sequence[str], *, n_fit: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Every probe metric of the entry, per modality and seed: the records and the per-seed values."""
     kinds = {lat.name: lat.kind for lat in spec}
-
-    # ---- metrics
+    modalities = list(emb)
     metrics_out: dict[str, Any] = {}
     per_seed_values: dict[str, dict[str, dict[str, list[float]]]] = {}
     for mi, mspec in enumerate(entry.metrics):
@@ -579,27 +728,32 @@ def _evaluate_entry(model: Any, card: ModelCard, entry: SuiteEntry, index: int, 
         vals: dict[str, dict[str, list[float]]] = {m: {n: [] for n in targets} for m in modalities}
         cap = mspec.params.get("n_fit")
         fit_rows = n_fit if cap is None else min(int(cap), n_fit)
-        # A deterministic probe on all the fit rows gives one number: compute it once. With a
-        # subsample (n_fit below the rows embedded) every seed draws its own rows and is fitted.
-        resampled = bool(meta.get("subsamples_fit", False)) and fit_rows < n_fit
-        fit_each_seed = bool(meta.get("stochastic", True)) or resampled
+        fit_each_seed = _fits_each_seed(meta, mspec.params, n_fit)
         for mo, m in enumerate(modalities):
             if not targets:
                 continue
-            data = ProbeData(emb[m][0], emb[m][1], {n: lat_fit[n][:n_fit] for n in targets}, {n: lat_score[n][:n_score] for n in targets})
+            y_fit, y_score = data
+            probe_data = ProbeData(emb[m][0], emb[m][1], {n: y_fit[n] for n in targets}, {n: y_score[n] for n in targets})
             cached: dict[str, float] | None = None
-            for seed in seeds:
+            for seed in ctx.seeds:
                 if cached is None or fit_each_seed:
+                    ctx.progress.status(entry.label, f"{mspec.name} on {m}, seed {seed}")
                     rng = np.random.default_rng([seed, index, mi, mo])
-                    cached = fn(data, rng=rng, backend=backend, device=device, **dict(mspec.params))
+                    cached = fn(probe_data, rng=rng, backend=ctx.backend, device=ctx.device, **dict(mspec.params))
+                    ctx.progress.step()
                 for n in targets:
                     vals[m][n].append(float(cached[n]))
         per_seed_values[mspec.name] = vals
-        record = _metric_record(mspec, meta, vals, expected, seeds, time.perf_counter() - t2)
+        record = _metric_record(mspec, meta, vals, expected, ctx.seeds, time.perf_counter() - t2)
         record["fit_rows"] = fit_rows
-        record["fit_sampling"] = "per_seed_subsample" if resampled else "all_rows"
+        record["fit_sampling"] = "per_seed_subsample" if (bool(meta.get("subsamples_fit", False)) and fit_rows < n_fit) else "all_rows"
         metrics_out[mspec.name] = record
+    return metrics_out, per_seed_values
 
+
+def _derived_metrics(entry: SuiteEntry, per_seed_values: Mapping[str, Any], expected: Sequence[str], n_seeds: int) -> dict[str, Any]:
+    """Metrics computed from other metrics' per-latent values (e.g. identifiability_consistency)."""
+    out: dict[str, Any] = {}
     for mspec in entry.metrics:
         meta = METRICS.metadata(mspec.name)
         if meta.get("type") != "derived":
@@ -610,19 +764,25 @@ def _evaluate_entry(model: Any, card: ModelCard, entry: SuiteEntry, index: int, 
         fn = METRICS.get(mspec.name)
         src = per_seed_values[source]
         per_seed = []
-        for k in range(len(seeds)):
+        for k in range(n_seeds):
             recovery = {m: {n: v[k] for n, v in lat.items()} for m, lat in src.items()}
             per_seed.append(fn(recovery, expected, **params))
         mean_recovery = {m: {n: float(np.mean(v)) for n, v in lat.items()} for m, lat in src.items()}
         table = fn(mean_recovery, expected, **params)
-        metrics_out[mspec.name] = {
+        out[mspec.name] = {
             "higher_is_better": meta["higher_is_better"], "params": to_jsonable(mspec.params), "main_key": meta["main_key"],
             "type": "derived", "source": source,
             "summary": {"score": _stats([r["score"] for r in per_seed]), "accuracy": _stats([r["accuracy"] for r in per_seed])},
             "table": table["table"], "expected": table["expected"],
             "seconds": round(time.perf_counter() - t2, 3),
         }
+    return out
 
+
+def _entry_record(entry: SuiteEntry, ds_fit: Any, ds_score: Any, kw: Mapping[str, Any], *, n_fit: int, n_score: int,
+                  expected: Sequence[str], spec: Any, latent_names: Sequence[str], modalities: Sequence[str],
+                  emb: Mapping[str, tuple[np.ndarray, np.ndarray]], metrics: dict[str, Any]) -> dict[str, Any]:
+    info = ds_score.info
     content = {"dataset": ds_score.id, "config": info.config_fingerprint, "fit": ds_fit.fingerprint, "score": ds_score.fingerprint,
                "n_fit": n_fit, "n_score": n_score}
     return {
@@ -637,25 +797,14 @@ def _evaluate_entry(model: Any, card: ModelCard, entry: SuiteEntry, index: int, 
         "content_fingerprint": info.content_fingerprint,
         "data_fingerprint": fingerprint(content),
         "splits": {"fit": _split_meta(ds_fit, n_fit), "score": _split_meta(ds_score, n_score)},
-        "overrides": kw,
+        "overrides": to_jsonable(kw),
         "expected_identifiable": list(expected),
         "latents": [{"name": lat.name, "kind": lat.kind, "role": lat.role, "scope": lat.scope, "dim": lat.dim}
                     for lat in spec if lat.name in latent_names],
-        "modalities": modalities,
+        "modalities": list(modalities),
         "embedding_dims": {m: int(emb[m][0].shape[1]) for m in modalities},
-        "metrics": metrics_out,
-        "timings": {"load_s": round(t_load, 3), "embed_s": round(t_embed, 3), "total_s": round(time.perf_counter() - t0, 3)},
+        "metrics": metrics,
     }
-
-
-def _merge_overrides(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in extra.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
-            out[k] = {**out[k], **v}
-        else:
-            out[k] = v
-    return out
 
 
 def _metric_record(mspec: Any, meta: Mapping[str, Any], vals: Mapping[str, Mapping[str, list[float]]],

@@ -2,7 +2,10 @@
 
 One table per suite id, one row per model (name, revision and, for checkpoint directories, the
 sha256 of the weights) × suite id, one column per (suite fingerprint, suite entry, dataset
-fingerprint, metric). Results whose suite or dataset fingerprints differ are never merged into one
+fingerprint, metric). Rows are ranked by the suite's main score (:attr:`Suite.main_score_metric`
+averaged over the suite's entries; rows that miss an entry come after the complete ones). When one
+model has several runs, each cell shows the latest run that has it, and the row says how many
+runs there are and lists them all in its detail. Results whose suite or dataset fingerprints differ are never merged into one
 column: when a results directory holds several fingerprints for the same entry and metric, each
 gets its own column, labelled with the fingerprints. Unreadable, foreign or malformed JSON files
 (and results that fail validation) are reported and skipped; the leaderboard never fails on one.
@@ -77,6 +80,39 @@ class _Row:
     results: list[RunResult]
     weights_sha256: str | None = None
     not_applicable: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)  # (suite fp, entry) → reason
+    score: float | None = None  # the suite's main score (mean over the entries this row has)
+    covered: int = 0  # entries with a main-score value
+    total: int = 0  # entries in the suite
+
+
+@dataclasses.dataclass(frozen=True)
+class MainScore:
+    """How a suite's rows are ranked: ``metric``'s main summary averaged over the suite's entries."""
+
+    metric: str | None
+    higher_is_better: bool = True
+    entries: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        if self.metric is None:
+            return "no metric is shared by every entry, so rows are not ranked"
+        order = "higher" if self.higher_is_better else "lower"
+        return (f"mean of {self.metric} over the suite's {len(self.entries)} entries ({order} is better); rows that miss "
+                "an entry (n/a or not evaluated) come after the complete ones, ranked by the mean over the entries they have")
+
+
+def main_score_of(definition: dict[str, Any]) -> MainScore:
+    """The :class:`MainScore` of a suite definition (the ``suite.definition`` a RunResult records)."""
+    from mmbench.harness.metrics import METRICS
+    from mmbench.harness.suites import Suite
+
+    try:
+        suite = Suite.from_dict(definition)
+    except Exception:  # a definition this mmbench cannot read: no ranking, but the rows still show
+        return MainScore(None)
+    metric = suite.main_score_metric
+    hib = bool(METRICS.metadata(metric).get("higher_is_better", True)) if metric else True
+    return MainScore(metric, hib, tuple(e.label for e in suite.entries))
 
 
 def _weights_sha(res: RunResult) -> str | None:
@@ -128,6 +164,35 @@ class Leaderboard:
                         cols.append(col)
                     summary = m["summary"].get(col.main_key) or {}
                     row.cells[col] = {"mean": summary.get("mean"), "std": summary.get("std"), "result": res, "entry": entry}
+        self.main_scores: dict[str, MainScore] = {}
+        for suite_id, rows in self.tables.items():
+            self.main_scores[suite_id] = main = main_score_of(self._latest_definition(rows.values()))
+            self.tables[suite_id] = self._ranked(rows, main)
+
+    @staticmethod
+    def _latest_definition(rows: Iterable[_Row]) -> dict[str, Any]:
+        latest = max((r for row in rows for r in row.results), key=lambda r: str(r.data.get("created", "")))
+        definition = latest.data["suite"].get("definition")
+        return definition if isinstance(definition, dict) else {}
+
+    @staticmethod
+    def _ranked(rows: dict[Any, _Row], main: MainScore) -> dict[Any, _Row]:
+        """``rows`` with their main score set, best first (complete rows before partial ones)."""
+        for row in rows.values():
+            values = []
+            for label in main.entries:
+                cells = [c for col, c in row.cells.items() if col.entry == label and col.metric == main.metric and c.get("mean") is not None]
+                if cells:  # several data fingerprints: the latest run's value
+                    values.append(max(cells, key=lambda c: str(c["result"].data.get("created", "")))["mean"])
+            row.covered, row.total = len(values), len(main.entries)
+            row.score = float(np.mean(values)) if values else None
+        sign = -1.0 if main.higher_is_better else 1.0
+
+        def key(item: tuple[Any, _Row]) -> tuple[Any, ...]:
+            row = item[1]
+            return (row.score is None, row.covered < row.total, sign * (row.score or 0.0), Leaderboard._model_label(row.model))
+
+        return dict(sorted(rows.items(), key=key))
 
     @classmethod
     def from_dir(cls, results_dir: str | os.PathLike[str]) -> Leaderboard:
@@ -153,7 +218,7 @@ class Leaderboard:
                 return "n/a"
             return "–"
         std = cell.get("std")
-        return f"{cell['mean']:.3f}" + (f" ± {std:.3f}" if std else "")
+        return f"{cell['mean']:.3f} ± {std:.3f}" if std is not None else f"{cell['mean']:.3f} ± –"
 
     def _row_label(self, row: _Row) -> str:
         """``name@revision``, plus the weights' hash when another row shares the name and revision."""
@@ -162,25 +227,56 @@ class Leaderboard:
         twins = [r for r in rows.values() if (r.model["name"], r.model.get("revision", "")) == (row.model["name"], row.model.get("revision", ""))]
         if len(twins) > 1:
             label += f" [weights {row.weights_sha256[:8]}]" if row.weights_sha256 else " [weights unrecorded]"
+        if len(row.results) > 1:
+            label += f" · {len(row.results)} runs, latest shown"
         return label
+
+    @staticmethod
+    def _score_text(row: _Row) -> str:
+        if row.score is None:
+            return "–"
+        return f"{row.score:.3f}" + ("" if row.covered == row.total else f" ({row.covered}/{row.total} entries)")
 
     @staticmethod
     def _model_label(card: dict[str, Any]) -> str:
         return f"{card['name']}@{card.get('revision', '')}" + (" (oracle)" if card.get("uses_ground_truth") else "")
 
     # ------------------------------------------------------------------ Markdown
+    def _rank_text(self, rows: Iterable[_Row]) -> dict[int, str]:
+        """id(row) → its rank ("1", "2", ...; "–" without a score)."""
+        out, k = {}, 0
+        for row in rows:
+            if row.score is None:
+                out[id(row)] = "–"
+            else:
+                k += 1
+                out[id(row)] = str(k)
+        return out
+
+    def _score_header(self, suite_id: str) -> str:
+        main = self.main_scores[suite_id]
+        return f"score ({main.metric}) {'↑' if main.higher_is_better else '↓'}" if main.metric else "score"
+
     def to_markdown(self) -> str:
-        """One Markdown table per suite version, with a fingerprint legend and skipped files."""
+        """One Markdown table per suite version, ranked, with a fingerprint legend and skipped files."""
         out = ["# mmbench leaderboard", ""]
         if not self.tables:
             out.append("No results found.")
         for suite_id, rows in self.tables.items():
             cols = self.columns[suite_id]
-            out += [f"## {suite_id}", ""]
-            out.append("| model | " + " | ".join(self._header(suite_id, c) for c in cols) + " |")
-            out.append("|---|" + "---|" * len(cols))
+            ranks = self._rank_text(rows.values())
+            out += [f"## {suite_id}", "", f"Ranked by the main score: {self.main_scores[suite_id].describe()}.", ""]
+            out.append(f"| # | model | {self._score_header(suite_id)} | " + " | ".join(self._header(suite_id, c) for c in cols) + " |")
+            out.append("|---|---|---|" + "---|" * len(cols))
             for row in rows.values():
-                out.append(f"| {self._row_label(row)} | " + " | ".join(self._cell_text(row.cells.get(c), row, c) for c in cols) + " |")
+                cells = " | ".join(self._cell_text(row.cells.get(c), row, c) for c in cols)
+                out.append(f"| {ranks[id(row)]} | {self._row_label(row)} | {self._score_text(row)} | {cells} |")
+            repeated = [row for row in rows.values() if len(row.results) > 1]
+            if repeated:
+                out += ["", "Models with several runs (each cell shows the latest run that has it):", ""]
+                for row in repeated:
+                    runs = ", ".join(f"{r.data.get('created', '?')} ({r.path.name if r.path else 'in memory'})" for r in row.results)
+                    out.append(f"- {self._row_label(row)}: {runs}")
             out += ["", "Datasets (a column never mixes suite or data fingerprints):", ""]
             seen = set()
             for c in cols:
@@ -188,45 +284,80 @@ class Leaderboard:
                     seen.add((c.entry, c.data_fingerprint, c.suite_fingerprint))
                     out.append(f"- `{c.entry}`: {c.dataset_id}, data fingerprint `{c.data_fingerprint}`, "
                                f"suite fingerprint `{c.suite_fingerprint}`")
-            out.append("")
-            out.append("Values: mean ± std over seeds of each metric's main summary (R²/accuracy: mean over the latents "
-                       "the theory calls identifiable, from every modality; identifiability_consistency: balanced agreement).")
-            out.append("")
+            out += ["", _VALUES_NOTE, ""]
         if self.skipped:
             out += ["## Skipped files", ""] + [f"- `{p}`: {why}" for p, why in self.skipped] + [""]
         return "\n".join(out)
 
     # ------------------------------------------------------------------ HTML
-    def to_html(self) -> str:
-        """A self-contained static page: sortable tables, provenance on hover and in a detail row."""
+    def to_html(self, heatmaps: dict[str, list[tuple[str, Any]]] | None = None) -> str:
+        """A self-contained static page: ranked sortable tables (the first click on a column puts the
+        best first), provenance on hover and in a detail row, the heatmaps embedded as PNG data.
+
+        Args:
+            heatmaps: suite id → ``(file name, PIL image)`` (default: rendered by :meth:`heatmaps_by_suite`).
+        """
         e = html.escape
+        maps = self.heatmaps_by_suite() if heatmaps is None else heatmaps
         parts = [_HTML_HEAD]
         if not self.tables:
             parts.append("<p>No results found.</p>")
         for t, (suite_id, rows) in enumerate(self.tables.items()):
-            cols = self.columns[suite_id]
-            parts.append(f"<h2>{e(suite_id)}</h2>")
-            parts.append(f'<table class="lb" id="t{t}"><thead><tr><th data-k="0">model</th>')
-            for j, c in enumerate(cols, start=1):
-                tip = f"{c.dataset_id}\ndata fingerprint {c.data_fingerprint}\nsuite fingerprint {c.suite_fingerprint}\nsummary: {c.main_key}"
-                parts.append(f'<th data-k="{j}" title="{e(tip)}">{e(self._header(suite_id, c))}</th>')
-            parts.append("</tr></thead><tbody>")
-            for i, row in enumerate(rows.values()):
-                parts.append(f'<tr class="r" data-d="d{t}-{i}"><td>{e(self._row_label(row))}</td>')
-                for c in cols:
-                    cell = row.cells.get(c)
-                    val = "" if not cell or cell.get("mean") is None else f"{cell['mean']:.6g}"
-                    na = row.not_applicable.get((c.suite_fingerprint, c.entry))
-                    tip = self._provenance(cell) if cell else (f"not applicable: {na}" if na is not None else "no result")
-                    parts.append(f'<td data-v="{val}" title="{e(tip)}">{e(self._cell_text(cell, row, c))}</td>')
-                parts.append("</tr>")
-                detail = e(json.dumps(self._row_provenance(row), indent=1))
-                parts.append(f'<tr class="d" id="d{t}-{i}" hidden><td colspan="{len(cols) + 1}"><pre>{detail}</pre></td></tr>')
-            parts.append("</tbody></table>")
+            parts += self._html_table(t, suite_id, rows)
+            parts += self._html_heatmaps(maps.get(suite_id, []))
         if self.skipped:
             parts.append("<h2>Skipped files</h2><ul>" + "".join(f"<li><code>{e(str(p))}</code>: {e(w)}</li>" for p, w in self.skipped) + "</ul>")
         parts.append(_HTML_TAIL)
         return "".join(parts)
+
+    def _html_table(self, t: int, suite_id: str, rows: dict[Any, _Row]) -> list[str]:
+        e = html.escape
+        cols = self.columns[suite_id]
+        main = self.main_scores[suite_id]
+        ranks = self._rank_text(rows.values())
+        parts = [f"<h2>{e(suite_id)}</h2>", f'<p class="rank">Ranked by the main score: {e(main.describe())}.</p>',
+                 f'<div class="scroll"><table class="lb" id="t{t}"><thead><tr><th data-k="0" data-dir="asc">#</th>'
+                 f'<th data-k="1" data-dir="asc">model</th>'
+                 f'<th data-k="2" data-dir="{"desc" if main.higher_is_better else "asc"}" title="{e(main.describe())}">'
+                 f"{e(self._score_header(suite_id))}</th>"]
+        for j, c in enumerate(cols, start=3):
+            tip = f"{c.dataset_id}\ndata fingerprint {c.data_fingerprint}\nsuite fingerprint {c.suite_fingerprint}\nsummary: {c.main_key}"
+            parts.append(f'<th data-k="{j}" data-dir="{"desc" if c.higher_is_better else "asc"}" title="{e(tip)}">'
+                         f"{e(self._header(suite_id, c))}</th>")
+        parts.append("</tr></thead><tbody>")
+        for i, row in enumerate(rows.values()):
+            rank = ranks[id(row)]
+            score = "" if row.score is None else f"{row.score:.6g}"
+            parts.append(f'<tr class="r" data-d="d{t}-{i}"><td data-v="{rank if rank != "–" else ""}">{rank}</td>'
+                         f"<td>{e(self._row_label(row))}</td><td data-v=\"{score}\">{e(self._score_text(row))}</td>")
+            for c in cols:
+                cell = row.cells.get(c)
+                val = "" if not cell or cell.get("mean") is None else f"{cell['mean']:.6g}"
+                na = row.not_applicable.get((c.suite_fingerprint, c.entry))
+                tip = self._provenance(cell) if cell else (f"not applicable: {na}" if na is not None else "no result")
+                parts.append(f'<td data-v="{val}" title="{e(tip)}">{e(self._cell_text(cell, row, c))}</td>')
+            parts.append("</tr>")
+            detail = e(json.dumps(self._row_provenance(row, main), indent=1))
+            parts.append(f'<tr class="d" id="d{t}-{i}" hidden><td colspan="{len(cols) + 3}"><pre>{detail}</pre></td></tr>')
+        parts.append("</tbody></table></div>")
+        return parts
+
+    @staticmethod
+    def _html_heatmaps(images: Sequence[tuple[str, Any]]) -> list[str]:
+        import base64
+        import io
+
+        if not images:
+            return []
+        parts = ['<h3>Per-latent heatmaps</h3><div class="maps">']
+        for name, img in images:
+            buf = io.BytesIO()
+            img.save(buf, format="PNG")
+            data = base64.b64encode(buf.getvalue()).decode("ascii")
+            parts.append(f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{data}">'
+                         f"<figcaption>{html.escape(name)}</figcaption></figure>")
+        parts.append("</div>")
+        return parts
 
     @staticmethod
     def _provenance(cell: dict[str, Any]) -> str:
@@ -246,10 +377,12 @@ class Leaderboard:
                 f"mmbench {res.get('mmbench_version')}, suite fingerprint {res['suite']['fingerprint']}, {res.get('created')}{model}")
 
     @staticmethod
-    def _row_provenance(row: _Row) -> dict[str, Any]:
+    def _row_provenance(row: _Row, main: MainScore | None = None) -> dict[str, Any]:
         return {
             "model": row.model,
+            "main_score": {"metric": main.metric if main else None, "value": row.score, "entries": f"{row.covered}/{row.total}"},
             "runs": [{"file": str(r.path) if r.path else None, "created": r.data.get("created"),
+                      "main_score": _run_score(r, main) if main else None,
                       "model_source": r.data.get("model_source"),
                       "suite_fingerprint": r.data["suite"].get("fingerprint"), "mmbench_version": r.data.get("mmbench_version"),
                       "seeds": r.data.get("seeds"), "backend": r.data.get("backend"), "device": r.data.get("device"),
@@ -262,9 +395,9 @@ class Leaderboard:
         }
 
     # ------------------------------------------------------------------ heatmaps
-    def heatmaps(self) -> list[tuple[str, Any]]:
-        """``(file name, PIL image)`` per model × suite × dataset family × per-latent metric."""
-        out = []
+    def heatmaps_by_suite(self) -> dict[str, list[tuple[str, Any]]]:
+        """Suite id → ``(file name, PIL image)`` per model × dataset family × per-latent metric."""
+        out: dict[str, list[tuple[str, Any]]] = {}
         for suite_id, rows in self.tables.items():
             for row in rows.values():
                 res = row.results[-1]
@@ -280,22 +413,43 @@ class Leaderboard:
                         if img is not None:
                             sha = f"-{row.weights_sha256[:8]}" if row.weights_sha256 else ""
                             name = f"{row.model['name']}@{row.model.get('revision', '')}{sha}__{suite_id}__{family}__{metric}"
-                            out.append((re.sub(r"[^A-Za-z0-9_.@\-]+", "_", name) + ".png", img))
+                            out.setdefault(suite_id, []).append((re.sub(r"[^A-Za-z0-9_.@\-]+", "_", name) + ".png", img))
         return out
 
-    def write(self, out_dir: str | os.PathLike[str]) -> dict[str, Any]:
-        """Write ``leaderboard.md``, ``leaderboard.html`` and ``heatmaps/*.png``; return their paths."""
+    def heatmaps(self) -> list[tuple[str, Any]]:
+        """``(file name, PIL image)`` per model × suite × dataset family × per-latent metric."""
+        return [item for images in self.heatmaps_by_suite().values() for item in images]
+
+    def write(self, out_dir: str | os.PathLike[str], *, heatmaps: bool = True) -> dict[str, Any]:
+        """Write ``leaderboard.md``, ``leaderboard.html`` (heatmaps embedded) and ``heatmaps/*.png``; return their paths."""
         out = Path(out_dir)
         (out / "heatmaps").mkdir(parents=True, exist_ok=True)
+        maps = self.heatmaps_by_suite() if heatmaps else {}
         paths: dict[str, Any] = {"markdown": out / "leaderboard.md", "html": out / "leaderboard.html", "heatmaps": []}
         atomic_write(paths["markdown"], self.to_markdown())
-        atomic_write(paths["html"], self.to_html())
-        for name, img in self.heatmaps():
+        atomic_write(paths["html"], self.to_html(heatmaps=maps))
+        for name, img in (item for images in maps.values() for item in images):
             p = out / "heatmaps" / name
             with atomic_path(p) as tmp:
                 img.save(tmp, format="PNG")
             paths["heatmaps"].append(p)
         return paths
+
+
+def _run_score(res: RunResult, main: MainScore) -> dict[str, Any]:
+    """One run's own main score (mean over the entries it has) and how many entries it covers."""
+    values = []
+    for entry in res.entries:
+        m = entry.get("metrics", {}).get(main.metric) if entry.get("status") != "n/a" else None
+        mean = (m.get("summary", {}).get(m.get("main_key", "mean")) or {}).get("mean") if isinstance(m, dict) else None
+        if entry["label"] in main.entries and mean is not None:
+            values.append(mean)
+    return {"value": float(np.mean(values)) if values else None, "entries": f"{len(values)}/{len(main.entries)}"}
+
+
+_VALUES_NOTE = ("Values: mean ± std over seeds of each metric's main summary (R²/accuracy: mean over the latents the theory "
+                "calls identifiable, from every modality; identifiability_consistency: balanced agreement with the theory). "
+                "With one seed the std is 0.")
 
 
 def _family(entry: dict[str, Any]) -> str:
@@ -398,19 +552,27 @@ def render_heatmap(entries: Sequence[dict[str, Any]], metric: str, *, title: str
 
 _HTML_HEAD = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>mmbench leaderboard</title>
+<link rel="icon" href="data:,">
 <style>
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em;color:#222}
 table.lb{border-collapse:collapse;margin-bottom:1.5em;font-size:14px}
 table.lb th,table.lb td{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}
 table.lb th{background:#f3f3f3;cursor:pointer;position:sticky;top:0}
-table.lb td:first-child,table.lb th:first-child{text-align:left}
+table.lb td:nth-child(2),table.lb th:nth-child(2){text-align:left}
+table.lb tr.r{cursor:pointer}
 table.lb tr.r:hover{background:#eef5ff}
 table.lb tr.d pre{text-align:left;font-size:12px;max-width:100em;overflow:auto;margin:0}
-th.asc::after{content:" ▲"} th.desc::after{content:" ▼"}
+th.asc::after{content:" \\25B2"} th.desc::after{content:" \\25BC"}
+div.scroll{overflow-x:auto;max-width:100%}
+div.maps{display:flex;flex-wrap:wrap;gap:1em}
+div.maps figure{margin:0} div.maps img{max-width:100%;border:1px solid #ddd}
+div.maps figcaption{font-size:12px;color:#555}
 </style></head><body>
 <h1>mmbench leaderboard</h1>
-<p>Click a header to sort; hover a value for its provenance; click a model row for the full record.
-A column never mixes results whose dataset fingerprints differ.</p>
+<p>Rows are ranked by each suite's main score (stated above its table). Click a header to sort: the first click puts
+the best first (highest for ↑ columns, lowest for ↓), a second click reverses. Hover a value for its provenance; click a
+model row for the full record, including every run of that model. A column never mixes results whose dataset
+fingerprints differ. Values are mean ± std over the probe seeds.</p>
 """
 
 _HTML_TAIL = """<script>
@@ -419,17 +581,24 @@ document.querySelectorAll("table.lb").forEach(function(t){
   function pairs(){var out=[],rows=Array.from(body.rows);for(var i=0;i<rows.length;i+=2){out.push([rows[i],rows[i+1]]);}return out;}
   t.querySelectorAll("th").forEach(function(th){
     th.addEventListener("click",function(){
-      var k=+th.dataset.k,asc=!th.classList.contains("asc");
+      var k=+th.dataset.k,first=th.dataset.dir||"asc";
+      var dir=th.classList.contains(first)?(first==="asc"?"desc":"asc"):first;
       t.querySelectorAll("th").forEach(function(h){h.classList.remove("asc","desc");});
-      th.classList.add(asc?"asc":"desc");
+      th.classList.add(dir);
+      var sign=dir==="asc"?1:-1;
       var ps=pairs();
       ps.sort(function(a,b){
         var x=a[0].cells[k],y=b[0].cells[k];
-        var vx=k?parseFloat(x.dataset.v):NaN,vy=k?parseFloat(y.dataset.v):NaN;
-        var c;
-        if(k&&!(isNaN(vx)&&isNaN(vy))){c=isNaN(vx)?1:isNaN(vy)?-1:(vx-vy);if(!asc&&!isNaN(vx)&&!isNaN(vy))c=-c;}
-        else{c=x.textContent.localeCompare(y.textContent);if(!asc)c=-c;}
-        return c;});
+        var numeric=x.dataset.v!==undefined;
+        if(numeric){
+          var vx=parseFloat(x.dataset.v),vy=parseFloat(y.dataset.v);
+          if(isNaN(vx)&&isNaN(vy))return 0;
+          if(isNaN(vx))return 1;
+          if(isNaN(vy))return -1;
+          return sign*(vx-vy);
+        }
+        return sign*x.textContent.localeCompare(y.textContent);
+      });
       ps.forEach(function(p){body.appendChild(p[0]);body.appendChild(p[1]);});
     });
   });

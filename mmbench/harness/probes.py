@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from mmbench.devices import resolve_device
 from mmbench.errors import InvalidConfigError, did_you_mean
 
 __all__ = [
@@ -46,7 +47,6 @@ __all__ = [
     "TorchMLPRegressor",
     "kfold_indices",
     "make_probe",
-    "resolve_device",
 ]
 
 logger = logging.getLogger(__name__)
@@ -58,18 +58,6 @@ KERNEL_GAMMAS: tuple[float, ...] = tuple(float(g) for g in np.logspace(-2, 2, 4)
 
 
 # ============================================================================ utilities
-def resolve_device(device: Any = None) -> Any:
-    """``None``/``"auto"`` → CUDA when available, else CPU; anything else → ``torch.device``."""
-    import torch
-
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise InvalidConfigError(f"Invalid device {device!r}: expected e.g. 'cpu', 'cuda', 'cuda:1' or None.") from exc
-
-
 def _check_backend(backend: str) -> str:
     if backend not in BACKENDS:
         raise InvalidConfigError(f"Unknown probe backend {backend!r}.{did_you_mean(backend, BACKENDS)} Choose one of {list(BACKENDS)}.")

@@ -12,7 +12,10 @@ Submissions are loaded from the command line by :func:`load_model`:
 * ``package.module:object`` — an encoder instance, or a class / zero-argument factory that
   returns one;
 * a directory holding ``mmbench_model.json`` (card + factory + keyword arguments) and the weights
-  in ``model.safetensors`` (never a pickle: loading a submission must not execute its data).
+  in ``model.safetensors`` (never a pickle: loading a submission must not execute its data);
+* a training run directory written by ``mmbench train --out DIR`` (``config.json`` +
+  ``checkpoint.safetensors``): it always builds mmbench's own ``ContrastiveModel`` from the
+  validated train config, and reads the weights with safetensors.
 
 A checkpoint directory is *data*, so by default the factory it names must be one of mmbench's own
 model classes: a ``torch.nn.Module`` subclass defined in an ``mmbench.*`` module (e.g.
@@ -43,7 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from mmbench.core.storage import atomic_path, atomic_write
-from mmbench.errors import InvalidConfigError, SubmissionError
+from mmbench.errors import InvalidConfigError, MMBenchError, SubmissionError
 from mmbench.versioning import strict_fields, to_jsonable
 
 if TYPE_CHECKING:
@@ -84,6 +87,9 @@ class ModelCard:
         reference: a URL or citation.
         uses_ground_truth: an *oracle*: the harness also passes the ``latents.<name>`` columns in
             every batch. Oracles are for testing metrics and are marked on the leaderboard.
+        input_shapes: optional modality → per-example input shape the model takes (e.g.
+            ``{"x1": (15,)}``); a suite entry whose modality has another shape is recorded as not
+            applicable instead of failing in ``encode``. Empty: any shape.
         extra: any further JSON-serialisable metadata (hyper-parameters, training steps, ...).
 
     Example:
@@ -98,6 +104,7 @@ class ModelCard:
     description: str = ""
     reference: str = ""
     uses_ground_truth: bool = False
+    input_shapes: Mapping[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -113,6 +120,13 @@ class ModelCard:
             if not all(isinstance(v, str) for v in value):
                 raise InvalidConfigError(f"ModelCard.{field} must be strings, got {value!r}.")
             object.__setattr__(self, field, value)
+        shapes = self.input_shapes
+        if not isinstance(shapes, Mapping) or not all(
+            isinstance(m, str) and isinstance(v, list | tuple) and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in v)
+            for m, v in shapes.items()
+        ):
+            raise InvalidConfigError(f"ModelCard.input_shapes must map modality names to shapes of positive ints, got {shapes!r}.")
+        object.__setattr__(self, "input_shapes", {m: tuple(v) for m, v in shapes.items()})
         dim = self.embedding_dim
         if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
             raise InvalidConfigError(f"ModelCard.embedding_dim must be a positive int or None, got {dim!r}.")
@@ -389,9 +403,17 @@ def _load_dir(path: Path, *, spec: str, trust_factory: bool = False) -> Any:
 
     meta_path = path / MODEL_FILE
     if not meta_path.is_file():
+        from mmbench.models.train import is_training_run, load_trained
+
+        if is_training_run(path):  # an `mmbench train --out DIR` run: mmbench's own model class, safetensors weights
+            try:
+                return load_trained(path, device="cpu")
+            except MMBenchError as exc:
+                raise SubmissionError(f"Cannot load the training run {path} as a model: {exc}") from exc
         raise SubmissionError(
-            f"{path} is a directory but has no {MODEL_FILE}. A checkpoint directory holds {MODEL_FILE} "
-            f"(card, factory, kwargs) and {WEIGHTS_FILE}; write one with mmbench.harness.save_model(model, dir)."
+            f"{path} is a directory but neither a checkpoint directory nor a training run. A checkpoint directory holds "
+            f"{MODEL_FILE} (card, factory, kwargs) and {WEIGHTS_FILE} (write one with mmbench.harness.save_model(model, dir)); "
+            "a training run (`mmbench train --out DIR`) holds config.json and checkpoint.safetensors."
         )
     try:
         meta_bytes = meta_path.read_bytes()

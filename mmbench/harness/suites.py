@@ -29,7 +29,19 @@ from mmbench.harness.metrics import METRICS
 from mmbench.registry import Registry
 from mmbench.versioning import fingerprint, strict_fields, to_jsonable
 
-__all__ = ["SUITES", "SUITE_DATA", "MetricSpec", "Suite", "SuiteEntry", "get_suite", "list_suites", "register_suite"]
+__all__ = [
+    "SUITES",
+    "SUITE_COST",
+    "SUITE_DATA",
+    "MetricSpec",
+    "Suite",
+    "SuiteEntry",
+    "describe_suite",
+    "get_suite",
+    "list_suites",
+    "register_suite",
+    "suites_for_dataset",
+]
 
 _SUITE_ID_RE = re.compile(r"^([a-z0-9][a-z0-9_\-]*):v([1-9]\d*)$")
 _COMMON = ("rng", "backend", "device")  # supplied by the harness, never pinned by a suite
@@ -160,13 +172,20 @@ class SuiteEntry:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Suite:
-    """A frozen, versioned benchmark: entries + seeds. Identified as ``name:vN``."""
+    """A frozen, versioned benchmark: entries + seeds. Identified as ``name:vN``.
+
+    Args:
+        main_metric: the metric whose main summary, averaged over the entries, ranks models on the
+            leaderboard (:attr:`main_score_metric`). ``None``: the first metric every entry has,
+            a derived one (agreement with the theory) before probe metrics.
+    """
 
     name: str
     version: int
     entries: tuple[SuiteEntry, ...]
     seeds: tuple[int, ...] = (0, 1, 2)
     description: str = ""
+    main_metric: str | None = None
 
     def __post_init__(self) -> None:
         if not _SUITE_ID_RE.match(f"{self.name}:v{self.version}"):
@@ -180,10 +199,24 @@ class Suite:
         labels = [e.label for e in self.entries]
         if len(set(labels)) != len(labels):
             raise InvalidConfigError(f"Suite {self.id!r}: entry labels must be unique, got {labels}.")
+        if self.main_metric is not None:
+            missing = [e.label for e in self.entries if self.main_metric not in [m.name for m in e.metrics]]
+            if missing:
+                raise InvalidConfigError(f"Suite {self.id!r}: main_metric {self.main_metric!r} is not computed by entries {missing}.")
 
     @property
     def id(self) -> str:
         return f"{self.name}:v{self.version}"
+
+    @property
+    def main_score_metric(self) -> str | None:
+        """The metric that ranks models: :attr:`main_metric`, else the first metric of every entry
+        (derived ones first); ``None`` when the entries share no metric."""
+        if self.main_metric is not None:
+            return self.main_metric
+        common = [m.name for m in self.entries[0].metrics if all(m.name in [n.name for n in e.metrics] for e in self.entries)]
+        derived = [n for n in common if METRICS.metadata(n).get("type") == "derived"]
+        return (derived or common or [None])[0]
 
     @property
     def fingerprint(self) -> str:
@@ -191,8 +224,11 @@ class Suite:
         return fingerprint(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "description": self.description,
-                "seeds": list(self.seeds), "entries": [e.to_dict() for e in self.entries]}
+        out = {"name": self.name, "version": self.version, "description": self.description,
+               "seeds": list(self.seeds), "entries": [e.to_dict() for e in self.entries]}
+        if self.main_metric is not None:  # absent when unset: older suites keep their fingerprints
+            out["main_metric"] = self.main_metric
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Suite:
@@ -243,6 +279,35 @@ SUITE_DATA: dict[str, dict[str, Any]] = {
              "metrics": ["r2_linear", "mcc_corr", _KERNEL, _CONSISTENCY], "latents": ["z"]},
         ],
     },
+}
+
+
+def _quick(entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry of the quick suite: 2-layer mixing, 4,096 fit / 4,096 score rows, kernel ridge on 2,048."""
+    metrics = [{"name": "r2_kernel", "params": {"n_fit": 2048}} if m == _KERNEL else m for m in entry["metrics"]]
+    return {**entry, "metrics": metrics, "overrides": {"mixing_layers": 2, "split_sizes": {"val": 4096, "test": 4096}}}
+
+
+SUITE_DATA["identifiability-numerical-quick:v1"] = {
+    "name": "identifiability-numerical-quick",
+    "version": 1,
+    "description": (
+        "Quick tier for iterating on a CPU; NOT the papers' protocol and not comparable with "
+        "identifiability-numerical:v1. The same entries and metrics, but every dataset uses 2-layer mixing MLPs "
+        "(the data of `mmbench train --preset quick` and `mmbench reproduce --quick`), one seed, probes fitted on "
+        "4,096 rows (kernel ridge on 2,048) and scored on 4,096."
+    ),
+    "seeds": [0],
+    "main_metric": "identifiability_consistency",
+    "entries": [_quick(e) for e in SUITE_DATA["identifiability-numerical:v1"]["entries"]],
+}
+
+#: Measured wall time of a whole suite (informational; not part of a suite's definition).
+SUITE_COST: dict[str, str] = {
+    "identifiability-numerical:v1": "8.2 min for LatentOracle on 2 idle CPU cores, nearly all in the 30 kernel-ridge "
+                                    "fits on 4,096 rows (benchmarks/RESULTS.md)",
+    "identifiability-numerical-quick:v1": "79-158 s for LatentOracle on a 2-core machine shared with other jobs, its "
+                                          "datasets built on first use included; 37 s for a model applicable to one entry",
 }
 
 SUITES: Registry[Suite] = Registry("suite")
@@ -320,3 +385,51 @@ def get_suite(suite: str | os.PathLike[str] | Suite | Mapping[str, Any]) -> Suit
         if versions:
             raise NotFoundError(f"Suite {text!r} needs a version: one of {versions}.")
     return SUITES.get(text)
+
+
+# ============================================================================ listing
+def describe_suite(suite: Suite) -> str:
+    """A few lines about ``suite``: entries (dataset, overrides, metrics, probe sizes), seeds,
+    the main score, the number of probe fits and the measured cost (``mmbench suites``)."""
+    import mmbench
+    from mmbench.harness.evaluate import _work_units
+
+    head = f"{suite.id}  ({len(suite.entries)} entries, seeds {list(suite.seeds)}, ranked by {suite.main_score_metric or '-'})"
+    lines = [head, "  " + suite.description] if suite.description else [head]
+    fits = 0
+    for e in suite.entries:
+        b = mmbench.builder(e.dataset, **dict(e.overrides))
+        sizes = b.config.split_sizes
+        n_fit = min(sizes[e.fit_split], e.n_fit or sizes[e.fit_split])
+        n_score = min(sizes[e.score_split], e.n_score or sizes[e.score_split])
+        spec = b.latent_spec()
+        names = list(e.latents) if e.latents is not None else list(spec.names)
+        units = _work_units(e, list(b.modalities()), names, {lat.name: lat.kind for lat in spec}, n_fit, len(suite.seeds))
+        fits += units - 2 * len(b.modalities())
+        metrics = ", ".join(m.name + (f"({', '.join(f'{k}={v}' for k, v in m.params.items() if k != 'source')})"
+                                      if any(k != "source" for k in m.params) else "") for m in e.metrics)
+        lines.append(f"  - {e.label}: {e.dataset}" + (f" with {json.dumps(to_jsonable(e.overrides))}" if e.overrides else ""))
+        lines.append(f"      probes fit on {e.fit_split} ({n_fit} rows), scored on {e.score_split} ({n_score} rows); {metrics}")
+    cost = SUITE_COST.get(suite.id, "not measured")
+    lines.append(f"  cost: {fits} probe fits per model; measured: {cost}")
+    return "\n".join(lines)
+
+
+def _generative_fields(config: Any) -> dict[str, Any]:
+    """A config's data fields apart from split sizes and shard boundaries: its generative process."""
+    return {k: v for k, v in config.data().items() if k not in ("split_sizes", "shard_size")}
+
+
+def suites_for_dataset(builder: Any) -> list[tuple[str, str]]:
+    """``(suite id, entry label)`` of the registered suite entries whose dataset is ``builder``'s
+    generative process (same dataset, version and config apart from split sizes and shards)."""
+    import mmbench
+
+    want = (builder.name, builder.VERSION, _generative_fields(builder.config))
+    out = []
+    for suite_id in list_suites():
+        for e in SUITES.get(suite_id).entries:
+            b = mmbench.builder(e.dataset, **dict(e.overrides))
+            if (b.name, b.VERSION, _generative_fields(b.config)) == want:
+                out.append((suite_id, e.label))
+    return out

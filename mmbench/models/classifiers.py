@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mmbench.devices import resolve_device
 from mmbench.errors import CacheError, InvalidConfigError, MMBenchError
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ def predict(model: torch.nn.Module, images: np.ndarray, *, batch_size: int = 102
 def train_classifiers(
     dataset: str | Builder,
     *,
-    device: str = "cpu",
+    device: str = "auto",
     epochs: int = 8,
     batch_size: int = 128,
     lr: float = 2e-3,
@@ -128,7 +129,8 @@ def train_classifiers(
 
     Args:
         dataset: a dataset id (``"polymnist"``, ``"translated_polymnist/paper"``) or a builder.
-        device: torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``).
+        device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``
+            (:func:`mmbench.devices.resolve_device`).
         epochs, batch_size, lr: Adam training settings; the learning rate halves every epoch.
         seed: seeds the initialisation and the batch order.
         train_split, eval_split: splits to fit on and to report accuracy on (built if missing).
@@ -148,6 +150,7 @@ def train_classifiers(
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidConfigError(f"{name} must be a positive integer, got {value!r}.")
+    dev = resolve_device(device)  # before any build: an unavailable device fails in a second
     b = _resolve_builder(dataset, **builder_kwargs)
     for split in (train_split, eval_split):
         b.check_split(split)
@@ -156,7 +159,6 @@ def train_classifiers(
         b.build(todo, num_workers=num_workers)
     train_ds, eval_ds = b.as_dataset(train_split), b.as_dataset(eval_split)
     mods = _image_modalities(train_ds)
-    dev = torch.device(device)
     previous_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -252,7 +254,6 @@ def load_classifiers(dataset: str | Builder, *, device: str = "cpu", **builder_k
         CacheError: none were trained for this dataset version/config, a file was modified, or
             they were saved for another architecture than this mmbench's :data:`ARCHITECTURE`.
     """
-    import torch
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -272,7 +273,7 @@ def load_classifiers(dataset: str | Builder, *, device: str = "cpu", **builder_k
         state = load_file(str(path))
         model = build_classifier(int(state["1.weight"].shape[1]))
         model.load_state_dict(state)
-        models[key] = model.to(torch.device(device)).eval()
+        models[key] = model.to(resolve_device(device)).eval()
     return models
 
 
@@ -308,17 +309,21 @@ def _check_architecture(saved: object, where: Path, retrain: str) -> None:
 def add_parser(sub: Any) -> None:
     """``mmbench train-classifiers DATASET``: the CLI entry (registered in ``mmbench.cli.COMMANDS``)."""
     from mmbench.cli import _add_dataset_args
+    from mmbench.devices import DEVICE_HELP
 
-    p = sub.add_parser("train-classifiers", help="train per-modality digit classifiers (coherence metrics)")
-    _add_dataset_args(p)
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default cpu)")
-    p.add_argument("--epochs", type=int, default=8)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--train-split", default="train")
-    p.add_argument("--eval-split", default="test")
-    p.add_argument("--workers", type=int, default=1, help="workers for building missing splits")
+    p = sub.add_parser("train-classifiers", help="train per-modality digit classifiers (coherence metrics)",
+                       description="Train one small CNN per image modality to predict the digit, and save them with the "
+                                   "data (classifiers/ in the dataset's cache directory), e.g. "
+                                   "`mmbench train-classifiers polymnist`.")
+    _add_dataset_args(p, example="polymnist or translated_polymnist/paper")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--epochs", type=int, default=8, help="training epochs (default 8; the learning rate halves every epoch)")
+    p.add_argument("--batch-size", type=int, default=128, help="images per Adam step (default 128)")
+    p.add_argument("--lr", type=float, default=2e-3, help="initial Adam learning rate (default 2e-3)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the batch order (default 0)")
+    p.add_argument("--train-split", default="train", help="split to train on (default train; built if missing)")
+    p.add_argument("--eval-split", default="test", help="split the reported accuracy is measured on (default test)")
+    p.add_argument("--workers", type=int, default=1, help="workers for building missing splits (default 1)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's; 1 is often fastest on a busy machine)")
     p.set_defaults(func=cmd_train_classifiers)
 

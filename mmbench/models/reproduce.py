@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from mmbench.errors import InvalidConfigError, MMBenchError, did_you_mean
-from mmbench.models.train import TrainConfig, train
+from mmbench.models.train import PRESETS, QUICK_DATASET_OVERRIDES, TrainConfig, train
 
 __all__ = ["PAPER", "TABLES", "Check", "EvalSpec", "ReproduceResult", "RunSpec", "TableSpec", "add_reproduce_parser", "reproduce", "table_spec"]
 
@@ -195,10 +195,12 @@ class _Schedule:
 #   * a wide, shallow encoder (3 × 256, LeakyReLU(0.2)), Adam with warm-up and cosine decay.
 #     The papers' 7-layer MLP narrowed to CPU size stalls at R² ≈ 0.4-0.5 on content.
 # benchmarks/RESULTS.md ("Training") has the measurements behind these choices.
-_QUICK = dict(batch_size=512, seeds=(0,), eval_samples=4096, hidden=(256, 256, 256), slope=0.2, lr_schedule="cosine",
-              warmup_steps=100, mixing_layers=2)
+_Q = PRESETS["quick"]  # one recipe: `mmbench train --preset quick` is a run of this scale
+_QUICK = dict(batch_size=_Q["batch_size"], seeds=(0,), eval_samples=4096, hidden=tuple(_Q["encoder_kwargs"]["hidden"]),
+              slope=_Q["encoder_kwargs"]["slope"], lr_schedule=_Q["lr_schedule"], warmup_steps=_Q["warmup_steps"],
+              mixing_layers=QUICK_DATASET_OVERRIDES["mixing_layers"])
 _SCHEDULES: dict[tuple[str, str], _Schedule] = {
-    ("m3di", "quick"): _Schedule(steps=2500, lr=2e-3, kernel_fit=2048, **_QUICK),  # type: ignore[arg-type]
+    ("m3di", "quick"): _Schedule(steps=_Q["steps"], lr=_Q["lr"], kernel_fit=2048, **_QUICK),  # type: ignore[arg-type]
     ("m3di", "full"): _Schedule(steps=300_000, batch_size=6144, lr=1e-4, seeds=(0, 1, 2), eval_samples=20_480, kernel_fit=None),
     ("misalign", "quick"): _Schedule(steps=3000, lr=2e-3, kernel_fit=None, **_QUICK),  # type: ignore[arg-type]
     ("misalign", "full"): _Schedule(steps=100_000, batch_size=6144, lr=1e-4, seeds=(0, 1, 2), eval_samples=20_480, kernel_fit=None),
@@ -479,37 +481,69 @@ def _usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, lines: bool) -> None:
+    """Worker initializer: torch threads, and (when the parent shows them) progress lines on stderr."""
+    import logging
+
     import torch
 
+    from mmbench.progress import LOGGER_NAME, line_handler
+
     torch.set_num_threads(threads)
+    if lines:
+        log = logging.getLogger(LOGGER_NAME)
+        log.setLevel(logging.INFO)
+        log.addHandler(line_handler())
+        log.propagate = False
+        logging.getLogger(f"{LOGGER_NAME}.steps").setLevel(logging.WARNING)  # per-run lines only, not per checkpoint
 
 
-def _run_parallel(tasks: Sequence[tuple[int, int]], jobs: int, *, threads: int | None, **args: Any) -> list[tuple[dict[str, dict[str, float]], dict[str, Any]]]:
-    """:func:`_run_task` over ``tasks`` in ``jobs`` spawned processes; results in task order."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
+def _run_all(tasks: Sequence[tuple[int, int]], jobs: int, *, spec: TableSpec, threads: int | None, progress: bool | None,
+             **args: Any) -> list[tuple[dict[str, dict[str, float]], dict[str, Any]]]:
+    """:func:`_run_task` over ``tasks`` on the core executor (``jobs`` spawned processes, or in this
+    process when ``jobs == 1``), one progress line per finished run; results in task order."""
+    import functools
+    import logging
 
-    pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=mp.get_context("spawn"),
-                               initializer=_init_worker, initargs=(threads or 1,))
+    import torch
+
+    from mmbench.core.executors import run_tasks
+    from mmbench.progress import LOGGER_NAME, eta_text, report
+
+    t0 = time.perf_counter()
+    finished = {"n": 0}
+
+    def on_result(index: int, outcome: tuple[dict[str, dict[str, float]], dict[str, Any]]) -> None:
+        cells, info = outcome
+        finished["n"] += 1
+        values = "; ".join(f"{', '.join(f'{c} {v:.2f}' for c, v in row.items())}" for row in cells.values())
+        eta = eta_text(time.perf_counter() - t0, finished["n"], len(tasks))
+        report("[%d/%d] %s seed %d: %s (trained %.0f s%s)", finished["n"], len(tasks), info["run"], info["seed"], values,
+               info["train_seconds"], f"; {eta}" if eta else "")
+
+    parallel = jobs > 1 and len(tasks) > 1
+    fn = functools.partial(_run_task, progress=False if parallel else progress, **args)
+    lines = logging.getLogger(LOGGER_NAME).isEnabledFor(logging.INFO)
+    before = torch.get_num_threads()
+    if threads and not parallel:
+        torch.set_num_threads(threads)
     try:
-        futures = [pool.submit(_run_task, i, seed, **args) for i, seed in tasks]
-        return [f.result() for f in futures]
-    except BrokenProcessPool as exc:
-        raise MMBenchError(
-            f"A training process of {args.get('table')} died ({exc}), most likely killed for memory. Rerun with fewer "
-            "--jobs (or --jobs 1); with --out, finished runs resume from their checkpoints."
-        ) from exc
+        return run_tasks(
+            fn, tasks, num_workers=jobs if parallel else 1, progress=progress if parallel else False, desc=args["table"],
+            unit="run", initializer=_init_worker, initargs=(threads or 1, lines), on_result=on_result,
+            describe=lambda i, task: f"Run {spec.runs[task[0]].name!r} (seed {task[1]})",
+            broken_hint=(f"A training process of {args['table']} died, most likely killed for memory. Rerun with fewer --jobs "
+                         "(or --jobs 1); with --out, finished runs resume from their checkpoints."),
+        )
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        torch.set_num_threads(before)
 
 
 def reproduce(
     table: str,
     *,
     scale: str = "quick",
-    device: str | None = None,
+    device: str | None = "auto",
     seeds: Sequence[int] | None = None,
     steps: int | None = None,
     out_dir: str | Path | None = None,
@@ -523,13 +557,16 @@ def reproduce(
     Args:
         table: a name of :data:`TABLES`.
         scale: ``"quick"`` (CPU minutes) or ``"full"`` (the papers' schedules).
-        device: training/probing device (default: CUDA when available).
+        device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
         seeds: override the scale's seeds.
         steps: override the number of training steps (e.g. for a smoke test).
         out_dir: keep each run's checkpoint under ``out_dir/<run name>-seed<k>`` (resumable).
-        progress: show training progress bars.
+        progress: show progress bars (default: on a terminal): each run's training when runs are
+            sequential, the runs finished when they are parallel. One line per finished run (and
+            per resumed checkpoint) goes to the ``mmbench.progress`` logger either way.
         only: restrict to the runs whose row label contains one of these substrings.
-        jobs: train this many runs at once, each in its own (spawned) process; ``"auto"`` (what
+        jobs: train this many runs at once, each in its own (spawned) process of the core executor
+            (:func:`mmbench.core.executors.run_tasks`: SIGINT/SIGTERM stop them cleanly); ``"auto"`` (what
             ``mmbench reproduce`` uses) is one per usable core on a CPU and 1 on a GPU: the small
             MLPs train faster in parallel processes than on several threads. Default 1, so that a
             script calling this needs no ``if __name__ == "__main__"`` guard; with ``jobs > 1`` it
@@ -537,7 +574,7 @@ def reproduce(
         threads: torch CPU threads (of each job when ``jobs > 1``; default 1 there, and the
             process's setting when runs are sequential).
     """
-    from mmbench.models.train import resolve_device
+    from mmbench.devices import resolve_device
 
     if table in EXPERIMENTS:
         return _experiment(table)(scale=scale, device=device, seeds=seeds, steps=steps, progress=progress)
@@ -555,19 +592,8 @@ def reproduce(
         jobs = 1
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise InvalidConfigError(f"jobs must be a positive integer or 'auto', got {jobs!r}.")
-    args = dict(table=table, scale=scale, device=str(dev), steps=steps, out_dir=None if out_dir is None else str(out_dir), progress=progress)
-    if jobs == 1 or len(tasks) == 1:
-        import torch
-
-        before = torch.get_num_threads()
-        if threads:
-            torch.set_num_threads(threads)
-        try:
-            outcomes = [_run_task(i, seed, **args) for i, seed in tasks]
-        finally:
-            torch.set_num_threads(before)
-    else:
-        outcomes = _run_parallel(tasks, jobs, threads=threads, **args)
+    args = dict(table=table, scale=scale, device=str(dev), steps=steps, out_dir=None if out_dir is None else str(out_dir))
+    outcomes = _run_all(tasks, jobs, spec=spec, threads=threads, progress=progress, **args)
     per_seed: dict[str, dict[str, list[float]]] = {}
     run_info = []
     for cells, info in outcomes:
@@ -591,23 +617,31 @@ def reproduce(
 # ====================================================================== CLI
 def add_reproduce_parser(sub: Any) -> None:
     """``mmbench reproduce TABLE [--quick]``."""
+    from mmbench.devices import DEVICE_HELP
+
     p = sub.add_parser("reproduce", help="train baselines and compare with a paper's table",
-                       description="Reproduce a published table: " + ", ".join([*TABLES, *EXPERIMENTS]) + ".")
+                       description="Reproduce a published table: " + ", ".join([*TABLES, *EXPERIMENTS]) + ". Trains every run of the table "
+                                   "(in parallel processes on a CPU), probes it, and prints the measured table beside the "
+                                   "paper's with the acceptance checks. One line per finished run is printed; with --out an "
+                                   "interrupted reproduction resumes each run from its checkpoint (and says so).")
     p.add_argument("table", nargs="?", help="table name (omit with --list)")
     p.add_argument("--list", action="store_true", help="list the tables")
-    p.add_argument("--quick", action="store_true", help="CPU-sized schedule (minutes) instead of the paper's (GPU)")
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA when available)")
-    p.add_argument("--seeds", type=int, nargs="+", default=None, help="override the seeds")
-    p.add_argument("--steps", type=int, default=None, help="override the training steps")
-    p.add_argument("--only", action="append", default=None, help="only runs whose row label contains this text")
-    p.add_argument("--out", default=None, help="write TABLE.md and TABLE.json here (and keep checkpoints under it)")
+    p.add_argument("--quick", action="store_true",
+                   help="the CPU scale (minutes; the recipe of `mmbench train --preset quick`) instead of the papers' (GPU)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="override the scale's seeds")
+    p.add_argument("--steps", type=int, default=None, help="override the training steps (e.g. a smoke test)")
+    p.add_argument("--only", action="append", default=None, help="only runs whose row label contains this text (repeatable)")
+    p.add_argument("--out", default=None, help="write TABLE.md and TABLE.json here, and keep resumable checkpoints under OUT/runs")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (of each job with --jobs; 1 is fastest on a busy machine)")
     p.add_argument("--jobs", type=int, default=None, help="runs trained at once in separate processes (default: one per usable core on a CPU, 1 on a GPU)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (as --quiet)")
     p.set_defaults(func=cmd_reproduce)
 
 
 def cmd_reproduce(args: Any) -> int:
+    from mmbench.core.storage import atomic_write
+
     if args.list or not args.table:
         for name in TABLES:
             print(f"{name}: {table_spec(name, 'quick').title}")
@@ -618,15 +652,16 @@ def cmd_reproduce(args: Any) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    quiet = args.no_progress or getattr(args, "quiet", False)
     result = reproduce(args.table, scale="quick" if args.quick else "full", device=args.device, seeds=args.seeds, steps=args.steps,
-                       out_dir=Path(args.out) / "runs" if args.out else None, progress=False if args.no_progress else None, only=args.only,
+                       out_dir=Path(args.out) / "runs" if args.out else None, progress=False if quiet else None, only=args.only,
                        jobs=args.jobs if args.jobs is not None else "auto", threads=args.threads)
     md = result.to_markdown()
     print(md)
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / f"{args.table}.md").write_text(md)
-        (out / f"{args.table}.json").write_text(json.dumps(result.to_json(), indent=1, ensure_ascii=False))
+        atomic_write(out / f"{args.table}.md", md)
+        atomic_write(out / f"{args.table}.json", json.dumps(result.to_json(), indent=1, ensure_ascii=False))
         print(f"Wrote {out / (args.table + '.md')} and {out / (args.table + '.json')}")
     return 0 if result.passed else 1

@@ -11,7 +11,9 @@ simulation papers) or iterates a built split, and writes to ``out_dir``:
 * ``history.json`` — training / validation loss curve.
 
 The trained :class:`ContrastiveModel` is a harness submission: it has a ``card`` and a batched
-``encode(batch, *, modality) -> Tensor[n, d]``.
+``encode(batch, *, modality) -> Tensor[n, d]``, and ``out_dir`` itself is a valid ``--model`` for
+``mmbench evaluate`` (:func:`load_trained`: mmbench's own model class, safetensors weights only).
+The command line is in :mod:`mmbench.models.train_cli`.
 
 Example:
     >>> cfg = TrainConfig(dataset="numerical/multiview/multimodal-independent", steps=2000,
@@ -24,11 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 import math
 import os
 import signal
+import struct
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -40,20 +44,23 @@ import torch
 from torch import Tensor, nn
 
 from mmbench.core.storage import atomic_path
+from mmbench.devices import resolve_device
 from mmbench.errors import InvalidConfigError, MMBenchError, SubmissionError, did_you_mean
 from mmbench.models.encoders import ENCODERS, build_encoder
 from mmbench.models.losses import LOSSES, ContrastiveLoss
+from mmbench.progress import progress_bar, report
 from mmbench.versioning import strict_fields
 
 __all__ = [
+    "PRESETS",
     "ContrastiveModel",
     "TrainConfig",
     "TrainResult",
-    "add_train_parser",
     "build_model",
     "dataset_builder",
+    "is_training_run",
     "load_trained",
-    "resolve_device",
+    "preset_fields",
     "train",
 ]
 
@@ -67,15 +74,24 @@ LR_SCHEDULES = ("constant", "cosine")
 # Fields that may differ when resuming (schedule/bookkeeping, not the model or the data).
 _RESUMABLE_FIELDS = frozenset({"steps", "val_every", "checkpoint_every", "log_every", "name"})
 
-
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``None``/``"auto"`` → CUDA when available, else CPU; otherwise ``torch.device(device)``."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidConfigError(f"device={str(device)!r} was requested but CUDA is not available; use device='cpu'.")
-    return dev
+#: Named recipes of :meth:`TrainConfig.preset` and ``mmbench train --preset``.
+#:
+#: * ``paper`` — the simulation papers' schedule (the :class:`TrainConfig` defaults: 7-layer
+#:   MLPs, batch 6144, Adam 1e-4, 300k steps): GPU work.
+#: * ``quick`` — the CPU scale of ``mmbench reproduce --quick`` (minutes on 2 cores): a 3 × 256
+#:   LeakyReLU(0.2) MLP, batch 512, 2,500 Adam steps at lr 2e-3 with warm-up and cosine decay, on
+#:   the dataset with 2-layer mixing MLPs instead of 3 (:data:`QUICK_DATASET_OVERRIDES`). The
+#:   papers' 3-layer mixing is not invertible at this budget (benchmarks/RESULTS.md, "Training").
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "quick": {
+        "batch_size": 512, "steps": 2500, "lr": 2e-3, "lr_schedule": "cosine", "warmup_steps": 100,
+        "encoder_kwargs": {"hidden": [256, 256, 256], "slope": 0.2, "init": "kaiming"},
+        "val_every": 250, "checkpoint_every": 250, "log_every": 100,
+    },
+}
+#: Dataset overrides of the quick preset, applied to datasets whose config has these fields.
+QUICK_DATASET_OVERRIDES: dict[str, Any] = {"mixing_layers": 2}
 
 
 def _frozen(value: Any) -> Any:
@@ -209,6 +225,17 @@ class TrainConfig:
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
+    @classmethod
+    def preset(cls, name: str, *, dataset: str, **changes: Any) -> TrainConfig:
+        """The :data:`PRESETS` recipe ``name`` for ``dataset``, with ``changes`` on top.
+
+        Example:
+            >>> cfg = TrainConfig.preset("quick", dataset="numerical/multiview/multimodal-independent")
+            >>> cfg.steps, cfg.dataset_overrides
+            (2500, {'mixing_layers': 2})
+        """
+        return cls.from_dict({**preset_fields(name, dataset), **changes, "dataset": dataset})
+
     def lr_at(self, step: int) -> float:
         """Learning rate of optimiser step ``step`` (1-based): a pure function of the step, so a
         resumed run follows the same schedule."""
@@ -225,6 +252,21 @@ class TrainConfig:
             kwargs = self.encoder_kwargs.get(modality, {}) if all(isinstance(v, Mapping) for v in self.encoder_kwargs.values()) else self.encoder_kwargs
             return self.encoder[modality], dict(kwargs)
         return str(self.encoder), dict(self.encoder_kwargs)
+
+
+def preset_fields(name: str, dataset: str) -> dict[str, Any]:
+    """The TrainConfig fields of preset ``name`` for ``dataset`` (its dataset overrides included)."""
+    if name not in PRESETS:
+        raise InvalidConfigError(f"Unknown preset {name!r}.{did_you_mean(name, PRESETS)} Choose one of {list(PRESETS)}.")
+    fields = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in PRESETS[name].items()}
+    if name == "quick":
+        import mmbench
+
+        names = mmbench.builder(dataset).config.field_names()
+        extra = {k: v for k, v in QUICK_DATASET_OVERRIDES.items() if k in names}
+        if extra:
+            fields["dataset_overrides"] = extra
+    return fields
 
 
 # ====================================================================== model
@@ -346,6 +388,7 @@ def _model_card(model: ContrastiveModel) -> Any:
         "modalities": tuple(model.modalities),
         "embedding_dim": cfg.encoding_size,
         "trained_on": (model.dataset_id,),
+        "input_shapes": dict(model.modality_shapes),
         "description": f"mmbench contrastive baseline ({cfg.loss}, {cfg.steps} steps, batch {cfg.batch_size}, lr {cfg.lr}).",
         "extra": {"train_config": cfg.to_dict()},
     }
@@ -503,16 +546,18 @@ def _save_checkpoint(out_dir: Path, model: ContrastiveModel, opt: torch.optim.Op
     _atomic_replace(out_dir / HISTORY_FILE, lambda p: p.write_text(json.dumps(history, indent=1)))
 
 
-def _read_checkpoint(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
-    from safetensors import safe_open
+def _read_checkpoint(path: Path) -> tuple[dict[str, Tensor], dict[str, str], str]:
+    """Tensors, metadata and sha256 of a safetensors checkpoint (the bytes hashed are the bytes loaded)."""
+    from safetensors.torch import load as load_safetensors
 
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+        data = path.read_bytes()
+        tensors = load_safetensors(data)
+        (n,) = struct.unpack("<Q", data[:8])
+        meta = json.loads(data[8 : 8 + n]).get("__metadata__") or {}
     except Exception as exc:
-        raise MMBenchError(f"The checkpoint {path} is unreadable ({exc}). Delete it to train from scratch.") from exc
-    return tensors, meta
+        raise MMBenchError(f"The checkpoint {path} is unreadable ({type(exc).__name__}: {exc}). Delete it to train from scratch.") from exc
+    return tensors, meta, hashlib.sha256(data).hexdigest()
 
 
 def _load_state(model: ContrastiveModel, tensors: Mapping[str, Tensor], path: Path) -> None:
@@ -534,28 +579,54 @@ def _read_config(out_dir: Path) -> dict[str, Any]:
         raise MMBenchError(f"No readable {CONFIG_FILE} in {out_dir} ({exc}): is this a training output directory?") from exc
 
 
+def is_training_run(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is an ``out_dir`` of :func:`train` (it has ``config.json`` with a train config)."""
+    p = Path(path)
+    try:
+        return p.is_dir() and "train_config" in json.loads((p / CONFIG_FILE).read_text())
+    except (OSError, ValueError, TypeError):
+        return False
+
+
 def load_trained(path: str | os.PathLike[str], *, device: str | torch.device | None = "cpu", expect: TrainConfig | None = None) -> ContrastiveModel:
     """Load a trained model (a harness submission) from a training output directory.
+
+    Only mmbench's own :class:`ContrastiveModel` is built (from the validated train config; no
+    code named by the files runs), and the weights are read with safetensors. The model gets a
+    ``mmbench_source`` (directory, step, sha256 of the checkpoint and config) that ``evaluate``
+    records.
 
     Args:
         path: the ``out_dir`` of :func:`train` (or its ``checkpoint.safetensors``).
         device: where to put the model (``"auto"``: CUDA when available).
         expect: if given, raise unless the stored config's model/data fields match it.
+
+    Raises:
+        MMBenchError: not a training directory, no checkpoint yet, or an unreadable one.
     """
     out_dir = Path(path)
     if out_dir.is_file():
         out_dir = out_dir.parent
     meta = _read_config(out_dir)
-    config = TrainConfig.from_dict(meta["train_config"])
+    try:
+        config = TrainConfig.from_dict(meta["train_config"])
+        shapes = meta["modality_shapes"]
+    except (KeyError, TypeError) as exc:
+        raise MMBenchError(f"{out_dir / CONFIG_FILE} is not the config of an mmbench training run (missing {exc}).") from exc
     if expect is not None:
         _check_same(expect, config, out_dir)
-    model = ContrastiveModel(config, meta["modality_shapes"], dataset_id=meta.get("dataset_id", ""))
+    model = ContrastiveModel(config, shapes, dataset_id=meta.get("dataset_id", ""))
     ckpt = out_dir / CHECKPOINT_FILE
     if not ckpt.is_file():
         raise MMBenchError(f"{out_dir} has a config but no {CHECKPOINT_FILE}: the run never reached its first checkpoint.")
-    tensors, info = _read_checkpoint(ckpt)
+    tensors, info, sha = _read_checkpoint(ckpt)
     _load_state(model, tensors, ckpt)
     model.trained_steps = int(info.get("step", 0))  # type: ignore[assignment]
+    model.mmbench_source = {  # type: ignore[assignment]
+        "spec": str(path), "type": "training_run", "directory": str(out_dir.resolve()),
+        "weights_file": CHECKPOINT_FILE, "weights_sha256": sha, "step": model.trained_steps,
+        "metadata_sha256": hashlib.sha256((out_dir / CONFIG_FILE).read_bytes()).hexdigest(),
+    }
     return model.to(resolve_device(device)).eval()
 
 
@@ -588,6 +659,7 @@ class TrainResult:
     seconds: float
     out_dir: Path | None
     interrupted: bool = False
+    signal: int | None = None  # the signal that stopped it (SIGINT 2, SIGTERM 15)
 
     @property
     def steps_per_second(self) -> float:
@@ -595,25 +667,28 @@ class TrainResult:
 
 
 @contextlib.contextmanager
-def _sigint_to_flag(flag: dict[str, bool]) -> Iterator[None]:
-    """First Ctrl-C sets ``flag["stop"]`` (the loop saves and stops); a second one aborts."""
+def _stop_on_signals(flag: dict[str, Any]) -> Iterator[None]:
+    """The first SIGINT or SIGTERM sets ``flag["stop"]`` (the loop finishes its step, writes a
+    checkpoint and returns); a second one raises ``KeyboardInterrupt`` at once."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.getsignal(signal.SIGINT)
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.getsignal(sig) for sig in sigs}
 
     def handler(signum: int, frame: Any) -> None:
         if flag["stop"]:
-            signal.signal(signal.SIGINT, previous)
             raise KeyboardInterrupt
-        flag["stop"] = True
-        logger.warning("Interrupted: finishing this step and writing a checkpoint (Ctrl-C again to abort).")
+        flag["stop"], flag["signal"] = True, signum
+        logger.warning("Interrupted: finishing this step and writing a checkpoint (interrupt again to abort).")
 
-    signal.signal(signal.SIGINT, handler)
+    for sig in sigs:
+        signal.signal(sig, handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 @contextlib.contextmanager
@@ -654,7 +729,7 @@ def train(
     config: TrainConfig,
     *,
     out_dir: str | os.PathLike[str] | None = None,
-    device: str | torch.device | None = None,
+    device: str | torch.device | None = "auto",
     resume: bool = True,
     progress: bool | None = None,
     prefetch: bool | None = None,
@@ -664,117 +739,184 @@ def train(
     Args:
         config: the run.
         out_dir: where config, checkpoints and history go (``None``: keep in memory only).
-        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``... (default: CUDA when available).
-        resume: continue from ``out_dir``'s checkpoint when there is one (its config must match).
+        device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+        resume: continue from ``out_dir``'s checkpoint when there is one (its config must match);
+            a resumed run says so on the ``mmbench.progress`` logger.
         progress: show a tqdm bar (default: when stderr is a terminal).
         prefetch: generate batches in a background thread (default: on CUDA only; on a CPU
             the generator competes with the model for the same cores).
 
     Returns:
-        A :class:`TrainResult`; ``interrupted=True`` if Ctrl-C stopped it (a checkpoint of the
-        last completed step is in ``out_dir``).
+        A :class:`TrainResult`; ``interrupted=True`` if SIGINT (Ctrl-C) or SIGTERM stopped it (a
+        checkpoint of the last completed step is in ``out_dir``).
+
+    Example:
+        >>> result = train(TrainConfig.preset("quick", dataset="numerical/multiview/multimodal-independent"),
+        ...                out_dir="runs/m3di")
     """
-    import sys
-
-    from tqdm.auto import tqdm
-
     dev = resolve_device(device)
     builder, dataset_id, shapes = _dataset_info(config)
     out = Path(out_dir) if out_dir is not None else None
     model = build_model(config, device=dev)
     opt = _optimizer(model, config, dev)
-    start, history = 0, []
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        if (out / CONFIG_FILE).is_file():
-            old = _read_config(out)
-            _check_same(config, TrainConfig.from_dict(old["train_config"]), out,
-                        resuming=resume and (out / CHECKPOINT_FILE).is_file())
-            if (out / CHECKPOINT_FILE).is_file() and resume:
-                start, history = _resume(out, model, opt)
-                logger.info("Resuming %s from step %d", out, start)
-            elif (out / CHECKPOINT_FILE).is_file():
-                raise InvalidConfigError(f"{out} already holds a checkpoint; pass resume=True (--resume) or use another out_dir.")
-        _atomic_replace(out / CONFIG_FILE, lambda p: p.write_text(json.dumps(_config_json(config, dataset_id, shapes), indent=1)))
-
+    start, history = _open_run_dir(out, config, dataset_id, shapes, model, opt, resume=resume)
     mods = list(shapes)
-    factor = 2 if model.loss_fn.needs_negatives else 1
-    n_rows = config.batch_size * factor
-    if config.data == "sampler":
-        stream: Iterator[dict[str, np.ndarray]] = _sampler_batches(builder, n_rows, seed=config.seed, split=config.split, start=start)
-    else:
-        import mmbench
-
-        ds = mmbench.load(config.dataset, split=config.split, **dict(config.dataset_overrides))
-        stream = _dataset_batches(ds, n_rows, seed=config.seed, start=start, columns=mods)
+    factor = 2 if model.loss_fn.needs_negatives else 1  # an independent negative batch doubles the rows
     use_prefetch = dev.type == "cuda" if prefetch is None else prefetch
+    stream = _training_batches(config, builder, config.batch_size * factor, start=start, columns=mods)
     batches: Any = _Prefetcher(stream) if use_prefetch else stream
-    val_inputs = _validation_inputs(config, builder, mods, n_per=(config.val_batch_size or config.batch_size) * factor) if config.val_every else []
-    amp = config.amp and dev.type == "cuda"
-    compiled = model
+    n_val = (config.val_batch_size or config.batch_size) * factor
+    val_inputs = _validation_inputs(config, builder, mods, n_per=n_val) if config.val_every else []
     if config.compile:
         for key in list(model.encoders):
             model.encoders[key] = torch.compile(model.encoders[key])  # type: ignore[assignment]
-    params = [p for p in model.parameters() if p.requires_grad]
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=config.steps, initial=start, disable=not show, desc=config.name or "train", dynamic_ncols=True)
-    flag = {"stop": False}
-    scheduled = config.lr_schedule != "constant" or config.warmup_steps > 0
-    step, t0 = start, time.perf_counter()
-    running, running_n = 0.0, 0
-    interrupted = False
-    model.train()
+    loop = _Loop(model, opt, config, out=out, device=dev, history=history, val_inputs=val_inputs)
+    bar = progress_bar(config.steps, desc=config.name or "train", unit="step", progress=progress, initial=start)
+    t0 = time.perf_counter()
     try:
-        with _sigint_to_flag(flag), _tf32(dev.type == "cuda"):
-            while step < config.steps and not flag["stop"]:
-                inputs = _to_device(next(batches), mods, dev)
-                if scheduled:
-                    lr = config.lr_at(step + 1)
-                    for group in opt.param_groups:
-                        group["lr"] = lr
-                loss = compiled.loss(inputs, amp=amp)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(params, config.grad_clip, foreach=True)
-                opt.step()
-                step += 1
-                running += float(loss.detach())
-                running_n += 1
-                if step % config.log_every == 0 or step == config.steps:
-                    if not math.isfinite(running):
-                        raise MMBenchError(f"The training loss became non-finite at step {step}; lower lr or enable grad_clip.")
-                    rec: dict[str, Any] = {"step": step, "loss": running / running_n, "time": time.perf_counter() - t0}
-                    if config.val_every and (step % config.val_every == 0 or step == config.steps):
-                        rec["val_loss"] = _val_loss(model, val_inputs, amp=amp)
-                    history.append(rec)
-                    bar.set_postfix(loss=f"{rec['loss']:.4f}", **({"val": f"{rec['val_loss']:.4f}"} if "val_loss" in rec else {}))
-                    running, running_n = 0.0, 0
-                elif config.val_every and step % config.val_every == 0:
-                    history.append({"step": step, "val_loss": _val_loss(model, val_inputs, amp=amp), "time": time.perf_counter() - t0})
-                bar.update(1)
-                if out is not None and config.checkpoint_every and step % config.checkpoint_every == 0:
-                    _save_checkpoint(out, model, opt, step, history)
-                if flag["stop"]:
-                    interrupted = True
-                    break
-    except KeyboardInterrupt:
-        interrupted = True
+        with _tf32(dev.type == "cuda"):
+            step, interrupted = loop.run(batches, start=start, bar=bar)
     finally:
         bar.close()
-        if out is not None and step > start:
-            _save_checkpoint(out, model, opt, step, history)
     seconds = time.perf_counter() - t0
     model.trained_steps = step  # type: ignore[assignment]
     if interrupted:
         logger.warning("Training interrupted at step %d; checkpoint in %s", step, out)
     model.eval()
-    return TrainResult(model=model, history=history, steps=step - start, seconds=seconds, out_dir=out, interrupted=interrupted)
+    return TrainResult(model=model, history=loop.history, steps=step - start, seconds=seconds, out_dir=out, interrupted=interrupted,
+                       signal=loop.stopped_by if interrupted else None)
+
+
+def _open_run_dir(out: Path | None, config: TrainConfig, dataset_id: str, shapes: Mapping[str, Sequence[int]],
+                  model: ContrastiveModel, opt: torch.optim.Optimizer, *, resume: bool) -> tuple[int, list[dict[str, Any]]]:
+    """Create ``out`` (or check it holds the same run), resume its checkpoint, write config.json.
+
+    Returns the step to start from and the history so far.
+    """
+    start, history = 0, []
+    if out is None:
+        return start, history
+    out.mkdir(parents=True, exist_ok=True)
+    has_checkpoint = (out / CHECKPOINT_FILE).is_file()
+    if (out / CONFIG_FILE).is_file():
+        old = _read_config(out)
+        _check_same(config, TrainConfig.from_dict(old["train_config"]), out, resuming=resume and has_checkpoint)
+        if has_checkpoint and not resume:
+            raise InvalidConfigError(f"{out} already holds a checkpoint; pass resume=True (drop --no-resume) or use another out_dir.")
+        if has_checkpoint:
+            start, history = _resume(out, model, opt)
+            report("%s: resuming the checkpoint in %s at step %d of %d", config.name or "train", out, start, config.steps)
+    _atomic_replace(out / CONFIG_FILE, lambda p: p.write_text(json.dumps(_config_json(config, dataset_id, shapes), indent=1)))
+    return start, history
+
+
+def _training_batches(config: TrainConfig, builder: Any, n_rows: int, *, start: int, columns: Sequence[str]) -> Iterator[dict[str, np.ndarray]]:
+    """Batches from step ``start`` on: fresh sampler draws, or shuffled epochs of the built split."""
+    if config.data == "sampler":
+        return _sampler_batches(builder, n_rows, seed=config.seed, split=config.split, start=start)
+    import mmbench
+
+    ds = mmbench.load(config.dataset, split=config.split, **dict(config.dataset_overrides))
+    return _dataset_batches(ds, n_rows, seed=config.seed, start=start, columns=columns)
+
+
+class _Loop:
+    """The optimisation loop of one run: steps, learning-rate schedule, loss records, checkpoints."""
+
+    def __init__(self, model: ContrastiveModel, opt: torch.optim.Optimizer, config: TrainConfig, *, out: Path | None,
+                 device: torch.device, history: list[dict[str, Any]], val_inputs: Sequence[Mapping[str, np.ndarray]]) -> None:
+        self.model, self.opt, self.config, self.out, self.device = model, opt, config, out, device
+        self.history = history
+        self.val_inputs = val_inputs
+        self.amp = config.amp and device.type == "cuda"
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.scheduled = config.lr_schedule != "constant" or config.warmup_steps > 0
+        self.mods = list(model.modality_shapes)
+        self._running, self._n = 0.0, 0
+        self._t0 = time.perf_counter()
+
+    def run(self, batches: Any, *, start: int, bar: Any) -> tuple[int, bool]:
+        """Train from step ``start`` to ``config.steps``; returns (last step, interrupted).
+
+        :attr:`stopped_by` is then the signal that interrupted it, if one did.
+        """
+        flag: dict[str, Any] = {"stop": False}
+        self.flag = flag
+        step, interrupted = start, False
+        self.model.train()
+        try:
+            with _stop_on_signals(flag):
+                while step < self.config.steps and not flag["stop"]:
+                    self.step(next(batches), step + 1)
+                    step += 1
+                    self.record(step, bar)
+                    bar.update(1)
+                    if self.out is not None and self.config.checkpoint_every and step % self.config.checkpoint_every == 0:
+                        _save_checkpoint(self.out, self.model, self.opt, step, self.history)
+                        if bar.disable:  # no bar (not a terminal, --quiet): a line per checkpoint instead
+                            self.report(step, start)
+                interrupted = flag["stop"] and step < self.config.steps
+        except KeyboardInterrupt as exc:
+            interrupted = True
+            flag.setdefault("signal", getattr(exc, "signum", signal.SIGINT))
+        finally:
+            if self.out is not None and step > start:
+                _save_checkpoint(self.out, self.model, self.opt, step, self.history)
+        return step, interrupted
+
+    def report(self, step: int, start: int) -> None:
+        """One progress line: step, last losses, elapsed time and an ETA."""
+        from mmbench.progress import eta_text
+
+        elapsed = time.perf_counter() - self._t0
+        last = next((h for h in reversed(self.history) if "loss" in h), {})
+        val = next((h["val_loss"] for h in reversed(self.history) if "val_loss" in h), None)
+        eta = eta_text(elapsed, step - start, self.config.steps - start)
+        report("%s: step %d/%d, loss %s%s (%.0f s%s); checkpoint in %s", self.config.name or "train", step, self.config.steps,
+               f"{last['loss']:.4f}" if "loss" in last else "-", f", val {val:.4f}" if val is not None else "",
+               elapsed, f"; {eta}" if eta else "", self.out, topic="steps")
+
+    @property
+    def stopped_by(self) -> int | None:
+        return getattr(self, "flag", {}).get("signal")
+
+    def step(self, batch: Mapping[str, np.ndarray], step: int) -> None:
+        """One optimiser step (1-based ``step``) on ``batch``."""
+        inputs = _to_device(batch, self.mods, self.device)
+        if self.scheduled:
+            lr = self.config.lr_at(step)
+            for group in self.opt.param_groups:
+                group["lr"] = lr
+        loss = self.model.loss(inputs, amp=self.amp)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip, foreach=True)
+        self.opt.step()
+        self._running += float(loss.detach())
+        self._n += 1
+
+    def record(self, step: int, bar: Any) -> None:
+        """Append the training-loss average every ``log_every`` steps and the validation loss every ``val_every``."""
+        cfg = self.config
+        validate = bool(cfg.val_every) and (step % cfg.val_every == 0 or step == cfg.steps)
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            if not math.isfinite(self._running):
+                raise MMBenchError(f"The training loss became non-finite at step {step}; lower lr or enable grad_clip.")
+            rec: dict[str, Any] = {"step": step, "loss": self._running / self._n, "time": time.perf_counter() - self._t0}
+            if validate:
+                rec["val_loss"] = _val_loss(self.model, self.val_inputs, amp=self.amp)
+            self.history.append(rec)
+            bar.set_postfix(loss=f"{rec['loss']:.4f}", **({"val": f"{rec['val_loss']:.4f}"} if "val_loss" in rec else {}))
+            self._running, self._n = 0.0, 0
+        elif validate:
+            self.history.append({"step": step, "val_loss": _val_loss(self.model, self.val_inputs, amp=self.amp),
+                                 "time": time.perf_counter() - self._t0})
 
 
 def _resume(out: Path, model: ContrastiveModel, opt: torch.optim.Optimizer) -> tuple[int, list[dict[str, Any]]]:
     path = out / CHECKPOINT_FILE
-    tensors, meta = _read_checkpoint(path)
+    tensors, meta, _ = _read_checkpoint(path)
     _load_state(model, tensors, path)
     dev = model.device
     state: dict[int, dict[str, Any]] = {}
@@ -820,92 +962,3 @@ def _val_loss(model: ContrastiveModel, batches: Sequence[Mapping[str, np.ndarray
     finally:
         model.train(was)
     return float(np.mean(vals))
-
-
-# ====================================================================== CLI
-def add_train_parser(sub: Any) -> None:
-    """``mmbench train DATASET [options]``."""
-    p = sub.add_parser("train", help="train a contrastive baseline on a dataset", description=(
-        "Train a contrastive baseline. Defaults are the simulation papers' (7-layer MLPs, "
-        "independent-negative L2 InfoNCE, batch 6144, Adam 1e-4, clip 2, 300k steps)."))
-    p.add_argument("dataset", help="dataset id, e.g. numerical/multiview/multimodal-independent")
-    p.add_argument("--out", required=True, help="output directory (config, checkpoint, history)")
-    p.add_argument("-o", "--set", dest="overrides", action="append", metavar="KEY=VALUE",
-                   help="dataset config override (JSON value), e.g. -o seed=1 (as in `mmbench build`)")
-    p.add_argument("--config", default=None, help="a JSON file with TrainConfig fields (flags below override it)")
-    p.add_argument("--encoder", default=None, choices=ENCODERS)
-    p.add_argument("--width-scale", type=float, default=None, help="MLP hidden-width multiplier")
-    p.add_argument("--norm", default=None, help="encoder output normalisation: none, sphere, sphere-fixed, box")
-    p.add_argument("--shared-encoder", action="store_true", default=None, help="one encoder for all modalities")
-    p.add_argument("--encoding-size", type=int, default=None)
-    p.add_argument("--loss", default=None, choices=list(LOSSES))
-    p.add_argument("--tau", type=float, default=None)
-    p.add_argument("--learn-tau", action="store_true", default=None)
-    p.add_argument("--similarity", default=None, choices=["cosine", "dot", "lp"])
-    p.add_argument("--p", type=float, default=None, help="L_p distance exponent (lp similarity)")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--lr-schedule", default=None, choices=LR_SCHEDULES, help="constant (default) or cosine decay")
-    p.add_argument("--warmup-steps", type=int, default=None, help="linear learning-rate warm-up steps")
-    p.add_argument("--grad-clip", type=float, default=None)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--data", choices=["sampler", "dataset"], default=None)
-    p.add_argument("--val-every", type=int, default=None)
-    p.add_argument("--checkpoint-every", type=int, default=None)
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
-    p.add_argument("--no-resume", action="store_true", help="refuse to continue an existing checkpoint")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the encoders")
-    p.set_defaults(func=cmd_train)
-
-
-def config_from_args(args: Any) -> TrainConfig:
-    """The :class:`TrainConfig` of ``mmbench train`` arguments."""
-    from mmbench.cli import parse_overrides
-
-    base: dict[str, Any] = {}
-    if args.config:
-        try:
-            base = json.loads(Path(args.config).read_text())
-        except (OSError, ValueError) as exc:
-            raise InvalidConfigError(f"Cannot read the train config {args.config!r}: {exc}") from exc
-        base = base.get("train_config", base)
-    base["dataset"] = args.dataset
-    overrides = parse_overrides(args.overrides)
-    if overrides:
-        base["dataset_overrides"] = {**base.get("dataset_overrides", {}), **overrides}
-    simple = {"encoder": "encoder", "shared_encoder": "shared_encoder", "encoding_size": "encoding_size",
-              "loss": "loss", "batch_size": "batch_size", "steps": "steps", "lr": "lr", "grad_clip": "grad_clip",
-              "lr_schedule": "lr_schedule", "warmup_steps": "warmup_steps",
-              "seed": "seed", "data": "data", "val_every": "val_every", "checkpoint_every": "checkpoint_every",
-              "compile": "compile"}
-    for attr, field in simple.items():
-        if getattr(args, attr) is not None:
-            base[field] = getattr(args, attr)
-    enc_kw = dict(base.get("encoder_kwargs", {}))
-    if args.width_scale is not None:
-        enc_kw["width_scale"] = args.width_scale
-    if args.norm is not None:
-        enc_kw["norm"] = args.norm
-    base["encoder_kwargs"] = enc_kw
-    loss_kw = dict(base.get("loss_kwargs", {}))
-    for attr, key in (("tau", "tau"), ("learn_tau", "learn_tau"), ("similarity", "similarity"), ("p", "p")):
-        if getattr(args, attr) is not None:
-            loss_kw[key] = getattr(args, attr)
-    base["loss_kwargs"] = loss_kw
-    return TrainConfig.from_dict(base)
-
-
-def cmd_train(args: Any) -> int:
-    config = config_from_args(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    result = train(config, out_dir=args.out, device=args.device, resume=not args.no_resume,
-                   progress=False if args.no_progress else None)
-    last = next((h for h in reversed(result.history) if "loss" in h), {})
-    state = "interrupted" if result.interrupted else "done"
-    print(f"{state}: {result.steps} steps in {result.seconds:.1f} s ({result.steps_per_second:.2f} steps/s); "
-          f"last loss {last.get('loss', float('nan')):.4f}; checkpoint in {args.out}")
-    return 130 if result.interrupted else 0

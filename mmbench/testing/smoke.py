@@ -47,9 +47,12 @@ def smoke_suite(suite: str | os.PathLike[str] | Suite | Mapping[str, Any] = "ide
                  description=f"Smoke-test miniature of {base.id}.")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(repr=False)
 class SmokeReport:
-    """Per-entry outcome: ``"pass"``, ``"fail"`` (with the error) or ``"n/a"`` (no shared modality)."""
+    """Per-entry outcome: ``"pass"``, ``"fail"`` (with the error) or ``"n/a"`` (no shared modality).
+
+    Its ``repr`` is the readable report, so ``smoke_run(model)`` at a REPL prompt shows it.
+    """
 
     suite: str
     outcomes: list[dict[str, Any]]
@@ -63,39 +66,51 @@ class SmokeReport:
         counts = {s: sum(o["status"] == s for o in self.outcomes) for s in ("pass", "fail", "n/a")}
         lines = [f"{self.suite} (smoke): {counts['pass']} passed, {counts['fail']} failed, {counts['n/a']} not applicable "
                  f"in {self.seconds:.1f} s"]
-        lines += [f"  {o['entry']}: {o['status']}" + (f" — {o['error']}" if o.get("error") else "") for o in self.outcomes]
+        lines += [f"  {o['entry']}: {o['status']}" + (f" — {o['error']}" if o.get("error") else "")
+                  + (f" ({o['reason']})" if o.get("reason") else "") for o in self.outcomes]
         return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
 
 
 def smoke_run(model: Any, suite: str | os.PathLike[str] | Suite | Mapping[str, Any] = "identifiability-numerical:v1", *,
-              device: Any = "cpu", strict: bool = True, cache_dir: str | os.PathLike[str] | None = None,
-              data_dir: str | os.PathLike[str] | None = None) -> SmokeReport:
+              device: Any = "auto", strict: bool = True, cache_dir: str | os.PathLike[str] | None = None,
+              data_dir: str | os.PathLike[str] | None = None, trust_factory: bool = False) -> SmokeReport:
     """Run ``model`` through a miniature of ``suite`` and report per entry.
 
     Args:
-        model: the submission (``card`` + ``encode``).
+        model: the submission (``card`` + ``encode``), or what ``mmbench evaluate --model`` takes:
+            ``package.module:object``, a checkpoint directory or a training run directory.
         suite: the suite to imitate (default ``identifiability-numerical:v1``).
-        device: torch device (default CPU).
+        device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
         strict: raise :class:`~mmbench.errors.SubmissionError` if any entry fails, or if none applies.
         cache_dir: dataset cache for the tiny builds.
         data_dir: where raw inputs (MNIST, archives) are looked for.
+        trust_factory: as ``mmbench evaluate --trust-factory`` for a checkpoint directory.
 
     Returns:
         A :class:`SmokeReport`.
     """
     import mmbench
-    from mmbench.harness.evaluate import evaluate
-    from mmbench.harness.protocols import check_encoder
+    from mmbench.devices import resolve_device
+    from mmbench.harness.evaluate import _usable_modalities, evaluate
+    from mmbench.harness.protocols import check_encoder, load_model
 
     t0 = time.perf_counter()
+    device = resolve_device(device)
+    if isinstance(model, str | os.PathLike):
+        model = load_model(model, trust_factory=trust_factory)
+        if callable(getattr(model, "to", None)) and callable(getattr(model, "parameters", None)):
+            model = model.to(device)
     card = check_encoder(model)
     mini = smoke_suite(suite)
     outcomes = []
     for entry in mini.entries:
         outcome: dict[str, Any] = {"entry": entry.label, "dataset": entry.dataset}
-        modalities = list(mmbench.builder(entry.dataset, data_dir=data_dir, **dict(entry.overrides)).modalities())
-        if card.modalities and not set(card.modalities) & set(modalities):
-            outcome["status"] = "n/a"
+        usable, reason = _usable_modalities(card, mmbench.builder(entry.dataset, data_dir=data_dir, **dict(entry.overrides)).modalities())
+        if not usable:
+            outcome.update(status="n/a", reason=reason)
             outcomes.append(outcome)
             continue
         try:

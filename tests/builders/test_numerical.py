@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 import mmbench
+from mmbench import Replace
 from mmbench.errors import InvalidConfigError
 from mmbench.rendering.mixing import condition_threshold, mix
 from mmbench.testing import BuilderTestCase
 
-TINY = {"split_sizes": {"train": 600, "test": 200}, "shard_size": 256}
+TINY = {"split_sizes": Replace({"train": 600, "test": 200}), "shard_size": 256}  # exactly these two splits
 # Observations come out of float64 matrix products whose last bits may differ between BLAS
 # builds: they are checked rounded (GOLDEN_ROUNDED), everything else byte for byte.
 EXACT = "non-modality"

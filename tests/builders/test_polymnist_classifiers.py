@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mmbench import Replace
 from mmbench.cli import main
 from mmbench.errors import CacheError
 from mmbench.models import classifiers
@@ -22,7 +23,7 @@ def kwargs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     d = write_fake_mnist(tmp_path / "mnist", n_train=400, n_test=100)
     return {
         "data_dir": d, "cache_dir": tmp_path / "c", "num_modalities": 2, "val_size": 50,
-        "split_sizes": {"train": 350, "test": 100}, "shard_size": 200,
+        "split_sizes": Replace({"train": 350, "test": 100}), "shard_size": 200,
     }
 
 

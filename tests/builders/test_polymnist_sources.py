@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import mmbench
+from mmbench import Replace
 from mmbench.errors import CacheError, ChecksumError, InputsNotFoundError, InvalidConfigError
 from mmbench.sources import mnist as mnistsrc
 from mmbench.sources.backgrounds import background_set_digest, load_backgrounds
@@ -119,13 +120,13 @@ def test_a_named_directory_without_mnist_is_an_error(
 def test_the_sources_tried_are_recorded_in_dataset_info(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = _fake_mnist_in_cache(tmp_path, tmp_path / "c", monkeypatch)
     d, cache = tmp_path / "mnist", tmp_path / "c" / "downloads" / "mnist"
-    ds = mmbench.load("polymnist", split="test", cache_dir=tmp_path / "c", split_sizes={"test": 10}, shard_size=10)
+    ds = mmbench.load("polymnist", split="test", cache_dir=tmp_path / "c", split_sizes=Replace({"test": 10}), shard_size=10)
     info = json.loads(next((tmp_path / "c").rglob("dataset_info.json")).read_text())
     for recorded in (ds.info.inputs["mnist"], info["inputs"]["mnist"]):
         assert recorded["source"] == "cache" and recorded["location"] == str(cache)
         assert recorded["tried"] == ["data_dir / $MMBENCH_MNIST_DIR: not given"]
         assert set(recorded["files"]) == set(fake)
-    direct = mmbench.load("polymnist", split="test", data_dir=d, cache_dir=tmp_path / "c2", split_sizes={"test": 10}, shard_size=10)
+    direct = mmbench.load("polymnist", split="test", data_dir=d, cache_dir=tmp_path / "c2", split_sizes=Replace({"test": 10}), shard_size=10)
     assert direct.info.inputs["mnist"]["source"] == "data_dir" and direct.info.inputs["mnist"]["tried"] == []
 
 
@@ -175,7 +176,7 @@ def test_unwritable_cache_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_missing_mnist_through_load(tmp_path: Path) -> None:
     with pytest.raises(InputsNotFoundError, match="MNIST could not be found"):
-        mmbench.load("polymnist", split="test", cache_dir=tmp_path / "c", split_sizes={"test": 10})
+        mmbench.load("polymnist", split="test", cache_dir=tmp_path / "c", split_sizes=Replace({"test": 10}))
 
 
 def test_wrong_hash_mnist_is_refused(tmp_path: Path) -> None:
@@ -183,7 +184,7 @@ def test_wrong_hash_mnist_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ChecksumError, match="refused"):
         mnistsrc.resolve_mnist(d, tmp_path / "cache")
     with pytest.raises(ChecksumError, match="refused"):
-        mmbench.load("polymnist", split="test", data_dir=d, cache_dir=tmp_path / "c", split_sizes={"test": 10})
+        mmbench.load("polymnist", split="test", data_dir=d, cache_dir=tmp_path / "c", split_sizes=Replace({"test": 10}))
 
 
 def test_env_var_directory_and_gz(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

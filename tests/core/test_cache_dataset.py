@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 import mmbench
+from mmbench import Replace
 from mmbench.core.storage import clean_stale_tmp, tmp_prefix
 from mmbench.errors import CacheError, ExecutorError, InvalidConfigError, MMBenchError
 
 ID = "numerical/misalignment/joint"
-SMALL = {"split_sizes": {"train": 500, "test": 100}, "shard_size": 128}
+SMALL = {"split_sizes": Replace({"train": 500, "test": 100}), "shard_size": 128}  # exactly these splits
 
 
 def _cols(root: Path, split: str) -> list[Path]:
@@ -309,13 +310,25 @@ def test_not_built_hint_gives_a_command_that_builds_it(tmp_path: Path) -> None:
 
     from mmbench.cli import main
 
-    b = mmbench.builder("numerical/misalignment/perturbation-3", cache_dir=tmp_path, seed=2, **SMALL)
+    sizes = {"split_sizes": {"train": 500, "val": 50, "test": 100}, "shard_size": 128}  # merged into the defaults
+    b = mmbench.builder("numerical/misalignment/perturbation-3", cache_dir=tmp_path, seed=2, **sizes)
     with pytest.raises(CacheError, match="not built") as err:
         b.as_dataset("test")
     command = re.search(r"`(mmbench build [^`]*)`", str(err.value)).group(1)
     assert "-o seed=2" in command and "shard_size=128" in command and "--split test" in command
     assert main([*shlex.split(command)[1:], "--no-progress"]) == 0
     assert len(b.as_dataset("test")) == 100
+
+
+@pytest.mark.xfail(strict=True, reason="Builder.build_command must pass mapping overrides whole (Replace, `-o KEY:=JSON`) "
+                   "now that mappings merge: a config that dropped a split gets no command (core/builder.py, the lead's)")
+def test_not_built_hint_for_a_config_that_dropped_a_split(tmp_path: Path) -> None:
+    import re
+
+    b = mmbench.builder("numerical/misalignment/perturbation-3", cache_dir=tmp_path, seed=2, **SMALL)
+    with pytest.raises(CacheError, match="not built") as err:
+        b.as_dataset("test")
+    assert re.search(r"`(mmbench build [^`]*)`", str(err.value))
 
 
 def test_sampler_checks_its_arguments_when_called() -> None:

@@ -13,8 +13,8 @@ def test_parse_overrides() -> None:
     assert parse_overrides(["seed=3", "split_sizes.train=10", "dependence=dependent", 'selection=["s1"]']) == {
         "seed": 3, "split_sizes": {"train": 10}, "dependence": "dependent", "selection": ["s1"]
     }
-    whole = parse_overrides(['split_sizes={"train": 5}'])["split_sizes"]
-    assert whole == {"train": 5} and type(whole) is dict  # a whole mapping replaces, not merges
+    assert parse_overrides(['split_sizes={"train": 5}', "split_sizes.val=2"]) == {"split_sizes": {"train": 5, "val": 2}}
+    assert parse_overrides(['split_sizes:={"train": 5}'])["split_sizes"] == {"$replace": {"train": 5}}
     with pytest.raises(MMBenchError, match="KEY=VALUE"):
         parse_overrides(["seed"])
 
@@ -74,3 +74,20 @@ def test_help_lists_every_command_with_its_own_help(capsys: pytest.CaptureFixtur
     full = build_parser()  # every command's real parser: the placeholders must say the same
     sub = next(a for a in full._actions if a.dest == "command")
     assert {a.dest: a.help for a in sub._choices_actions} == {name: COMMAND_HELP[name] for name in COMMANDS}
+
+
+def test_show_summarises_arrays_and_the_latent_table_reads_well(tmp_path, capsys) -> None:
+    import numpy as np
+
+    import mmbench
+    from mmbench.cli import describe_value
+
+    assert describe_value(np.zeros((3, 28, 28), np.uint8)).startswith("uint8 array (3, 28, 28), min 0, max 0")
+    assert describe_value(np.arange(3)) == "[0 1 2]" and len(describe_value(np.zeros((3, 28, 28)), full=True)) > 2000
+    spec = mmbench.builder("numerical/misalignment/joint").latent_spec()
+    assert repr(spec.table()).startswith("| latent | kind |") and "\\n" not in repr(spec.table())  # a REPL shows the table
+
+
+def test_quiet_and_verbose_are_accepted_after_the_command(capsys) -> None:
+    assert main(["list", "-v"]) == 0 and main(["list", "-q"]) == 0
+    assert main(["-v", "list"]) == 0

@@ -29,18 +29,22 @@ def results_dir(tmp_path_factory, shared_cache):
     return out
 
 
+def _row(md: str, model: str) -> list[str]:
+    """The cells of the Markdown row of ``model`` (# | model | score | columns...)."""
+    return next(line for line in md.splitlines() if line.startswith("| ") and line.split("|")[2].strip().startswith(model)).split("|")
+
+
 def test_markdown_and_html(results_dir, tmp_path):
     lb = Leaderboard.from_dir(results_dir)
     md = lb.to_markdown()
     assert "## lb:v1" in md and "oracle-identifiable@1 (oracle)" in md and "constant@1" in md
     assert "joint · r2_linear ↑" in md and "joint · identifiability_consistency ↑" in md
-    oracle_row = next(line for line in md.splitlines() if line.startswith("| oracle"))
-    const_row = next(line for line in md.splitlines() if line.startswith("| constant"))
-    assert oracle_row.split("|")[2].strip().startswith("1.000")
-    assert const_row.split("|")[2].strip().startswith("0.000")
+    oracle_row, const_row = _row(md, "oracle"), _row(md, "constant")
+    assert oracle_row[4].strip() == "1.000 ± 0.000" and const_row[4].strip() == "0.000 ± 0.000"  # ± on every value
     page = lb.to_html()
     assert page.startswith("<!DOCTYPE html>") and "<script>" in page and "addEventListener" in page
-    assert "data fingerprint" in page and "<script src" not in page and "<link" not in page  # self-contained
+    assert "data fingerprint" in page and "<script src" not in page and "stylesheet" not in page  # self-contained
+    assert page.count("data:image/png;base64,") == len(lb.heatmaps()) > 0  # heatmaps embedded
     paths = lb.write(tmp_path / "lb")
     assert paths["markdown"].read_text() == md and paths["html"].is_file()
     names = [p.name for p in paths["heatmaps"]]
@@ -61,8 +65,7 @@ def test_different_fingerprints_get_different_columns(results_dir, shared_cache,
     md = lb.to_markdown()
     for c in cols:
         assert f"[{c.data_fingerprint[:8]}]" in md
-    oracle_row = next(line for line in md.splitlines() if line.startswith("| oracle"))
-    assert "–" in oracle_row  # the oracle has no value in the other fingerprint's column
+    assert "–" in "|".join(_row(md, "oracle")[4:])  # the oracle has no value in the other fingerprint's column
 
 
 def test_corrupt_and_foreign_json_are_skipped(results_dir, tmp_path):
@@ -101,8 +104,7 @@ def test_same_suite_id_with_another_definition_gets_its_own_columns(results_dir,
     md = lb.to_markdown()
     for c in cols:
         assert f"(suite {c.suite_fingerprint[:8]})" in md
-    oracle_row = next(line for line in md.splitlines() if line.startswith("| oracle"))
-    assert "–" in oracle_row  # the oracle was never scored under the other definition
+    assert "–" in "|".join(_row(md, "oracle")[4:])  # the oracle was never scored under the other definition
 
 
 def test_malformed_results_are_skipped_never_fatal(results_dir, tmp_path):
@@ -184,7 +186,85 @@ def test_not_applicable_entries_show_as_na(shared_cache, tmp_path):
         evaluate(model, suite, device="cpu", cache_dir=shared_cache, results_dir=out)
     lb = Leaderboard.from_dir(out)
     md = lb.to_markdown()
-    header = next(line for line in md.splitlines() if line.startswith("| model")).split("|")
-    row = next(line for line in md.splitlines() if line.startswith("| t-only")).split("|")
+    header = next(line for line in md.splitlines() if line.startswith("| # | model")).split("|")
+    row = _row(md, "t-only")
     clica = header.index(next(h for h in header if "clica" in h))
     assert row[clica].strip() == "n/a" and "not applicable" in lb.to_html()
+
+
+def test_rows_ranked_by_the_main_score_and_repeated_runs_resolved(results_dir, shared_cache, tmp_path):
+    """The oracle ranks first whatever the file order; a second run of one model is one row that says so."""
+    import shutil
+
+    again = tmp_path / "again"
+    shutil.copytree(results_dir, again)
+    evaluate(ConstantEncoder(), _suite(600), device="cpu", cache_dir=shared_cache, results_dir=again)  # newest
+    lb = Leaderboard.from_dir(again)
+    rows = list(lb.tables["lb:v1"].values())
+    assert [r.model["name"] for r in rows] == ["oracle-identifiable", "constant"]
+    assert lb.main_scores["lb:v1"].metric == "r2_linear"  # the metric every entry has
+    assert rows[0].score > rows[1].score and len(rows[1].results) == 2
+    md = lb.to_markdown()
+    assert _row(md, "oracle")[1].strip() == "1" and _row(md, "constant")[1].strip() == "2"
+    assert "constant@1 · 2 runs, latest shown" in md and "Ranked by the main score: mean of r2_linear" in md
+    page = lb.to_html()
+    assert "2 runs, latest shown" in page and "Ranked by the main score" in page
+
+
+def test_suite_main_score_metric():
+    from mmbench.harness.suites import get_suite
+
+    assert get_suite("identifiability-numerical:v1").main_score_metric == "identifiability_consistency"
+    quick = get_suite("identifiability-numerical-quick:v1")
+    assert quick.main_metric == "identifiability_consistency" and quick.seeds == (0,)
+    assert "NOT the papers' protocol" in quick.description
+    assert "main_metric" not in get_suite("identifiability-numerical:v1").to_dict()  # v1's fingerprint unchanged
+
+
+def _chromium() -> str:
+    """Debian's chromium (installed by .ci/run), or a skip that says how to get it."""
+    import shutil
+
+    pytest.importorskip("playwright.sync_api", reason="playwright is a dev dependency: pip install -e '.[dev]'")
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.skip("no chromium executable: install it with `apt-get install -y chromium` (.ci/run does when it can)")
+    return path
+
+
+def test_leaderboard_page_in_chromium(results_dir, tmp_path):
+    """The written page in a real headless browser: no console errors, ranked rows, sorting with the
+    best first on the first click, row expansion, and every embedded heatmap decoded."""
+    from playwright.sync_api import sync_playwright
+
+    executable = _chromium()
+    paths = Leaderboard.from_dir(results_dir).write(tmp_path / "lb")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(paths["html"].as_uri())
+
+            def models() -> list[str]:
+                return page.eval_on_selector_all("#t0 tbody tr.r td:nth-child(2)", "els => els.map(e => e.textContent)")
+
+            assert models()[0].startswith("oracle") and page.inner_text("#t0 tbody tr.r td:nth-child(1)") == "1"
+            page.click("#t0 th[data-k='1']")  # model name, A→Z
+            assert models()[0].startswith("constant")
+            r2 = page.locator("#t0 th", has_text="joint · r2_linear")
+            r2.click()  # ↑ column: the first click puts the best (highest) first
+            assert models()[0].startswith("oracle") and "desc" in r2.get_attribute("class")
+            r2.click()
+            assert models()[0].startswith("constant")
+            detail = page.locator("#t0 tbody tr.d").first
+            assert detail.is_hidden()
+            page.locator("#t0 tbody tr.r").first.click()
+            assert detail.is_visible() and "runs" in detail.inner_text()
+            images = page.eval_on_selector_all("div.maps img", "els => els.map(i => [i.complete, i.naturalWidth])")
+            assert images and all(done and width > 200 for done, width in images)
+            assert errors == []
+        finally:
+            browser.close()

@@ -13,6 +13,7 @@ from sklearn.metrics import r2_score
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.preprocessing import StandardScaler
 
+from mmbench.devices import resolve_device
 from mmbench.errors import InvalidConfigError
 from mmbench.harness.probes import (
     KERNEL_ALPHAS,
@@ -25,7 +26,6 @@ from mmbench.harness.probes import (
     TorchMLPRegressor,
     kfold_indices,
     make_probe,
-    resolve_device,
 )
 
 

@@ -39,3 +39,8 @@ def test_smoke_run_flags_bad_and_inapplicable_models(shared_cache):
 
     report = smoke_run(ImagesOnly(), cache_dir=shared_cache, strict=False)
     assert all(o["status"] == "n/a" for o in report.outcomes) and not report.ok
+
+
+def test_smoke_report_reads_well_at_a_prompt(shared_cache):
+    report = smoke_run(LatentOracle(), cache_dir=shared_cache)
+    assert repr(report) == str(report) and repr(report).startswith("identifiability-numerical-smoke:v1 (smoke): 5 passed")

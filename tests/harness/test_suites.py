@@ -31,7 +31,7 @@ def test_suite_is_data_json_round_trip(tmp_path):
 
 
 def test_unknown_names_say_did_you_mean():
-    with pytest.raises(NotFoundError, match="Did you mean 'identifiability-numerical:v1'"):
+    with pytest.raises(NotFoundError, match="Did you mean one of 'identifiability-numerical:v1'"):
         get_suite("identifiability-numericl:v1")
     with pytest.raises(NotFoundError, match="needs a version"):
         get_suite("identifiability-numerical")

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 import mmbench
+from mmbench import Replace
 from mmbench.errors import InvalidConfigError, MMBenchError
 from mmbench.rendering.grid import grid_image, save_grid, to_hwc
 from mmbench.testing.mnist import write_fake_mnist
@@ -32,7 +33,7 @@ def test_grid_size_and_cells() -> None:
 def test_save_grid_of_polymnist_and_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MMBENCH_OFFLINE", "1")
     d = write_fake_mnist(tmp_path / "mnist", n_train=200, n_test=60)
-    kw = {"val_size": 50, "split_sizes": {"test": 40}, "shard_size": 40}
+    kw = {"val_size": 50, "split_sizes": Replace({"test": 40}), "shard_size": 40}
     ds = mmbench.load("polymnist", split="test", data_dir=d, cache_dir=tmp_path / "c", **kw)
     path = save_grid(ds, tmp_path / "out" / "grid.png", num=6, zoom=1)
     with Image.open(path) as img:
