@@ -29,7 +29,6 @@ import numpy as np
 
 from mmbench.core.bias import REPLACE_RULES, TextBias
 from mmbench.core.builder import Builder, Feature, Modality
-from mmbench.core.columns import Ragged
 from mmbench.core.config import BuilderConfig, check_choice, check_int, check_number
 from mmbench.core.storage import Store
 from mmbench.errors import InvalidConfigError, MMBenchError
@@ -258,8 +257,7 @@ class SceneBuilder(Builder):
 
     def generate(self, split: str, start: int, stop: int, *, rng: np.random.Generator) -> dict[str, Any]:
         out = self.text_columns(split, start, stop, rng=rng)
-        ids = self.vocabulary.encode(out["text"])
-        out["tokens"] = Ragged(ids.values, ids.lengths)
+        out["tokens"] = self.vocabulary.encode(out["text"])
         return out
 
     def sampler(self, *args: Any, **kwargs: Any) -> Any:
