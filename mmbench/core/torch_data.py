@@ -12,7 +12,7 @@ import torch.utils.data
 if TYPE_CHECKING:
     from mmbench.core.dataset import Dataset
 
-__all__ = ["IndexBatchSampler", "TorchDataset"]
+__all__ = ["IndexBatchSampler", "TorchDataset", "to_torch"]
 
 
 class IndexBatchSampler(torch.utils.data.Sampler):
@@ -73,20 +73,26 @@ class TorchDataset(torch.utils.data.Dataset):
             index = np.asarray(index, dtype=np.int64)
         if isinstance(index, int | np.integer):
             example = self.dataset[int(index)]
-            return {name: _tensor(example[name]) for name in self.columns}
+            return {name: to_torch(example[name]) for name in self.columns}
         from mmbench.core.dataset import _gather
 
         batch = _gather({name: self.dataset.column(name) for name in self.columns}, index)
-        return {name: _tensor(value) for name, value in batch.items()}
+        return {name: to_torch(value) for name, value in batch.items()}
 
 
-def _tensor(value: Any) -> Any:
-    """A tensor for numeric values; strings (a ``str`` or a list of them) are passed as they are."""
-    if isinstance(value, str | list):
+def to_torch(value: Any, device: Any = None, *, float32: bool = False) -> Any:
+    """A batch value as a tensor on ``device``: numeric arrays become tensors (read-only memory
+    maps are copied once; ``float32`` casts float64), while strings (a ``str``, a list of them, or
+    a string array) are handed over untouched. The one conversion used by ``.torch()``, the
+    harness and the trainer."""
+    if isinstance(value, str | list | tuple):
         return value
     value = np.asarray(value).view(np.ndarray)
     if value.dtype.kind in "USO":
         return value
-    if not value.flags.writeable:  # a view of the read-only map (int/slice): copy once
-        value = value.copy()
-    return torch.from_numpy(value)
+    # a view of a read-only memory map is copied once; torch needs writable, contiguous memory
+    value = np.array(value) if not value.flags.writeable else np.ascontiguousarray(value)
+    t = torch.from_numpy(value)
+    if float32 and t.dtype == torch.float64:
+        t = t.float()
+    return t if device is None else t.to(device, non_blocking=True)

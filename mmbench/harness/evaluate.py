@@ -295,6 +295,8 @@ def _embed(model: Any, card: ModelCard, ds: Any, modality: str, *, device: Any, 
     """The first ``n`` embeddings of ``modality`` in ``ds``, batch by batch, each one validated."""
     import torch
 
+    from mmbench.core.torch_data import to_torch
+
     columns = [modality, *latent_columns]
     chunks: list[np.ndarray] = []
     start = 0
@@ -304,7 +306,7 @@ def _embed(model: Any, card: ModelCard, ds: Any, modality: str, *, device: Any, 
                 break
             batch = {k: v[: n - start] for k, v in batch.items()}
             rows = len(batch[modality])
-            tensors = {k: torch.as_tensor(np.array(v), device=device) for k, v in batch.items()}
+            tensors = {k: to_torch(v, device) for k, v in batch.items()}  # strings stay strings
             what = f"modality {modality!r}, {where}, batch {b} (rows {start}–{start + rows - 1})"
             try:
                 out = model.encode(tensors, modality=modality, context=ctx) if ctx is not None else model.encode(tensors, modality=modality)

@@ -464,17 +464,13 @@ def _dataset_batches(ds: Any, n: int, *, seed: int, start: int, columns: Sequenc
         epoch, skip = epoch + 1, 0
 
 
-def _to_device(batch: Mapping[str, np.ndarray], modalities: Sequence[str], device: torch.device) -> dict[str, Tensor]:
-    out = {}
-    for m in modalities:
-        arr = np.ascontiguousarray(batch[m])
-        if not arr.flags.writeable:  # memory-mapped columns are read-only
-            arr = arr.copy()
-        t = torch.from_numpy(arr)
-        if t.dtype == torch.float64:
-            t = t.float()
-        out[m] = t.to(device, non_blocking=True)
-    return out
+def _to_device(batch: Mapping[str, Any], modalities: Sequence[str], device: torch.device) -> dict[str, Any]:
+    """The modalities' columns on ``device`` (a ragged one with its ``.lengths``; captions untouched)."""
+    from mmbench.core.columns import lengths_key
+    from mmbench.core.torch_data import to_torch
+
+    keys = [k for m in modalities for k in (m, lengths_key(m)) if k in batch]
+    return {k: to_torch(batch[k], device, float32=True) for k in keys}
 
 
 class _Prefetcher:

@@ -358,3 +358,38 @@ def test_cache_command_lists_and_prunes(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["cache", "--cache-dir", str(tmp_path), "--prune"]) == 0
     assert "removed 1 item(s)" in capsys.readouterr().out and len(scan(tmp_path).stores) == 1
     b.as_dataset("test", verify="full")
+
+
+# ---------------------------------------------------------------- models see captions as strings
+def test_harness_and_trainer_hand_text_to_the_model_untouched(tmp_path: Path) -> None:
+    import torch
+
+    from mmbench.core.torch_data import to_torch
+    from mmbench.harness.evaluate import _embed
+    from mmbench.harness.protocols import ModelCard
+    from mmbench.models.train import _to_device
+
+    ds = _build(tmp_path).as_dataset("train")
+    seen: dict[str, object] = {}
+
+    class Captions:
+        card = ModelCard(name="captions", embedding_dim=2)
+
+        def encode(self, batch, *, modality):  # type: ignore[no-untyped-def]
+            seen[modality] = batch
+            if modality == "text":
+                return torch.tensor([[len(t), t.count(" ")] for t in batch["text"]], dtype=torch.float32)
+            return batch["tokens"][:, :2].float() + batch["tokens.lengths"][:, None]
+
+    model = Captions()
+    emb = _embed(model, model.card, ds, "text", device="cpu", batch_size=16, n=40, ctx=None, latent_columns=[], where="t")
+    assert emb.shape == (40, 2) and emb[0, 0] == len(ds[0]["text"])
+    assert isinstance(seen["text"]["text"], list) and isinstance(seen["text"]["text"][0], str)
+    emb = _embed(model, model.card, ds, "tokens", device="cpu", batch_size=16, n=20, ctx=None, latent_columns=[], where="t")
+    assert emb.shape == (20, 2) and seen["tokens"]["tokens"].dtype == torch.int32
+    batch = next(ds.batches(8))
+    moved = _to_device(batch, ["text", "tokens", "image"], torch.device("cpu"))
+    assert moved["text"] == batch["text"] and moved["tokens.lengths"].tolist() == batch["tokens.lengths"].tolist()
+    assert moved["image"].dtype == torch.uint8 and tuple(moved["image"].shape) == (8, 3, 8, 8)
+    assert to_torch(np.arange(3.0), float32=True).dtype == torch.float32
+    assert isinstance(to_torch(np.array(["a", "b"])), np.ndarray)
