@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from mmbench.core.columns import VarValues, to_var_values
-from mmbench.core.config import BuilderConfig, check_dir, check_int
+from mmbench.core.config import BuilderConfig, Replace, check_dir, check_int
 from mmbench.core.info import (
     INFO_FILE,
     RESOURCES_FILE,
@@ -280,15 +280,19 @@ class Builder(abc.ABC):
         if base is None:
             return None
         overrides = self.overrides()
+        # mappings merge by default: pass each one whole, so a config that dropped a key (a split)
+        # is reproduced exactly (`-o KEY:=JSON` is the CLI's Replace)
+        whole = {k: Replace(v) if isinstance(v, dict) else v for k, v in overrides.items()}
         try:
-            same = base.replace(**overrides).fingerprint == self.config.fingerprint
+            same = base.replace(**whole).fingerprint == self.config.fingerprint
         except MMBenchError:
             same = False
         if not same:
             return None
         parts = ["mmbench", "build", self.name + (f"/{base.name}" if base.name else "")]
         for key, value in overrides.items():
-            parts += ["-o", f"{key}={json.dumps(value, ensure_ascii=False)}"]
+            op = ":=" if isinstance(value, dict) else "="
+            parts += ["-o", f"{key}{op}{json.dumps(value, ensure_ascii=False)}"]
         if self.cache_dir != default_cache_dir():
             parts += ["--cache-dir", str(self.cache_dir)]
         if self.data_dir is not None:

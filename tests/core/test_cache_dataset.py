@@ -320,15 +320,19 @@ def test_not_built_hint_gives_a_command_that_builds_it(tmp_path: Path) -> None:
     assert len(b.as_dataset("test")) == 100
 
 
-@pytest.mark.xfail(strict=True, reason="Builder.build_command must pass mapping overrides whole (Replace, `-o KEY:=JSON`) "
-                   "now that mappings merge: a config that dropped a split gets no command (core/builder.py, the lead's)")
 def test_not_built_hint_for_a_config_that_dropped_a_split(tmp_path: Path) -> None:
     import re
+    import shlex
+
+    from mmbench.cli import main
 
     b = mmbench.builder("numerical/misalignment/perturbation-3", cache_dir=tmp_path, seed=2, **SMALL)
     with pytest.raises(CacheError, match="not built") as err:
         b.as_dataset("test")
-    assert re.search(r"`(mmbench build [^`]*)`", str(err.value))
+    command = re.search(r"`(mmbench build [^`]*)`", str(err.value)).group(1)
+    assert "split_sizes:=" in command  # the mapping passed whole: val stays dropped
+    assert main([*shlex.split(command)[1:], "--no-progress"]) == 0
+    assert len(b.as_dataset("test")) == 100 and not b.is_built("val")
 
 
 def test_sampler_checks_its_arguments_when_called() -> None:
