@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import mmbench
-from mmbench import hub
+from mmbench import Replace, hub
 from mmbench.cards import read_card_metadata
 from mmbench.cli import main
 from mmbench.core.builder import Builder, Modality
@@ -104,7 +104,7 @@ def test_export_layout_card_and_no_local_paths(inputs: dict[str, Any], poly_expo
 
 def test_numerical_round_trip_is_bit_exact(tmp_path: Path) -> None:
     b = mmbench.builder("numerical/misalignment/joint", cache_dir=tmp_path / "c",
-                        split_sizes={"train": 300, "test": 70}, shard_size=100)
+                        split_sizes=Replace({"train": 300, "test": 70}), shard_size=100)
     out = hub.export(b, tmp_path / "out", name="joint-small", progress=False)
     d = load_hf(out, "joint-small", tmp_path)
     assert d["train"].features["x"] == datasets.List(datasets.Value("float32"), length=15)
@@ -119,7 +119,7 @@ def test_parallel_export_writes_the_same_files(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(columns, "FILE_BYTES", 4_000)  # 1,000-row files (decided in the parent, not the workers)
     monkeypatch.setattr(columns, "GROUP_BYTES", 1)
     b = mmbench.builder("numerical/clica/box-uniform-normal", cache_dir=tmp_path / "c",
-                        split_sizes={"train": 2_500, "test": 1_000}, shard_size=1_000)
+                        split_sizes=Replace({"train": 2_500, "test": 1_000}), shard_size=1_000)
     one = hub.export(b, tmp_path / "one", name="box", progress=False)
     two = hub.export(b, tmp_path / "two", name="box", num_workers=2, progress=False)
     files = sorted(p.name for p in (one / "box").glob("*.parquet"))
@@ -153,7 +153,7 @@ class CaptionBuilder(Builder):
 
 
 def test_text_round_trip(tmp_path: Path, fake: FakeHub) -> None:
-    b = CaptionBuilder(cache_dir=tmp_path / "c", split_sizes={"train": 30, "test": 12})
+    b = CaptionBuilder(cache_dir=tmp_path / "c", split_sizes=Replace({"train": 30, "test": 12}))
     out = hub.export(b, tmp_path / "out", name="small", progress=False)
     d = load_hf(out, "small", tmp_path)
     assert d["test"].features["caption"] == datasets.Value("string")
@@ -420,7 +420,7 @@ def test_publish_refusals(inputs: dict[str, Any], fake: FakeHub, tmp_path: Path)
     with pytest.raises(HubError, match="already has the tag 'tiny-v1.0.1'"):
         publish_tiny(inputs, seed=1)  # other data, same name and version
     with pytest.raises(HubError, match="holds the mmbench dataset 'polymnist', not 'numerical/clica'"):
-        hub.publish(mmbench.builder("numerical/clica", cache_dir=tmp_path, split_sizes={"test": 10}), "lab/poly",
+        hub.publish(mmbench.builder("numerical/clica", cache_dir=tmp_path, split_sizes=Replace({"test": 10})), "lab/poly",
                     name="small", progress=False)
     fake.create_repo("lab/other", repo_type="dataset")
     repo = fake.repos["lab/other"]

@@ -298,7 +298,7 @@ def test_fake_digits_are_checked_against_their_manifest(tmp_path: Path) -> None:
 def test_fake_digits_are_never_taken_for_mnist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Fake digits are recorded as fake and built into a cache entry of their own."""
     fake_dir = write_fake_mnist(tmp_path / "fake", n_train=50, n_test=20)
-    kw = {"cache_dir": tmp_path / "c", "split_sizes": {"test": 10}, "shard_size": 10, "val_size": 10}
+    kw = {"cache_dir": tmp_path / "c", "split_sizes": Replace({"test": 10}), "shard_size": 10, "val_size": 10}
     ds = mmbench.load("polymnist", split="test", data_dir=fake_dir, **kw)
     assert ds.info.inputs["mnist"]["source"] == "fake (mmbench.testing.mnist)"
     fake_entry = mmbench.builder("polymnist", data_dir=fake_dir, **kw).dataset_dir()

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import mmbench
+from mmbench import Replace
 from mmbench.builders import DATASETS
 from mmbench.cli import main
 from mmbench.core.builder import Builder
@@ -70,7 +71,7 @@ def _bad_override(rng: random.Random, dataset_id: str) -> tuple[str, Any]:
         "seed": [-1, 1.5, "1", True, 2**64],
         "name": [3, "", "Bad Name", "a/b", ["joint"], "x" * 300],
         "description": [3, ["a"], {"a": 1}],
-        "split_sizes": [{}, {"train": -1}, {"Train": 1}, {"train": 1.5}, {"": 1}, {3: 1}, "train=1", [("train", 1)],
+        "split_sizes": [Replace({}), {"train": -1}, {"Train": 1}, {"train": 1.5}, {"": 1}, {3: 1}, "train=1", [("train", 1)],
                         {"train": "10"}, {"train": True}],
         "shard_size": [0, -1, 1.5, "10", True],
         "backgrounds": ["", " ", "no-such-set", 3],
