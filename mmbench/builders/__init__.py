@@ -13,3 +13,4 @@ DATASETS.register("numerical/misalignment", "mmbench.builders.numerical:Misalign
 DATASETS.register("numerical/clica", "mmbench.builders.numerical:ClicaBuilder")
 DATASETS.register("polymnist", "mmbench.builders.polymnist:PolyMNISTBuilder")
 DATASETS.register("translated_polymnist", "mmbench.builders.polymnist:TranslatedPolyMNISTBuilder")
+DATASETS.register("mpi3d_complex_text", "mmbench.builders.mpi3d:MPI3DComplexTextBuilder")
