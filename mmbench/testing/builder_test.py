@@ -92,7 +92,10 @@ class BuilderTestCase:
             assert set(ds.column_names) == set(info.features)
             for name, mod in info.modalities.items():
                 col = ds.column(name)
-                assert col.shape == (len(ds), *mod.shape) and col.dtype == np.dtype(mod.dtype), name
+                if info.features[name].layout == "fixed":
+                    assert col.shape == (len(ds), *mod.shape) and col.dtype == np.dtype(mod.dtype), name
+                else:  # a string or ragged column: one value per example, values of the declared dtype
+                    assert len(col) == len(ds) and col.values.dtype == info.features[name].np_dtype, name
             for lat in ds.latent_spec:
                 assert ds.column(f"latents.{lat.name}").shape == (len(ds), *lat.shape)
 
@@ -120,10 +123,7 @@ class BuilderTestCase:
     def test_splits_are_disjoint(self, built: dict[str, Dataset]) -> None:
         seen: dict[bytes, str] = {}
         for split, ds in built.items():
-            rows = np.concatenate(
-                [np.ascontiguousarray(ds.column(m)).reshape(len(ds), -1).view(np.uint8) for m in ds.modalities], axis=1
-            )
-            for i, digest in enumerate(hashlib.sha1(row.tobytes()).digest() for row in rows):
+            for i, digest in enumerate(_row_digests(ds)):
                 assert seen.setdefault(digest, split) == split, f"example {i} of {split} also in {seen[digest]}"
 
     def test_golden_fingerprints(self, built: dict[str, Dataset]) -> None:
@@ -162,7 +162,8 @@ class BuilderTestCase:
                 shown = np.asarray(ds.column(f"text.{name}"))
                 assert flags.dtype == np.bool_, f"{col} must hold booleans, not {flags.dtype}"
                 assert np.array_equal(shown[~flags], truth[~flags]), f"{name}: unperturbed text differs from truth"
-                if ds.info.config.get("replace", "other") == "other":
+                config = ds.info.config
+                if config.get("replacement", config.get("replace", "other")) == "other":
                     assert np.all(shown[flags] != truth[flags]), f"{name}: a perturbed value equals the truth"
                 # a latent recorded as perturbed is perturbed somewhere (else the flags are dead weight)
                 assert len(ds) < 100 or flags.any(), f"{name}: never perturbed in {len(ds)} examples"
@@ -193,3 +194,18 @@ class BuilderTestCase:
     def test_unknown_override_is_rejected(self, tmp_path: Path) -> None:
         with pytest.raises(MMBenchError, match="Unknown config parameter"):
             self.make_builder(tmp_path, definitely_not_a_field=1)
+
+
+def _row_digests(ds: Dataset) -> list[bytes]:
+    """One digest per example over the bytes of all its modalities (strings as UTF-8, ragged as values)."""
+    hashes = [hashlib.sha1() for _ in range(len(ds))]
+    for m in ds.modalities:
+        col = ds.column(m)
+        if ds.info.features[m].layout == "fixed":
+            rows = np.ascontiguousarray(col).reshape(len(ds), -1).view(np.uint8)
+            values = (row.tobytes() for row in rows)
+        else:
+            values = (v.encode() if isinstance(v, str) else np.asarray(v).tobytes() for v in col[:])
+        for h, v in zip(hashes, values, strict=True):
+            h.update(len(v).to_bytes(8, "little") + v)
+    return [h.digest() for h in hashes]

@@ -85,7 +85,7 @@ def fake_images(rows: np.ndarray, factor_sizes: Sequence[int], image_size: int, 
     cx = margin + f["horizontal"] / max(sizes[5] - 1, 1) * (s - 2 * margin)
     shift = (f["camera"] - (sizes[3] - 1) / 2) * 0.12 * s
     cy = margin + f["vertical"] / max(sizes[6] - 1, 1) * (s - 2 * margin) + shift
-    r = np.where(f["size"] == 0, 0.11, 0.2) * s
+    r = np.where(f["size"] == 0, 0.14, 0.24) * s
     dx = (xx[None] - cx[:, None, None]) / r[:, None, None]
     dy = (yy[None] - cy[:, None, None]) / r[:, None, None]
     shapes = np.stack([
