@@ -72,6 +72,7 @@ __all__ = [
     "WORDS",
     "MPI3DComplexTextBuilder",
     "MPI3DTextConfig",
+    "sample_grids",
     "split_pools",
     "split_sizes_for",
 ]
@@ -476,3 +477,25 @@ class MPI3DComplexTextBuilder(Builder):
             f"{self.name} is a fixed set of photographs: it has no generative sampler. Iterate a built split "
             "instead: mmbench.load(...).batches(256, shuffle=True) or .dataloader(256, shuffle=True)."
         )
+
+
+def sample_grids(out_dir: Any, *, split: str = "test", num: int = 8, configs: Any = None, **load_kwargs: Any) -> list[Any]:
+    """Write ``<out_dir>/<config>.png`` for every named config: images with their captions.
+
+    ``load_kwargs`` go to :func:`mmbench.load` (``data_dir``, ``cache_dir``, overrides); the
+    examples are spread evenly over the split. Returns the paths.
+
+    Example:
+        >>> sample_grids("cards/mpi3d_complex_text", data_dir="~/data/mpi3d")
+    """
+    from pathlib import Path
+
+    import mmbench
+    from mmbench.rendering.grid import save_grid
+
+    out = Path(out_dir)
+    paths = []
+    for name in configs or MPI3DComplexTextBuilder.CONFIGS:
+        ds = mmbench.load(f"{MPI3DComplexTextBuilder.name}/{name}", split=split, **load_kwargs)
+        paths.append(save_grid(ds, out / f"{name}.png", num=num, spread=True))
+    return paths

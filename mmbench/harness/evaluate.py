@@ -302,7 +302,8 @@ def _embed(model: Any, card: ModelCard, ds: Any, modality: str, *, device: Any, 
                 break
             batch = {k: v[: n - start] for k, v in batch.items()}
             rows = len(batch[modality])
-            tensors = {k: torch.as_tensor(np.array(v), device=device) for k, v in batch.items()}
+            tensors = {k: v if isinstance(v, list) else torch.as_tensor(np.array(v), device=device)  # captions stay str
+                       for k, v in batch.items()}
             what = f"modality {modality!r}, {where}, batch {b} (rows {start}–{start + rows - 1})"
             try:
                 out = model.encode(tensors, modality=modality, context=ctx) if ctx is not None else model.encode(tensors, modality=modality)

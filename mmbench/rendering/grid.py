@@ -1,6 +1,7 @@
 """Sample grids of image datasets (modalities × examples), written with Pillow only.
 
-Used by ``mmbench show DATASET --grid out.png`` and by the dataset cards.
+Datasets with captions (a ``text`` modality) get one row per example instead: its images, then
+its caption. Used by ``mmbench show DATASET --grid out.png`` and by the dataset cards.
 
 Example:
     >>> ds = mmbench.load("polymnist", split="test")
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
     from mmbench.core.dataset import Dataset
 
-__all__ = ["grid_image", "save_grid", "to_hwc"]
+__all__ = ["captioned_grid", "grid_image", "save_grid", "to_hwc"]
 
 
 def to_hwc(image: np.ndarray) -> np.ndarray:
@@ -83,8 +84,48 @@ def grid_image(
     return out
 
 
-def save_grid(ds: Dataset, path: str | os.PathLike[str], *, num: int = 8, zoom: int = 2, start: int = 0) -> Path:
+def captioned_grid(
+    images: Sequence[Sequence[np.ndarray]], captions: Sequence[str], *, zoom: int = 2, pad: int = 4, width: int = 64
+) -> Image.Image:
+    """A PIL image: one row per example, its images side by side and then its caption (wrapped).
+
+    Args:
+        images: per example, its images (CHW, HWC or HW; all the same size).
+        captions: per example, its text.
+        zoom: integer nearest-neighbour magnification of the images.
+        pad: white pixels between cells.
+        width: characters per caption line.
+    """
+    import textwrap
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    if not images or len(images) != len(captions):
+        raise InvalidConfigError(f"captioned_grid needs one caption per example, got {len(images)} examples and {len(captions)} captions.")
+    strips = [grid_image({"": list(imgs)}, zoom=zoom, pad=pad // 2 or 1, labels=False) for imgs in images]
+    font = ImageFont.load_default()
+    lines = [textwrap.wrap(c, width) or [""] for c in captions]
+    probe = ImageDraw.Draw(strips[0])
+    line_h = int(probe.textbbox((0, 0), "Ag", font=font)[3]) + 2
+    text_w = max(int(probe.textlength(line, font=font)) for wrapped in lines for line in wrapped) + 2 * pad
+    row_h = [max(strip.height, len(w) * line_h + pad) for strip, w in zip(strips, lines, strict=True)]
+    out = Image.new("RGB", (max(s.width for s in strips) + text_w, sum(row_h) + pad), "white")
+    draw = ImageDraw.Draw(out)
+    y = 0
+    for strip, wrapped, h in zip(strips, lines, row_h, strict=True):
+        out.paste(strip, (0, y))
+        for k, line in enumerate(wrapped):
+            draw.text((strip.width + pad, y + pad + k * line_h), line, fill="black", font=font)
+        y += h
+    return out
+
+
+def save_grid(ds: Dataset, path: str | os.PathLike[str], *, num: int = 8, zoom: int = 2, start: int = 0,
+              spread: bool = False) -> Path:
     """Write a modalities × examples PNG of the image modalities of ``ds``; return the path.
+
+    A dataset with captions (a ``text`` modality) is drawn one example per row, its images then
+    its caption (:func:`captioned_grid`).
 
     Args:
         ds: a loaded split.
@@ -92,6 +133,8 @@ def save_grid(ds: Dataset, path: str | os.PathLike[str], *, num: int = 8, zoom: 
         num: number of examples (columns), from ``start``.
         zoom: nearest-neighbour magnification.
         start: first example.
+        spread: take ``num`` examples evenly spaced over the split instead of ``num`` in a row
+            (splits stored in a sorted order, e.g. MPI3D's, vary only in their last factor locally).
 
     Raises:
         MMBenchError: the dataset has no image modality.
@@ -107,8 +150,17 @@ def save_grid(ds: Dataset, path: str | os.PathLike[str], *, num: int = 8, zoom: 
     stop = min(start + num, len(ds))
     if start >= stop:
         raise InvalidConfigError(f"No examples in [{start}, {start + num}) for a split of {len(ds)}.")
-    rows = {name: np.asarray(ds.column(name)[start:stop]) for name in images}
+    index: slice | np.ndarray = slice(start, stop)
+    if spread:
+        index = np.unique(np.linspace(0, len(ds) - 1, min(num, len(ds))).round().astype(np.int64))
+    rows = {name: np.asarray(ds.column(name)[index]) for name in images}
+    texts = [name for name, mod in ds.info.modalities.items() if mod.kind == "text"]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    grid_image(rows, zoom=zoom).save(path)
+    if texts:
+        captions = [" | ".join(parts) for parts in zip(*(ds.column(t)[index] for t in texts), strict=True)]
+        examples = [[rows[name][i] for name in images] for i in range(len(captions))]
+        captioned_grid(examples, captions, zoom=zoom).save(path)
+    else:
+        grid_image(rows, zoom=zoom).save(path)
     return path
