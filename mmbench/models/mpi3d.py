@@ -302,7 +302,8 @@ def run(spec: TableSpec, index: int, seed: int, *, scale: str, device: str, step
     cfg = runspec.config.replace(seed=seed, **({"steps": steps, "warmup_steps": min(runspec.config.warmup_steps, steps)} if steps else {}))
     if data_dir is None and _SCALES[scale].fake:
         data_dir = quick_archive(cache_dir)
-        cfg = cfg.replace(dataset_overrides={**cfg.dataset_overrides, "split_sizes": split_sizes_for(data_dir)})
+    # the whole pools of the archive in use (the named configs' sizes are the real archive's)
+    cfg = cfg.replace(dataset_overrides={**cfg.dataset_overrides, "split_sizes": split_sizes_for(data_dir)})
     rdir = Path(out_dir) / f"{cfg.name}-seed{seed}" if out_dir is not None else None
     model, record = train_mpi3d(cfg, data_dir=data_dir, cache_dir=cache_dir, device=device, out_dir=rdir, progress=progress)
     t_eval = time.perf_counter()
