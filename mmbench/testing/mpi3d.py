@@ -12,10 +12,10 @@ Two styles:
 
 * ``"noise"`` — uniform random pixels: for format, conversion and speed tests;
 * ``"procedural"`` — every factor visibly changes a simple drawing, so that a model can learn
-  the factors: object colour (yellow, green, olive, red), shape (square, disk, diamond, upright
+  the factors: object colour (yellow, green, olive, red), shape (square, ring, cross, upright
   bar), size (small, large), camera height (the whole scene shifted up/none/down), background
   colour (purple, sea-green, salmon) and the arm position (horizontal, vertical: the object's
-  position on a grid).
+  position on a grid), plus a little pixel noise, as a camera adds.
 
 Example:
     >>> from mmbench.testing import write_fake_mpi3d
@@ -44,7 +44,7 @@ __all__ = ["STYLES", "fake_images", "write_fake_mpi3d"]
 
 STYLES = ("noise", "procedural")
 _COLORS = np.array([(230, 210, 30), (40, 170, 40), (128, 128, 0), (215, 35, 35)], np.float32)
-_BACKGROUNDS = np.array([(110, 40, 130), (46, 139, 87), (250, 128, 114)], np.float32)
+_BACKGROUNDS = np.array([(110, 40, 130), (30, 120, 110), (250, 128, 114)], np.float32)
 #: the most values a fake may give each semantic factor (the number of content words)
 MAX_SIZES = (4, 4, 2, 3, 3)
 _CHUNK_BYTES = 32 << 20
@@ -68,10 +68,12 @@ def _check(factor_sizes: Sequence[int], image_size: int, style: str) -> tuple[in
 
 
 def fake_images(rows: np.ndarray, factor_sizes: Sequence[int], image_size: int, *, style: str = "procedural",
-                seed: int = 0) -> np.ndarray:
+                seed: int = 0, pixel_noise: float = 12.0) -> np.ndarray:
     """The fake images ``(n, H, W, 3)`` uint8 of archive rows ``rows`` (vectorised over rows).
 
-    ``procedural`` images depend on the factors only; ``noise`` images on ``(seed, row)`` only.
+    ``procedural`` images are a drawing of the factors plus uniform pixel noise of ± ``pixel_noise``
+    (a camera's noise: without it, a model's tiniest systematic response to a factor would stay
+    decodable); ``noise`` images are random bytes. Both depend only on ``(seed, row)``.
     """
     sizes = _check(factor_sizes, image_size, style)
     rows = np.asarray(rows, dtype=np.int64)
@@ -81,23 +83,27 @@ def fake_images(rows: np.ndarray, factor_sizes: Sequence[int], image_size: int, 
     s = float(image_size)
     yy, xx = np.mgrid[0:image_size, 0:image_size].astype(np.float32) + 0.5
     # arm position: the object's centre on a grid; camera: the whole scene moves up / down
-    margin = 0.25 * s
+    margin = 0.27 * s
     cx = margin + f["horizontal"] / max(sizes[5] - 1, 1) * (s - 2 * margin)
     shift = (f["camera"] - (sizes[3] - 1) / 2) * 0.12 * s
     cy = margin + f["vertical"] / max(sizes[6] - 1, 1) * (s - 2 * margin) + shift
-    r = np.where(f["size"] == 0, 0.14, 0.24) * s
+    r = np.where(f["size"] == 0, 0.16, 0.27) * s
     dx = (xx[None] - cx[:, None, None]) / r[:, None, None]
     dy = (yy[None] - cy[:, None, None]) / r[:, None, None]
+    box = np.maximum(np.abs(dx), np.abs(dy))
+    d2 = dx * dx + dy * dy
     shapes = np.stack([
-        np.maximum(np.abs(dx), np.abs(dy)) <= 1,            # square
-        dx * dx + dy * dy <= 1,                              # disk
-        np.abs(dx) + np.abs(dy) <= 1.2,                      # diamond
-        (np.abs(dx) <= 0.45) & (np.abs(dy) <= 1.3),          # upright bar
+        box <= 1,                                                   # square
+        (d2 <= 1) & (d2 >= 0.3),                                    # ring
+        (box <= 1) & ((np.abs(dx) <= 0.33) | (np.abs(dy) <= 0.33)),  # cross
+        (np.abs(dx) <= 0.4) & (np.abs(dy) <= 1.3),                  # upright bar
     ])
     mask = shapes[f["shape"], np.arange(len(rows))]
-    horizon = (yy[None] > s * 0.7 + shift[:, None, None])   # a darker floor: the camera shift shows
+    horizon = (yy[None] > s * 0.7 + shift[:, None, None])  # a darker floor: the camera shift shows
     bg = _BACKGROUNDS[f["background"]][:, None, None, :] * np.where(horizon, 0.6, 1.0)[..., None]
     img = np.where(mask[..., None], _COLORS[f["color"]][:, None, None, :], bg)
+    if pixel_noise:
+        img = img + (_noise(rows, image_size, seed).astype(np.float32) / 255.0 - 0.5) * (2.0 * pixel_noise)
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
@@ -120,6 +126,7 @@ def write_fake_mpi3d(
     image_size: int = 8,
     style: str = "procedural",
     seed: int = 0,
+    pixel_noise: float = 12.0,
     progress: bool = False,
 ) -> Path:
     """Write a fake archive (and its manifest); return the archive's path.
@@ -132,6 +139,7 @@ def write_fake_mpi3d(
         image_size: side of the square images (the real archive: 64).
         style: ``"procedural"`` (learnable drawings) or ``"noise"`` (random pixels).
         seed: seed of the noise.
+        pixel_noise: amplitude of the uniform pixel noise of ``procedural`` images (0: none).
         progress: a progress bar (for full-size archives).
 
     Raises:
@@ -151,12 +159,13 @@ def write_fake_mpi3d(
             header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": shape}
             np.lib.format.write_array_header_1_0(member, header)
             for start in _progress(range(0, n, chunk), progress, n, chunk):
-                member.write(fake_images(np.arange(start, min(start + chunk, n)), sizes, image_size, style=style, seed=seed).tobytes())
+                rows = np.arange(start, min(start + chunk, n))
+                member.write(fake_images(rows, sizes, image_size, style=style, seed=seed, pixel_noise=pixel_noise).tobytes())
         sha = sha256_file(tmp)
     st = path.stat()  # the manifest doubles as a hash stamp: an unchanged file is not hashed again
     manifest = {"format": src.FAKE_FORMAT, "file": path.name, "sha256": sha, "bytes": st.st_size,
                 "mtime_ns": st.st_mtime_ns, "factor_sizes": list(sizes), "image_size": image_size, "style": style,
-                "seed": seed}
+                "seed": seed, "pixel_noise": pixel_noise if style == "procedural" else None}
     atomic_write(path.parent / src.FAKE_MANIFEST, json.dumps(manifest, indent=1))
     return path
 

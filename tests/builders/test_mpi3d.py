@@ -340,18 +340,21 @@ def test_split_sizes_beyond_the_archive_name_the_pools(tiny: Path, tmp_path: Pat
 
 # ----------------------------------------------------------------------------- the fake writer
 def test_fake_archives_have_the_real_format(tmp_path: Path) -> None:
-    path = write_fake_mpi3d(tmp_path / "a", factor_sizes=(2, 3, 2, 2, 3, 4, 5), image_size=24, style="procedural")
+    sizes = (2, 3, 2, 2, 3, 4, 5)
+    path = write_fake_mpi3d(tmp_path / "a", factor_sizes=sizes, image_size=24, pixel_noise=0)
     images = np.load(path)["images"]
-    assert images.shape == (2 * 3 * 2 * 2 * 3 * 4 * 5, 24, 24, 3) and images.dtype == np.uint8
+    assert images.shape == (int(np.prod(sizes)), 24, 24, 3) and images.dtype == np.uint8
     manifest = json.loads((path.parent / src.FAKE_MANIFEST).read_text())
-    assert manifest["factor_sizes"] == [2, 3, 2, 2, 3, 4, 5] and manifest["image_size"] == 24
-    grid = images.reshape(2, 3, 2, 2, 3, 4, 5, 24, 24, 3)
-    # every factor changes the picture, and the picture depends on the factors only
+    assert manifest["factor_sizes"] == list(sizes) and manifest["image_size"] == 24 and manifest["style"] == "procedural"
+    grid = images.reshape(*sizes, 24, 24, 3)
+    # every factor changes the drawing (no pixel noise here to hide a factor that does not)
     for axis in range(7):
         a, b = np.take(grid, 0, axis=axis), np.take(grid, 1, axis=axis)
         assert np.all(np.any(a != b, axis=(-3, -2, -1))), src.FACTORS[axis]
-    again = write_fake_mpi3d(tmp_path / "b" / "x.npz", factor_sizes=(2, 3, 2, 2, 3, 4, 5), image_size=24, seed=5)
-    np.testing.assert_array_equal(np.load(again)["images"], images)
+    same = write_fake_mpi3d(tmp_path / "b" / "x.npz", factor_sizes=sizes, image_size=24, seed=5, pixel_noise=0)
+    np.testing.assert_array_equal(np.load(same)["images"], images)  # the drawing depends on the factors only
+    noisy = np.load(write_fake_mpi3d(tmp_path / "c", factor_sizes=sizes, image_size=24))["images"].astype(int)
+    assert 0 < np.abs(noisy - images).max() <= 12 and np.abs(noisy - images).mean() > 3
     noise = np.load(write_fake_mpi3d(tmp_path / "n", style="noise"))["images"]
     assert noise.std() > 60 and len({row.tobytes() for row in noise}) == len(noise)
 
@@ -367,3 +370,24 @@ def test_fake_writer_refuses_bad_arguments(tmp_path: Path, kw: dict, match: str)
     with pytest.raises(InvalidConfigError, match=match):
         write_fake_mpi3d(tmp_path, **kw)
     assert not list(tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------------------- the suite
+def test_the_suite_scores_the_theorys_ideal_model_as_consistent(medium: Path, tmp_path: Path) -> None:
+    from mmbench.harness.evaluate import evaluate
+    from mmbench.harness.suites import get_suite
+    from mmbench.testing.oracles import LatentOracle
+
+    suite = get_suite("misalignment-mpi3d:v1")
+    assert [e.label for e in suite.entries][:1] == ["mpi3d-selection-1"] and len(suite.entries) == 9
+    assert all(e.fit_split == "val" and e.score_split == "test" for e in suite.entries)
+    picked = [e for e in suite.entries if e.label in ("mpi3d-selection-2", "mpi3d-perturbation-4")]
+    small = suite.replace(name="misalignment-mpi3d-test", entries=tuple(picked), seeds=(0,))
+    res = evaluate(LatentOracle(which="identifiable"), small, device="cpu", cache_dir=tmp_path, data_dir=medium,
+                   dataset_overrides={"split_sizes": split_sizes_for(medium)})
+    for label in ("mpi3d-selection-2", "mpi3d-perturbation-4"):
+        entry = res.entry(label)
+        assert set(entry["modalities"]) == {"image", "text", "tokens"}
+        assert res.value(label, "identifiability_consistency") > 0.9
+        for modality in entry["modalities"]:
+            assert res.value(label, "mcc_matthews", modality, "horizontal") < 0.2
