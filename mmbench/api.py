@@ -155,6 +155,9 @@ def load(
     verify: str = "basic",
     force_rebuild: bool = False,
     progress: bool | None = None,
+    source: str = "local",
+    repo: str | None = None,
+    revision: str | None = None,
     **overrides: Any,
 ) -> Dataset: ...
 
@@ -172,6 +175,9 @@ def load(
     verify: str = "basic",
     force_rebuild: bool = False,
     progress: bool | None = None,
+    source: str = "local",
+    repo: str | None = None,
+    revision: str | None = None,
     **overrides: Any,
 ) -> dict[str, Dataset]: ...
 
@@ -188,9 +194,12 @@ def load(
     verify: str = "basic",
     force_rebuild: bool = False,
     progress: bool | None = None,
+    source: str = "local",
+    repo: str | None = None,
+    revision: str | None = None,
     **overrides: Any,
 ) -> Dataset | dict[str, Dataset]:
-    """Load a dataset split, building it into the cache on first use.
+    """Load a dataset split, building it into the cache on first use (or reading it from the Hub).
 
     Args:
         dataset_id: ``name[/config][:x.y.z]``, e.g. ``"numerical/misalignment/joint:1.0.0"``, or
@@ -205,6 +214,9 @@ def load(
             changed in place); or ``"full"`` (also re-hashes every shard and the resources file:
             catches any changed byte). See :meth:`mmbench.core.dataset.Dataset.open`.
         force_rebuild: rebuild even if the cache has the split.
+        source: ``"local"`` (build or read the cache) or ``"hub"``: a config published with
+            ``mmbench publish`` to ``repo`` (``ORG/NAME``), pinned to ``revision`` (a tag, branch
+            or commit; default: the version's tag, else ``main``). See :func:`mmbench.hub.load_from_hub`.
         **overrides: config fields, e.g. ``seed=1`` or ``split_sizes={"train": 1000}``.
 
     Example:
@@ -213,6 +225,11 @@ def load(
     """
     from mmbench.core.executors import check_run_options
 
+    if source != "local" or repo is not None or revision is not None:
+        from mmbench.hub import load_from_hub
+
+        return load_from_hub(dataset_id, repo=repo, revision=revision, split=split, version=version,
+                             cache_dir=cache_dir, verify=verify, source=source, overrides=overrides)
     _check_load_options(split=split, verify=verify, force_rebuild=force_rebuild)
     check_run_options(num_workers=num_workers, executor=executor, progress=progress)
     b = builder(dataset_id, version=version, cache_dir=cache_dir, data_dir=data_dir, **overrides)

@@ -33,6 +33,9 @@ COMMANDS: dict[str, str] = {
     "train-classifiers": "mmbench.models.classifiers:add_parser",
     "evaluate": "mmbench.harness.cli:add_evaluate",
     "leaderboard": "mmbench.harness.cli:add_leaderboard",
+    "export": "mmbench.hub_cli:add_export",
+    "publish": "mmbench.hub_cli:add_publish",
+    "cards": "mmbench.hub_cli:add_cards",
 }
 # command → the help its parser declares (a test keeps the two equal), shown without importing it.
 COMMAND_HELP: dict[str, str] = {
@@ -46,6 +49,9 @@ COMMAND_HELP: dict[str, str] = {
     "train-classifiers": "train per-modality digit classifiers (coherence metrics)",
     "evaluate": "score a model on a suite and write a RunResult JSON",
     "leaderboard": "build Markdown + HTML leaderboards and per-latent heatmaps from RunResult JSON files",
+    "export": "write dataset configs as Parquet + a dataset card (datasets.load_dataset reads it)",
+    "publish": "upload one dataset config to the Hugging Face Hub and tag it with its version",
+    "cards": "regenerate the dataset catalogue (cards/: one page and sample grid per dataset)",
 }
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "ColumnNotFoundError",
     "DatasetNotFoundError",
     "ExecutorError",
+    "HubError",
     "InputsNotFoundError",
     "InvalidConfigError",
     "InvalidIdError",
@@ -72,6 +73,10 @@ class ExecutorError(MMBenchError, RuntimeError):
 
 class SubmissionError(MMBenchError, RuntimeError):
     """A submitted model violated the harness protocol."""
+
+
+class HubError(MMBenchError, RuntimeError):
+    """Publishing to or reading from the Hugging Face Hub failed (token, repository, network, data)."""
 
 
 def did_you_mean(name: str, choices: Iterable[str], *, n: int = 3) -> str:

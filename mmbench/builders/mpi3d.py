@@ -57,7 +57,6 @@ import numpy as np
 
 from mmbench.core.bias import REPLACE_RULES, TextBias
 from mmbench.core.builder import Builder, Feature, Modality
-from mmbench.core.columns import Ragged
 from mmbench.core.config import BuilderConfig, FrozenDict, check_choice, check_int, check_number
 from mmbench.core.latents import Latent, LatentSpec
 from mmbench.core.storage import Store
@@ -450,8 +449,7 @@ class MPI3DComplexTextBuilder(Builder):
 
     def generate(self, split: str, start: int, stop: int, *, rng: np.random.Generator) -> dict[str, Any]:
         out = self.text_columns(split, start, stop, rng=rng)
-        ids = self.vocabulary.encode(out["text"])
-        out["tokens"] = Ragged(ids.values, ids.lengths)
+        out["tokens"] = self.vocabulary.encode(out["text"])  # a Ragged of int32 ids, each ending in {eos}
         return out
 
     def __getstate__(self) -> dict[str, Any]:

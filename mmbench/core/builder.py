@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from mmbench.core.columns import VarValues, to_var_values
-from mmbench.core.config import BuilderConfig, check_int
+from mmbench.core.config import BuilderConfig, check_dir, check_int
 from mmbench.core.info import (
     INFO_FILE,
     RESOURCES_FILE,
@@ -84,7 +84,7 @@ _SAMPLER_STREAM = 0x5A4D50
 def default_cache_dir() -> Path:
     """``$MMBENCH_CACHE``, else ``~/.cache/mmbench``."""
     env = os.environ.get("MMBENCH_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "mmbench"
+    return check_dir("$MMBENCH_CACHE", env) if env else Path.home() / ".cache" / "mmbench"
 
 
 def split_id(split: str) -> int:
@@ -126,8 +126,8 @@ class Builder(abc.ABC):
         **overrides: Any,
     ) -> None:
         self.config = self._resolve_config(config, overrides)
-        self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-        self.data_dir = Path(data_dir).expanduser() if data_dir is not None else None
+        self.cache_dir = check_dir("cache_dir", cache_dir) or default_cache_dir()
+        self.data_dir = check_dir("data_dir", data_dir)
         self._resources: dict[str, np.ndarray] | None = None
         self._inputs: dict[str, Any] | None = None
         self._artifacts: dict[str, bytes] | None = None
@@ -531,7 +531,9 @@ class Builder(abc.ABC):
         waits for the first and reuses what it built.
         """
         from mmbench.core import build as cache_build
+        from mmbench.core.executors import check_run_options
 
+        check_run_options(num_workers=num_workers, executor=executor, progress=progress)  # before any I/O
         return cache_build.build(self, splits, num_workers=num_workers, executor=executor, progress=progress, force=force)
 
     def as_dataset(self, split: str, *, verify: str = "basic") -> Dataset:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from mmbench.core.info import Feature
-from mmbench.errors import MMBenchError
+from mmbench.errors import InvalidConfigError, MMBenchError
 
 __all__ = [
     "PAD_VALUE",
@@ -41,29 +41,99 @@ def lengths_key(name: str) -> str:
     return f"{name}.lengths"
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Ragged:
-    """Variable-length integer sequences, flat: ``values`` and per-example ``lengths``.
+    """Variable-length integer sequences in two arrays: sequence ``i`` is ``values[offsets[i]:offsets[i+1]]``.
 
-    What a builder's ``generate`` returns for a ragged column (a list of 1-D arrays works too).
+    ``values`` are integers (token ids: int32), ``offsets`` int64 of length ``n + 1`` starting at
+    0 (the layout of a ragged column on disk: two memory-mappable ``.npy`` files). What a
+    builder's ``generate`` returns for a ragged column (a list of 1-D arrays works too).
 
     Example:
-        >>> Ragged.from_sequences([[3, 4, 1], [5, 1]])
-        Ragged(values=array([3, 4, 1, 5, 1]), lengths=array([3, 2]))
+        >>> Ragged.from_sequences([[3, 4, 1], [5, 1]]).lengths
+        array([3, 2])
     """
 
     values: np.ndarray
-    lengths: np.ndarray
+    offsets: np.ndarray
+
+    def __post_init__(self) -> None:
+        values = np.asarray(self.values)
+        offsets = np.asarray(self.offsets)
+        if values.ndim != 1 or values.dtype.kind not in "iu" or offsets.ndim != 1 or offsets.dtype.kind not in "iu":
+            raise InvalidConfigError(
+                f"Ragged needs 1-D integer values and offsets, got {values.dtype}{values.shape} and "
+                f"{offsets.dtype}{offsets.shape}."
+            )
+        if len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(values) or np.any(np.diff(offsets) < 0):
+            raise InvalidConfigError(
+                f"Ragged offsets must start at 0, never decrease and end at len(values) = {len(values)}; "
+                f"got {len(offsets)} offsets from {offsets[:1].tolist()} to {offsets[-1:].tolist()}."
+            )
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "offsets", offsets.astype(np.int64, copy=False))
+
+    @classmethod
+    def from_lengths(cls, values: np.ndarray, lengths: np.ndarray) -> Ragged:
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        return cls(values, offsets)
 
     @classmethod
     def from_sequences(cls, seqs: Iterable[Sequence[int] | np.ndarray], dtype: Any = np.int64) -> Ragged:
         arrays = [np.asarray(s, dtype=dtype).reshape(-1) for s in seqs]
         lengths = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
         values = np.concatenate(arrays) if arrays else np.zeros(0, dtype=dtype)
-        return cls(values, lengths)
+        return cls.from_lengths(values, lengths)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
 
     def __len__(self) -> int:
-        return len(self.lengths)
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"Sequence {i} out of range for {len(self)} sequences.")
+        i %= len(self)
+        return self.values[self.offsets[i] : self.offsets[i + 1]]
+
+    def take(self, index: Any) -> Ragged:
+        """The sequences at ``index`` (an integer array), gathered without a Python loop."""
+        index = np.asarray(index, dtype=np.int64)
+        starts = self.offsets[:-1][index]
+        lengths = self.offsets[1:][index] - starts
+        offsets = np.zeros(len(index) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        # position k of the output reads starts[row(k)] + (k - offsets[row(k)])
+        gather = np.arange(offsets[-1], dtype=np.int64) + np.repeat(starts - offsets[:-1], lengths)
+        return Ragged(self.values[gather], offsets)
+
+    def tolist(self) -> list[list[int]]:
+        return [s.tolist() for s in np.split(self.values, self.offsets[1:-1])]
+
+    def pad(self, length: int | None = None, *, pad_id: int = 0, truncate: bool = False) -> np.ndarray:
+        """A ``(n, length)`` array (the values' dtype), sequences left-aligned and filled with ``pad_id``.
+
+        ``length`` defaults to the longest sequence. A longer sequence raises unless
+        ``truncate=True`` (which cuts it, dropping its end, ``{eos}`` included).
+        """
+        lengths = self.lengths
+        longest = int(lengths.max()) if len(lengths) else 0
+        length = longest if length is None else int(length)
+        if longest > length and not truncate:
+            raise InvalidConfigError(
+                f"A sequence has {longest} ids, more than length={length}. Pass a larger length, or "
+                "truncate=True to cut sequences."
+            )
+        out = np.full((len(self), length), pad_id, dtype=self.values.dtype)
+        kept = np.minimum(lengths, length)
+        rows = np.repeat(np.arange(len(self)), kept)
+        cols = np.arange(int(kept.sum())) - np.repeat(np.cumsum(kept) - kept, kept)
+        src = np.repeat(self.offsets[:-1], kept) + cols
+        out[rows, cols] = self.values[src]
+        return out
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,7 +16,7 @@ import numpy as np
 
 from mmbench.core.latents import LatentSpec
 from mmbench.errors import InvalidConfigError
-from mmbench.versioning import canonical_json
+from mmbench.versioning import canonical_json, strict_fields
 
 __all__ = [
     "INFO_FILE",
@@ -208,6 +208,7 @@ class DatasetInfo:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> DatasetInfo:
+        d = strict_fields(cls, {k: v for k, v in d.items() if k != "content_fingerprint"}, what="dataset_info.json key")
         return cls(
             name=d["name"],
             version=d["version"],
@@ -216,7 +217,8 @@ class DatasetInfo:
             config_fingerprint=d["config_fingerprint"],
             description=d.get("description", ""),
             modalities={
-                k: Modality(**{**m, "shape": tuple(m["shape"])}) for k, m in d["modalities"].items()
+                k: Modality(**strict_fields(Modality, {**m, "shape": tuple(m["shape"])}, what="modality key"))
+                for k, m in d["modalities"].items()
             },
             latents=LatentSpec.from_dict(d["latents"]),
             features={k: Feature.from_json(f) for k, f in d["features"].items()},

@@ -34,7 +34,16 @@ if TYPE_CHECKING:
     from mmbench.core.builder import Builder
     from mmbench.core.dataset import Dataset
 
-__all__ = ["ARCHITECTURE", "EXPECTED_ACCURACY", "add_parser", "build_classifier", "load_classifiers", "predict", "train_classifiers"]
+__all__ = [
+    "ARCHITECTURE",
+    "EXPECTED_ACCURACY",
+    "add_parser",
+    "build_classifier",
+    "classifier_report",
+    "load_classifiers",
+    "predict",
+    "train_classifiers",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -250,16 +259,9 @@ def load_classifiers(dataset: str | Builder, *, device: str = "cpu", **builder_k
     from mmbench.versioning import sha256_file
 
     b = _resolve_builder(dataset, **builder_kwargs)
+    report = classifier_report(b)
     out_dir = b.dataset_dir() / CLASSIFIER_DIR
-    report_path = out_dir / REPORT_FILE
-    if not report_path.is_file():
-        raise CacheError(
-            f"No digit classifiers for {b.id} in {out_dir}. Train them with "
-            f"`mmbench train-classifiers {b.name}{'/' + b.config.name if b.config.name else ''}`."
-        )
-    report = json.loads(report_path.read_text())
     retrain = f"Train them again with `mmbench train-classifiers {b.name}{'/' + b.config.name if b.config.name else ''}`."
-    _check_architecture(report.get("architecture"), report_path, retrain)
     models = {}
     for key, entry in report["files"].items():
         path = out_dir / entry["path"]
@@ -272,6 +274,24 @@ def load_classifiers(dataset: str | Builder, *, device: str = "cpu", **builder_k
         model.load_state_dict(state)
         models[key] = model.to(torch.device(device)).eval()
     return models
+
+
+def classifier_report(dataset: str | Builder, **builder_kwargs: Any) -> dict[str, Any]:
+    """The ``classifiers.json`` of ``dataset``'s trained classifiers (accuracy, settings, file sha256).
+
+    Raises:
+        CacheError: none were trained for this dataset version/config, or they were trained as
+            another architecture than this mmbench's :data:`ARCHITECTURE`.
+    """
+    b = _resolve_builder(dataset, **builder_kwargs)
+    out_dir = b.dataset_dir() / CLASSIFIER_DIR
+    report_path = out_dir / REPORT_FILE
+    train_cmd = f"mmbench train-classifiers {b.name}{'/' + b.config.name if b.config.name else ''}"
+    if not report_path.is_file():
+        raise CacheError(f"No digit classifiers for {b.id} in {out_dir}. Train them with `{train_cmd}`.")
+    report = json.loads(report_path.read_text())
+    _check_architecture(report.get("architecture"), report_path, f"Train them again with `{train_cmd}`.")
+    return report
 
 
 def _check_architecture(saved: object, where: Path, retrain: str) -> None:

@@ -1,7 +1,8 @@
 """Sample grids of image datasets (modalities × examples), written with Pillow only.
 
-Datasets with captions (a ``text`` modality) get one row per example instead: its images, then
-its caption. Used by ``mmbench show DATASET --grid out.png`` and by the dataset cards.
+Used by ``mmbench show DATASET --grid out.png`` and by the dataset cards; datasets of vectors get
+heatmaps instead (:func:`heatmap_image`, :func:`sample_image`), and datasets with captions (a
+``text`` modality) one row per example: its images, then its caption (:func:`captioned_grid`).
 
 Example:
     >>> ds = mmbench.load("polymnist", split="test")
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
     from mmbench.core.dataset import Dataset
 
-__all__ = ["captioned_grid", "grid_image", "save_grid", "to_hwc"]
+__all__ = ["captioned_grid", "grid_image", "heatmap_image", "sample_image", "save_grid", "to_hwc"]
 
 
 def to_hwc(image: np.ndarray) -> np.ndarray:
@@ -52,7 +53,7 @@ def grid_image(
         pad: white pixels between cells (before zoom).
         labels: draw the row labels.
     """
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image
 
     if not rows:
         raise InvalidConfigError("grid_image needs at least one row.")
@@ -73,13 +74,61 @@ def grid_image(
     grid = Image.fromarray(canvas)
     if not labels:
         return grid
+    return _labelled(grid, list(cells), [(pad + r * (h + pad) + h // 2) * zoom for r in range(len(cells))])
+
+
+def _diverging(values: np.ndarray) -> np.ndarray:
+    """Colours of values in [-1, 1]: blue (−1) → white (0) → red (+1), as uint8 RGB."""
+    v = np.clip(values, -1.0, 1.0)[..., None]
+    red, blue = np.array([255.0, 64.0, 48.0]), np.array([40.0, 90.0, 255.0])
+    white = np.full(3, 255.0)
+    rgb = np.where(v >= 0, white + v * (red - white), white - v * (blue - white))
+    return np.rint(rgb).astype(np.uint8)
+
+
+def heatmap_image(
+    rows: Mapping[str, np.ndarray], *, cell: int = 10, pad: int = 4, labels: bool = True
+) -> Image.Image:
+    """Vectors as heatmaps: one block per key of ``rows`` (its dimensions down, examples across).
+
+    Args:
+        rows: row label → ``(n, d)`` array (the same ``n`` for every key).
+        cell: pixels per value.
+        pad: white pixels between blocks.
+        labels: draw the row labels.
+
+    Each block is scaled by its own largest absolute value, blue (negative) to red (positive).
+    """
+    from PIL import Image
+
+    if not rows:
+        raise InvalidConfigError("heatmap_image needs at least one row.")
+    blocks = {}
+    for name, arr in rows.items():
+        x = np.asarray(arr, dtype=np.float64)
+        x = x.reshape(len(x), -1).T  # (d, n): dimensions down, examples across
+        scale = np.abs(x).max() if x.size else 0.0
+        blocks[name] = _diverging(x / scale if scale > 0 else x).repeat(cell, axis=0).repeat(cell, axis=1)
+    width = max(b.shape[1] for b in blocks.values()) + 2 * pad
+    height = sum(b.shape[0] + pad for b in blocks.values()) + pad
+    canvas = np.full((height, width, 3), 255, np.uint8)
+    centres, y = [], pad
+    for block in blocks.values():
+        canvas[y : y + block.shape[0], pad : pad + block.shape[1]] = block
+        centres.append(y + block.shape[0] // 2)
+        y += block.shape[0] + pad
+    return _labelled(Image.fromarray(canvas), list(blocks), centres) if labels else Image.fromarray(canvas)
+
+
+def _labelled(grid: Image.Image, names: Sequence[str], centres: Sequence[int]) -> Image.Image:
+    from PIL import Image, ImageDraw, ImageFont
+
     font = ImageFont.load_default()
-    label_w = 8 + max(int(ImageDraw.Draw(grid).textlength(name, font=font)) for name in cells)
+    label_w = 8 + max(int(ImageDraw.Draw(grid).textlength(name, font=font)) for name in names)
     out = Image.new("RGB", (grid.width + label_w, grid.height), "white")
     out.paste(grid, (label_w, 0))
     draw = ImageDraw.Draw(out)
-    for r, name in enumerate(cells):
-        y = (pad + r * (h + pad) + h // 2) * zoom
+    for name, y in zip(names, centres, strict=True):
         draw.text((4, y), name, fill="black", font=font, anchor="lm")
     return out
 
@@ -120,6 +169,37 @@ def captioned_grid(
     return out
 
 
+def sample_image(ds: Dataset, *, num: int = 8, start: int = 0, zoom: int = 1, spread: bool = False) -> Image.Image:
+    """Examples ``start … start + num`` of ``ds``: an image grid of its image modalities (one row
+    per example with its caption when the dataset has a ``text`` modality), or, for a dataset
+    without images, heatmaps of its vector modalities.
+
+    ``spread`` takes ``num`` examples evenly spaced over the split instead (splits stored in a
+    sorted order, e.g. MPI3D's, vary only in their last factor from one example to the next).
+
+    Raises:
+        MMBenchError: the dataset has neither image nor vector modalities.
+    """
+    images = [name for name, mod in ds.info.modalities.items() if mod.kind == "image"]
+    vectors = [name for name, mod in ds.info.modalities.items() if mod.kind == "vector"]
+    texts = [name for name, mod in ds.info.modalities.items() if mod.kind == "text"]
+    if not images and not vectors:
+        raise MMBenchError(f"{ds.id} has no image or vector modality to draw.")
+    if isinstance(num, bool) or not isinstance(num, int) or num < 1:
+        raise InvalidConfigError(f"num must be a positive integer, got {num!r}.")
+    stop = min(start + num, len(ds))
+    if start >= stop:
+        raise InvalidConfigError(f"No examples in [{start}, {start + num}) for a split of {len(ds)}.")
+    index: slice | np.ndarray = slice(start, stop)
+    if spread:
+        index = np.unique(np.linspace(0, len(ds) - 1, min(num, len(ds))).round().astype(np.int64))
+    rows = {name: np.asarray(ds.column(name)[index]) for name in (images or vectors)}
+    if images and texts:
+        captions = [" | ".join(parts) for parts in zip(*(ds.column(t)[index] for t in texts), strict=True)]
+        return captioned_grid([[rows[name][i] for name in images] for i in range(len(captions))], captions, zoom=zoom)
+    return grid_image(rows, zoom=zoom) if images else heatmap_image(rows)
+
+
 def save_grid(ds: Dataset, path: str | os.PathLike[str], *, num: int = 8, zoom: int = 2, start: int = 0,
               spread: bool = False) -> Path:
     """Write a modalities × examples PNG of the image modalities of ``ds``; return the path.
@@ -145,22 +225,8 @@ def save_grid(ds: Dataset, path: str | os.PathLike[str], *, num: int = 8, zoom: 
             f"{ds.id} has no image modality ({', '.join(f'{k}: {m.kind}' for k, m in ds.info.modalities.items())}); "
             "a sample grid needs images. Use `mmbench show` without --grid."
         )
-    if isinstance(num, bool) or not isinstance(num, int) or num < 1:
-        raise InvalidConfigError(f"num must be a positive integer, got {num!r}.")
-    stop = min(start + num, len(ds))
-    if start >= stop:
-        raise InvalidConfigError(f"No examples in [{start}, {start + num}) for a split of {len(ds)}.")
-    index: slice | np.ndarray = slice(start, stop)
-    if spread:
-        index = np.unique(np.linspace(0, len(ds) - 1, min(num, len(ds))).round().astype(np.int64))
-    rows = {name: np.asarray(ds.column(name)[index]) for name in images}
-    texts = [name for name, mod in ds.info.modalities.items() if mod.kind == "text"]
+    img = sample_image(ds, num=num, start=start, zoom=zoom, spread=spread)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if texts:
-        captions = [" | ".join(parts) for parts in zip(*(ds.column(t)[index] for t in texts), strict=True)]
-        examples = [[rows[name][i] for name in images] for i in range(len(captions))]
-        captioned_grid(examples, captions, zoom=zoom).save(path)
-    else:
-        grid_image(rows, zoom=zoom).save(path)
+    img.save(path)
     return path

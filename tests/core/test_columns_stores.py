@@ -241,8 +241,10 @@ def test_bad_generated_values_name_the_column(tmp_path: Path) -> None:
         to_var_values([np.array([1, 300])], ids, 1, where="gen")
     with pytest.raises(MMBenchError, match="1-D integer"):
         to_var_values([np.array([0.5])], ids, 1, where="gen")
-    with pytest.raises(MMBenchError, match="sum to 3"):
-        to_var_values(Ragged(np.arange(2), np.array([3])), ids, 1, where="gen")
+    with pytest.raises(InvalidConfigError, match="offsets must start at 0"):
+        Ragged(np.arange(2), np.array([0, 3]))
+    with pytest.raises(MMBenchError, match=r"ragged lengths must be 2 non-negative"):
+        to_var_values(Ragged.from_sequences([[1, 2]]), ids, 2, where="gen")
     with pytest.raises(InvalidConfigError, match="ragged column holds integers"):
         Feature.ragged("float32")
 

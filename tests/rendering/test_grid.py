@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 import mmbench
-from mmbench.errors import MMBenchError
+from mmbench.errors import InvalidConfigError, MMBenchError
 from mmbench.rendering.grid import grid_image, save_grid, to_hwc
 from mmbench.testing.mnist import write_fake_mnist
 
@@ -50,3 +50,25 @@ def test_grid_needs_image_modalities(tmp_path: Path) -> None:
     ds = mmbench.load("numerical/clica", split="test", cache_dir=tmp_path, split_sizes={"train": 10, "test": 10})
     with pytest.raises(MMBenchError, match="no image modality"):
         save_grid(ds, tmp_path / "x.png")
+
+
+def test_heatmap_blocks_and_colours() -> None:
+    from mmbench.rendering.grid import heatmap_image
+
+    rows = {"a": np.array([[1.0, -1.0], [0.0, 0.5]]), "b": np.zeros((2, 3))}
+    img = np.asarray(heatmap_image(rows, cell=2, pad=1, labels=False))
+    assert img.shape == (1 + (2 * 2 + 1) + (3 * 2 + 1), 1 + 2 * 2 + 1, 3)
+    # block a: dimension 0 down the first rows, example 0 (value 1) red, example 1 (value 0) white
+    assert tuple(img[1, 1]) == (255, 64, 48) and tuple(img[1, 3]) == (255, 255, 255)
+    assert tuple(img[3, 1]) == (40, 90, 255)  # dimension 1 of example 0: −1, blue
+    assert (img[6:12, 1:5] == 255).all()  # block b is all zeros: white
+
+
+def test_sample_image_of_vectors_and_images(tmp_path: Path) -> None:
+    from mmbench.rendering.grid import sample_image
+
+    ds = mmbench.load("numerical/clica", split="test", cache_dir=tmp_path, split_sizes={"train": 10, "test": 10})
+    img = sample_image(ds, num=4)
+    assert img.height > 2 * 10 * 10  # two 10-dimensional modalities, 10 pixels per value
+    with pytest.raises(InvalidConfigError, match="positive integer"):
+        sample_image(ds, num=0)

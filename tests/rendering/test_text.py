@@ -217,8 +217,8 @@ def test_distinct_keeps_first_occurrence_order() -> None:
 
 
 def test_ragged_basics_and_take() -> None:
-    r = Ragged.from_lengths(np.arange(6), np.array([2, 0, 3, 1]))
-    assert r.values.dtype == np.int32 and r.offsets.dtype == np.int64
+    r = Ragged.from_lengths(np.arange(6, dtype=np.int32), np.array([2, 0, 3, 1]))
+    assert r.values.dtype == np.int32 and r.offsets.dtype == np.int64  # values keep their dtype
     assert len(r) == 4 and r.lengths.tolist() == [2, 0, 3, 1]
     assert r.tolist() == [[0, 1], [], [2, 3, 4], [5]]
     assert r[-1].tolist() == [5] and r[1].tolist() == []
