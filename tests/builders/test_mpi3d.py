@@ -391,3 +391,18 @@ def test_the_suite_scores_the_theorys_ideal_model_as_consistent(medium: Path, tm
         assert res.value(label, "identifiability_consistency") > 0.9
         for modality in entry["modalities"]:
             assert res.value(label, "mcc_matthews", modality, "horizontal") < 0.2
+
+
+def test_sample_grids_show_images_with_their_captions(tiny: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from mmbench.builders.mpi3d import sample_grids
+
+    paths = sample_grids(tmp_path / "grids", configs=["selection-1", "perturbation-5"], num=4, data_dir=tiny,
+                         cache_dir=tmp_path / "c", progress=False, **TINY)
+    assert [p.name for p in paths] == ["selection-1.png", "perturbation-5.png"]
+    for path in paths:
+        with Image.open(path) as img:
+            rgb = np.asarray(img.convert("RGB"))
+        assert rgb.shape[0] >= 4 * 16 and rgb.shape[1] > 200  # four rows, each an image then its caption
+        assert (rgb[:, 40:] < 100).any()  # text drawn right of the images
