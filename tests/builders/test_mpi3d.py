@@ -404,5 +404,5 @@ def test_sample_grids_show_images_with_their_captions(tiny: Path, tmp_path: Path
     for path in paths:
         with Image.open(path) as img:
             rgb = np.asarray(img.convert("RGB"))
-        assert rgb.shape[0] >= 4 * 16 and rgb.shape[1] > 200  # four rows, each an image then its caption
-        assert (rgb[:, 40:] < 100).any()  # text drawn right of the images
+        assert rgb.shape[0] >= 4 * 16 and rgb.shape[1] > 100  # four rows, each an image then its caption
+        assert (rgb[:, 30:] < 100).any()  # text drawn right of the images
