@@ -1,7 +1,9 @@
 """Dataset cards, generated from a builder's metadata plus hand-written prose kept in this folder.
 
 Each dataset has a prose file here, ``<name>.md`` (a ``/`` in the name becomes ``__``): YAML front
-matter (``pretty_name``, ``license`` as a Hub licence id, ``tags``) and the sections of
+matter (``pretty_name``, ``license`` as a Hub licence id, ``tags``; ``sample: false`` with a
+``sample_note`` for a dataset whose raw inputs no machine can fetch unattended, so that the
+catalogue has no sample grid for it) and the sections of
 :data:`PROSE_SECTIONS`. Everything else is generated, so it cannot drift from the code: the
 modalities, the latents table (name, kind, role, scope, support), the configs with what each
 changes and what theory says a contrastive model identifies, the version history, how to load,
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PROSE_SECTIONS",
     "catalogue_card",
+    "has_sample",
     "hub_card",
     "read_card_metadata",
     "sample_key",
@@ -229,6 +232,11 @@ def _footer(cls: type[Builder]) -> str:
     )
 
 
+def has_sample(prose: Prose) -> bool:
+    """Whether the catalogue draws a sample grid for the dataset (front matter ``sample: false`` says not)."""
+    return prose.meta.get("sample", True) is not False
+
+
 def _header(cls: type[Builder], prose: Prose, image: str | None, caption: str) -> str:
     b = _default_builder(cls)
     configs = f"{len(cls.CONFIGS)} named configs (default `{cls.DEFAULT_CONFIG}`)" if cls.CONFIGS else "no named configs"
@@ -238,6 +246,8 @@ def _header(cls: type[Builder], prose: Prose, image: str | None, caption: str) -
     text = f"# {prose.meta['pretty_name']}\n\n{' · '.join(facts)}\n\n{cls.DESCRIPTION or b.info().description}"
     if image:
         text += f"\n\n![{caption}]({image})\n\n*{caption}*"
+    elif not has_sample(prose):
+        text += f"\n\n*No sample grid here: {prose.meta.get('sample_note', 'the raw inputs are not fetched unattended')}*"
     return text
 
 
@@ -281,7 +291,7 @@ def catalogue_card(cls: type[Builder], *, image: bool = True) -> str:
     )
     caption = _caption(b, f"`{cls.name}/{cls.DEFAULT_CONFIG}`", _sample_split(b))
     parts = [
-        _header(cls, prose, f"{card_stem(cls.name)}.png" if image else None, caption),
+        _header(cls, prose, f"{card_stem(cls.name)}.png" if image and has_sample(prose) else None, caption),
         f"## Purpose\n\n{prose.sections['Purpose']}",
         _modalities_section(b),
         _latents_section(b),
@@ -385,7 +395,9 @@ def write_catalogue(
         stem = card_stem(cls.name)
         written.append(atomic_write(out / f"{stem}.md", catalogue_card(cls)))
         png = out / f"{stem}.png"
-        if images == "all" or (images == "stale" and _png_key(png) != sample_key(cls)):
+        if not has_sample(load_prose(cls.name)):
+            png.unlink(missing_ok=True)
+        elif images == "all" or (images == "stale" and _png_key(png) != sample_key(cls)):
             b = mmbench.builder(f"{cls.name}/{cls.DEFAULT_CONFIG}", cache_dir=cache_dir, data_dir=data_dir)
             split = _sample_split(b)
             if not b.is_built(split):
@@ -416,6 +428,10 @@ def stale_catalogue(out: str | os.PathLike[str] = "cards") -> list[str]:
             problems.append(f"{path} differs from what the metadata and prose generate")
     for cls in classes:
         png = out / f"{card_stem(cls.name)}.png"
+        if not has_sample(load_prose(cls.name)):
+            if png.is_file():
+                problems.append(f"{png} exists, but the card of {cls.name} has no sample grid (sample: false)")
+            continue
         key = _png_key(png) if png.is_file() else None
         if key != sample_key(cls):
             problems.append(f"{png} shows {key!r}, expected {sample_key(cls)!r}")

@@ -173,6 +173,11 @@ class Builder(abc.ABC):
         """Latents that theory says a contrastive model recovers for this config."""
         return ()
 
+    def extra_info(self) -> dict[str, Any]:
+        """Builder-specific facts recorded as ``extra`` in ``dataset_info.json`` (JSON values),
+        e.g. the effective misalignment rate of each latent. Computed from the config alone."""
+        return {}
+
     def resolve_inputs(self) -> dict[str, Any]:
         """Locate (and, where allowed, fetch) raw inputs; return what was used, with checksums.
 
@@ -327,6 +332,7 @@ class Builder(abc.ABC):
             homepage=self.HOMEPAGE,
             mmbench_version=mmbench.__version__,
             id=self.id,
+            extra=to_jsonable(self.extra_info()),
         )
 
     @property

@@ -175,9 +175,12 @@ class DatasetInfo:
     #: Shared stores the columns read from: ``{name: {"fingerprint": ..., "path": <relative to
     #: the cache root>, "num_rows": ...}}``.
     stores: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    #: Builder-specific facts about the data (JSON), from :meth:`Builder.extra_info`; e.g. the
+    #: effective text-misalignment rate of every latent. Not part of any fingerprint.
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "id": self.id,
             "name": self.name,
             "version": self.version,
@@ -199,6 +202,9 @@ class DatasetInfo:
             "artifacts": self.artifacts,
             "stores": self.stores,
         }
+        if self.extra:  # only then: the dataset_info.json of other datasets is unchanged
+            out["extra"] = self.extra
+        return out
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> DatasetInfo:
@@ -227,6 +233,7 @@ class DatasetInfo:
             id=d.get("id", ""),
             artifacts=d.get("artifacts", {}),
             stores=d.get("stores", {}),
+            extra=d.get("extra", {}),
         )
 
     @property

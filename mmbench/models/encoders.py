@@ -1,13 +1,12 @@
 """Encoders of the baselines: simulation MLPs, ResNet-18 for images, conv nets for text and 28×28.
 
 Every encoder maps a batch ``[B, *in_shape]`` to ``[B, out_dim]``. Build one by name with
-:func:`build_encoder` (``"mlp"``, ``"resnet18"``, ``"text-conv"``, ``"conv28"``); ``norm`` adds
+:func:`build_encoder` (``"mlp"``, ``"resnet18"``, ``"text-conv"``, ``"conv28"``, ``"conv-small"``); ``norm`` adds
 cl-ica's output normalisations (``"sphere"``, ``"sphere-fixed"``, ``"box"``).
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +23,7 @@ __all__ = [
     "Conv28Encoder",
     "MLPEncoder",
     "ResNet18Encoder",
+    "SmallConvEncoder",
     "SphereNorm",
     "TextConvEncoder",
     "build_encoder",
@@ -173,33 +173,70 @@ def _images(x: Tensor) -> Tensor:
 class TextConvEncoder(nn.Module):
     """2-D conv net over one-hot token sequences (the reference ``TextEncoder2D``, re-written).
 
-    Input ``[B, L, V]`` one-hot (or ``[B, L]`` token ids, one-hot encoded here). ``Linear(V, 128)``
-    embeds every token; the ``1 × L × 128`` map goes through three Conv(4, stride 2, pad 1) +
-    BatchNorm + ReLU blocks (1 → f → 2f → 4f channels, f = 25) and a final linear layer.
+    Input ``[B, L, V]`` one-hot (or ``[B, L']`` token ids, one-hot encoded here; ids are padded
+    with 0 = ``{pad}`` or cut to ``seq_len``). ``Linear(V, 128)`` embeds every token; the
+    ``1 × L × 128`` map goes through Conv(4, stride 2, pad 1) + BatchNorm + ReLU blocks and a final
+    linear layer. ``depth=3`` (default): three blocks, 1 → f → 2f → 4f channels (f = 25), as the
+    multimodal identifiability paper. ``depth="auto"``: blocks while both sides of the map are
+    ≥ 4, channels f, 2f, 4f, … capped at 8f — the misalignment paper's variable-depth text encoder
+    (``FlexibleTextEncoder2D``), whose depth follows the caption length.
     """
 
-    def __init__(self, vocab_size: int, seq_len: int, out_dim: int, *, embedding_dim: int = 128, fbase: int = 25, norm: str | None = None) -> None:
+    def __init__(self, vocab_size: int, seq_len: int, out_dim: int, *, embedding_dim: int = 128, fbase: int = 25,
+                 depth: int | str = 3, norm: str | None = None) -> None:
         super().__init__()
-        if seq_len < 8 or embedding_dim < 8:
+        if depth == "auto":
+            if seq_len < 1 or embedding_dim < 1:
+                raise InvalidConfigError(f"TextConvEncoder needs seq_len >= 1 and embedding_dim >= 1, got {seq_len}, {embedding_dim}.")
+        elif depth != 3:
+            raise InvalidConfigError(f"TextConvEncoder depth must be 3 or 'auto', got {depth!r}.")
+        elif seq_len < 8 or embedding_dim < 8:
             raise InvalidConfigError(f"TextConvEncoder needs seq_len >= 8 and embedding_dim >= 8, got {seq_len}, {embedding_dim}.")
         self.vocab_size = vocab_size
+        self.seq_len = seq_len
         self.embedding = nn.Linear(vocab_size, embedding_dim)
-        chans = [1, fbase, 2 * fbase, 4 * fbase]
         blocks: list[nn.Module] = []
-        for cin, cout in itertools.pairwise(chans):
+        h, w, cin, cout = seq_len, embedding_dim, 1, fbase
+        while (len(blocks) < 9) if depth == 3 else (h >= 4 and w >= 4):
             blocks += [nn.Conv2d(cin, cout, 4, 2, 1), nn.BatchNorm2d(cout), nn.ReLU()]
+            h, w, cin, cout = h // 2, w // 2, cout, min(2 * cout, 8 * fbase)
         self.conv = nn.Sequential(*blocks)
-        h, w = seq_len, embedding_dim
-        for _ in range(3):
-            h, w = h // 2, w // 2
-        self.head = nn.Linear(4 * fbase * h * w, out_dim)
+        self.head = nn.Linear(cin * h * w, out_dim)
         self.norm = _norm_layer(norm, out_dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.ndim == 2:  # token ids
+        if x.ndim == 2:  # token ids, padded / cut to the trained length
+            if x.shape[1] != self.seq_len:
+                x = F.pad(x, (0, max(self.seq_len - x.shape[1], 0)))[:, : self.seq_len]
             x = F.one_hot(x.long(), self.vocab_size)
         h = self.embedding(x.float()).unsqueeze(1)
         return self.norm(self.head(self.conv(h).flatten(1)))
+
+
+class SmallConvEncoder(nn.Module):
+    """A small conv net for square images of any size (CPU-sized image experiments).
+
+    Stride-2 Conv(4) + ReLU blocks (widths 16, 32, 64, then 64) until the map is at most 4×4,
+    then ``Linear → ReLU → Linear(out)``. Input ``[B, C, H, W]`` float or uint8 (scaled to [0, 1]).
+    """
+
+    def __init__(self, out_dim: int, *, in_channels: int = 3, image_size: int = 32, widths: Sequence[int] = (16, 32, 64),
+                 hidden: int = 128, norm: str | None = None) -> None:
+        super().__init__()
+        if image_size < 4:
+            raise InvalidConfigError(f"SmallConvEncoder needs images of at least 4×4, got {image_size}.")
+        layers: list[nn.Module] = []
+        size, cin, k = image_size, in_channels, 0
+        while size > 4:
+            cout = widths[min(k, len(widths) - 1)]
+            layers += [nn.Conv2d(cin, cout, 4, 2, 1), nn.ReLU()]
+            size, cin, k = size // 2, cout, k + 1
+        self.conv = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(cin * size * size, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
+        self.norm = _norm_layer(norm, out_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(self.head(self.conv(_images(x))))
 
 
 class Conv28Encoder(nn.Module):
@@ -222,7 +259,7 @@ class Conv28Encoder(nn.Module):
         return self.norm(self.head(self.conv(x)))
 
 
-ENCODERS = ("mlp", "resnet18", "text-conv", "conv28")
+ENCODERS = ("mlp", "resnet18", "text-conv", "conv28", "conv-small")
 
 
 def build_encoder(kind: str, in_shape: Sequence[int], out_dim: int, **kwargs: Any) -> nn.Module:
@@ -230,7 +267,8 @@ def build_encoder(kind: str, in_shape: Sequence[int], out_dim: int, **kwargs: An
 
     Args:
         kind: ``"mlp"`` (any shape, flattened), ``"resnet18"`` (``[C, H, W]`` or ``[H, W, C]``),
-            ``"text-conv"`` (``[L, V]`` one-hot; or pass ``vocab_size``), ``"conv28"`` (28×28).
+            ``"text-conv"`` (``[L, V]`` one-hot; or pass ``vocab_size``), ``"conv28"`` (28×28),
+            ``"conv-small"`` (square images of any size).
         in_shape: one example's shape (a dataset modality's ``shape``).
         out_dim: encoding size.
         **kwargs: passed to the encoder class (``norm``, ``width_scale``, ``hidden``, ...).
@@ -243,10 +281,13 @@ def build_encoder(kind: str, in_shape: Sequence[int], out_dim: int, **kwargs: An
         for s in in_shape:
             d *= s
         return MLPEncoder(d, out_dim, **kwargs)
-    if kind in ("resnet18", "conv28"):
+    if kind in ("resnet18", "conv28", "conv-small"):
         if len(in_shape) != 3:
             raise InvalidConfigError(f"Encoder {kind!r} needs image inputs [C, H, W] or [H, W, C], got shape {in_shape}.")
         channels = in_shape[0] if in_shape[0] in (1, 3, 4) else in_shape[-1]
+        if kind == "conv-small":
+            kwargs.setdefault("image_size", in_shape[1] if in_shape[0] == channels else in_shape[0])
+            return SmallConvEncoder(out_dim, in_channels=channels, **kwargs)
         cls = ResNet18Encoder if kind == "resnet18" else Conv28Encoder
         return cls(out_dim, in_channels=channels, **kwargs)
     if kind == "text-conv":

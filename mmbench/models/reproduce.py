@@ -107,6 +107,8 @@ PAPER: dict[str, dict[str, dict[str, float]]] = {
         "Box U Laplace(0.05) → Unb. GenNorm(3)": {"R2": 0.9970},
         "Box U Normal(0.05) → Unb. GenNorm(3)": {"R2": 0.9969},
     },
+    # Cai et al. 2025, Fig. 6 / 15 (MPI3D-Complex): figures only, no numbers to compare cell by cell.
+    "misalign-mpi3d": {},
 }
 
 PAPER_NOTES = {
@@ -117,6 +119,11 @@ PAPER_NOTES = {
                        "non-linear s9 ≈ 0.98 contradicts its theory and linear rows; expect ≈ 0.",
     "clica-table1": "Zimmermann et al., ICML 2021, Table 1 (unsupervised model, linear R²; 5 seeds). Sphere rows: dot-product "
                     "InfoNCE with a sphere-normalised encoder; box rows: unbounded encoder with −‖·‖₂² or −‖·‖₃³.",
+    "misalign-mpi3d": "Cai et al. 2025, Fig. 6 / Fig. 15 (MCC of logistic and 2-layer MLP probes fitted on val, scored on "
+                      "test, clipped to [0, 1]; figures only, no numbers). Expected: misaligned factors (omitted or "
+                      "perturbed) MCC ≈ 0, unbiased factors ≥ 0.8 (non-linear probe; size is not linearly decodable). "
+                      "Captions: the reference code's phrases and replacement rule (values drawn from all K, effective "
+                      "rate 0.9·(1 − 1/K)). perturbation-1 is the same data as selection-5 and is reported from its run.",
 }
 
 
@@ -167,6 +174,12 @@ class TableSpec:
     seeds: tuple[int, ...]
     eval_samples: int
     checks: tuple[Check, ...] = ()
+    #: trains and scores one run instead of :func:`_run_task`'s sampler-fed path (tables on built
+    #: datasets): ``runner(spec, index, seed, *, scale, device, steps, out_dir, progress, data_dir,
+    #: cache_dir) -> (cells, record)``
+    runner: Callable[..., tuple[dict[str, dict[str, float]], dict[str, Any]]] | None = None
+    #: what the quick scale changes, when not the simulations' :data:`QUICK_NOTE`
+    quick_note: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -320,6 +333,7 @@ TABLES: dict[str, Callable[[str], TableSpec]] = {
     "misalign-table4": lambda scale: _misalign("misalign-table4", scale),
     "misalign-table5": lambda scale: _misalign("misalign-table5", scale),
     "clica-table1": _clica,
+    "misalign-mpi3d": lambda scale: _mpi3d_table(scale),
 }
 
 
@@ -336,6 +350,12 @@ def _experiment(name: str) -> Callable[..., ReproduceResult]:
 
     module, func = EXPERIMENTS[name][0].split(":")
     return getattr(importlib.import_module(module), func)
+
+
+def _mpi3d_table(scale: str) -> TableSpec:
+    from mmbench.models.mpi3d import table
+
+    return table(scale)
 
 
 def table_spec(name: str, scale: str = "quick") -> TableSpec:
@@ -449,9 +469,13 @@ def _evaluate(model: Any, spec: RunSpec, n: int, seed: int) -> dict[str, dict[st
 
 
 def _run_task(index: int, seed: int, *, table: str, scale: str, device: str, steps: int | None, out_dir: str | None,
-              progress: bool | None) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+              progress: bool | None, data_dir: str | None = None, cache_dir: str | None = None,
+              ) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
     """Train and evaluate run ``index`` of ``table`` with ``seed``: the cells it fills and its record."""
     spec = table_spec(table, scale)
+    if spec.runner is not None:
+        return spec.runner(spec, index, seed, scale=scale, device=device, steps=steps, out_dir=out_dir, progress=progress,
+                           data_dir=data_dir, cache_dir=cache_dir)
     run = spec.runs[index]
     cfg = run.config.replace(seed=seed, **({"steps": steps} if steps else {}))
     if steps:
@@ -551,6 +575,8 @@ def reproduce(
     only: Sequence[str] | None = None,
     jobs: int | str | None = None,
     threads: int | None = None,
+    data_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
 ) -> ReproduceResult:
     """Train every run of ``table``, probe it with the harness metrics and compare with the paper.
 
@@ -573,6 +599,8 @@ def reproduce(
             does, as for any spawned process pool.
         threads: torch CPU threads (of each job when ``jobs > 1``; default 1 there, and the
             process's setting when runs are sequential).
+        data_dir, cache_dir: where tables on built datasets find raw inputs (e.g. the MPI3D
+            archive) and build them.
     """
     from mmbench.devices import resolve_device
 
@@ -592,7 +620,8 @@ def reproduce(
         jobs = 1
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise InvalidConfigError(f"jobs must be a positive integer or 'auto', got {jobs!r}.")
-    args = dict(table=table, scale=scale, device=str(dev), steps=steps, out_dir=None if out_dir is None else str(out_dir))
+    args = dict(table=table, scale=scale, device=str(dev), steps=steps, out_dir=None if out_dir is None else str(out_dir),
+                data_dir=None if data_dir is None else str(data_dir), cache_dir=None if cache_dir is None else str(cache_dir))
     outcomes = _run_all(tasks, jobs, spec=spec, threads=threads, progress=progress, **args)
     per_seed: dict[str, dict[str, list[float]]] = {}
     run_info = []
@@ -611,7 +640,7 @@ def reproduce(
     paper = {r: dict(v) for r, v in PAPER[table].items() if r in measured}
     return ReproduceResult(table=table, title=spec.title, scale=scale, device=str(dev), seeds=seed_list, measured=measured, std=std,
                            paper=paper, checks=checks, runs=run_info, seconds=time.perf_counter() - t0,
-                           note=" ".join(n for n in (PAPER_NOTES.get(table, ""), QUICK_NOTE if scale == "quick" else "") if n))
+                           note=" ".join(n for n in (PAPER_NOTES.get(table, ""), (spec.quick_note or QUICK_NOTE) if scale == "quick" else "") if n))
 
 
 # ====================================================================== CLI
@@ -635,6 +664,8 @@ def add_reproduce_parser(sub: Any) -> None:
     p.add_argument("--out", default=None, help="write TABLE.md and TABLE.json here, and keep resumable checkpoints under OUT/runs")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (of each job with --jobs; 1 is fastest on a busy machine)")
     p.add_argument("--jobs", type=int, default=None, help="runs trained at once in separate processes (default: one per usable core on a CPU, 1 on a GPU)")
+    p.add_argument("--data-dir", default=None, help="raw inputs of tables on real data (misalign-mpi3d: the MPI3D-Complex archive)")
+    p.add_argument("--cache-dir", default=None, help="dataset cache (default $MMBENCH_CACHE or ~/.cache/mmbench)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (as --quiet)")
     p.set_defaults(func=cmd_reproduce)
 
@@ -655,7 +686,8 @@ def cmd_reproduce(args: Any) -> int:
     quiet = args.no_progress or getattr(args, "quiet", False)
     result = reproduce(args.table, scale="quick" if args.quick else "full", device=args.device, seeds=args.seeds, steps=args.steps,
                        out_dir=Path(args.out) / "runs" if args.out else None, progress=False if quiet else None, only=args.only,
-                       jobs=args.jobs if args.jobs is not None else "auto", threads=args.threads)
+                       jobs=args.jobs if args.jobs is not None else "auto", threads=args.threads, data_dir=args.data_dir,
+                       cache_dir=args.cache_dir)
     md = result.to_markdown()
     print(md)
     if args.out:

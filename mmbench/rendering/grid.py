@@ -1,7 +1,8 @@
 """Sample grids of image datasets (modalities × examples), written with Pillow only.
 
 Used by ``mmbench show DATASET --grid out.png`` and by the dataset cards; datasets of vectors get
-heatmaps instead (:func:`heatmap_image`, :func:`sample_image`).
+heatmaps instead (:func:`heatmap_image`, :func:`sample_image`), and datasets with captions (a
+``text`` modality) one row per example: its images, then its caption (:func:`captioned_grid`).
 
 Example:
     >>> ds = mmbench.load("polymnist", split="test")
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
     from mmbench.core.dataset import Dataset
 
-__all__ = ["grid_image", "heatmap_image", "sample_image", "save_grid", "to_hwc"]
+__all__ = ["captioned_grid", "grid_image", "heatmap_image", "sample_image", "save_grid", "to_hwc"]
 
 
 def to_hwc(image: np.ndarray) -> np.ndarray:
@@ -140,15 +141,56 @@ def _labelled(grid: Image.Image, names: Sequence[str], centres: Sequence[int]) -
     return out
 
 
-def sample_image(ds: Dataset, *, num: int = 8, start: int = 0, zoom: int = 1) -> Image.Image:
-    """Examples ``start … start + num`` of ``ds``: an image grid of its image modalities, or, for
-    a dataset without images, heatmaps of its vector modalities.
+def captioned_grid(
+    images: Sequence[Sequence[np.ndarray]], captions: Sequence[str], *, zoom: int = 2, pad: int = 4, width: int = 64
+) -> Image.Image:
+    """A PIL image: one row per example, its images side by side and then its caption (wrapped).
+
+    Args:
+        images: per example, its images (CHW, HWC or HW; all the same size).
+        captions: per example, its text.
+        zoom: integer nearest-neighbour magnification of the images.
+        pad: white pixels between cells.
+        width: characters per caption line.
+    """
+    import textwrap
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    if not images or len(images) != len(captions):
+        raise InvalidConfigError(f"captioned_grid needs one caption per example, got {len(images)} examples and {len(captions)} captions.")
+    strips = [grid_image({"": list(imgs)}, zoom=zoom, pad=pad // 2 or 1, labels=False) for imgs in images]
+    font = ImageFont.load_default()
+    lines = [textwrap.wrap(c, width) or [""] for c in captions]
+    probe = ImageDraw.Draw(strips[0])
+    line_h = int(probe.textbbox((0, 0), "Ag", font=font)[3]) + 2
+    text_w = max(int(probe.textlength(line, font=font)) for wrapped in lines for line in wrapped) + 2 * pad
+    row_h = [max(strip.height, len(w) * line_h + pad) for strip, w in zip(strips, lines, strict=True)]
+    out = Image.new("RGB", (max(s.width for s in strips) + text_w, sum(row_h) + pad), "white")
+    draw = ImageDraw.Draw(out)
+    y = 0
+    for strip, wrapped, h in zip(strips, lines, row_h, strict=True):
+        out.paste(strip, (0, y))
+        for k, line in enumerate(wrapped):
+            draw.text((strip.width + pad, y + pad + k * line_h), line, fill="black", font=font)
+        y += h
+    return out
+
+
+def sample_image(ds: Dataset, *, num: int = 8, start: int = 0, zoom: int = 1, spread: bool = False) -> Image.Image:
+    """Examples ``start … start + num`` of ``ds``: an image grid of its image modalities (one row
+    per example with its caption when the dataset has a ``text`` modality), or, for a dataset
+    without images, heatmaps of its vector modalities.
+
+    ``spread`` takes ``num`` examples evenly spaced over the split instead (splits stored in a
+    sorted order, e.g. MPI3D's, vary only in their last factor from one example to the next).
 
     Raises:
         MMBenchError: the dataset has neither image nor vector modalities.
     """
     images = [name for name, mod in ds.info.modalities.items() if mod.kind == "image"]
     vectors = [name for name, mod in ds.info.modalities.items() if mod.kind == "vector"]
+    texts = [name for name, mod in ds.info.modalities.items() if mod.kind == "text"]
     if not images and not vectors:
         raise MMBenchError(f"{ds.id} has no image or vector modality to draw.")
     if isinstance(num, bool) or not isinstance(num, int) or num < 1:
@@ -156,7 +198,13 @@ def sample_image(ds: Dataset, *, num: int = 8, start: int = 0, zoom: int = 1) ->
     stop = min(start + num, len(ds))
     if start >= stop:
         raise InvalidConfigError(f"No examples in [{start}, {start + num}) for a split of {len(ds)}.")
-    rows = {name: np.asarray(ds.column(name)[start:stop]) for name in (images or vectors)}
+    index: slice | np.ndarray = slice(start, stop)
+    if spread:
+        index = np.unique(np.linspace(0, len(ds) - 1, min(num, len(ds))).round().astype(np.int64))
+    rows = {name: np.asarray(ds.column(name)[index]) for name in (images or vectors)}
+    if images and texts:
+        captions = [" | ".join(parts) for parts in zip(*(ds.column(t)[index] for t in texts), strict=True)]
+        return captioned_grid([[rows[name][i] for name in images] for i in range(len(captions))], captions, zoom=zoom)
     return grid_image(rows, zoom=zoom) if images else heatmap_image(rows)
 
 
@@ -180,10 +228,12 @@ def _with_captions(grid: Image.Image, captions: Sequence[str], *, cell: int, off
     return out
 
 
-def save_grid(ds: Dataset, path: str | os.PathLike[str], *, num: int = 8, zoom: int = 2, start: int = 0) -> Path:
+def save_grid(ds: Dataset, path: str | os.PathLike[str], *, num: int = 8, zoom: int = 2, start: int = 0,
+              spread: bool = False) -> Path:
     """Write a modalities × examples PNG of the image modalities of ``ds``; return the path.
 
-    A text modality (captions) is drawn under the images of each example.
+    A dataset with captions (a ``text`` modality) is drawn one example per row, its images then
+    its caption (:func:`captioned_grid`).
 
     Args:
         ds: a loaded split.
@@ -191,6 +241,8 @@ def save_grid(ds: Dataset, path: str | os.PathLike[str], *, num: int = 8, zoom: 
         num: number of examples (columns), from ``start``.
         zoom: nearest-neighbour magnification.
         start: first example.
+        spread: take ``num`` examples evenly spaced over the split instead of ``num`` in a row
+            (splits stored in a sorted order, e.g. MPI3D's, vary only in their last factor locally).
 
     Raises:
         MMBenchError: the dataset has no image modality.
@@ -201,15 +253,8 @@ def save_grid(ds: Dataset, path: str | os.PathLike[str], *, num: int = 8, zoom: 
             f"{ds.id} has no image modality ({', '.join(f'{k}: {m.kind}' for k, m in ds.info.modalities.items())}); "
             "a sample grid needs images. Use `mmbench show` without --grid."
         )
-    if isinstance(num, bool) or not isinstance(num, int) or num < 1:
-        raise InvalidConfigError(f"num must be a positive integer, got {num!r}.")
-    stop = min(start + num, len(ds))
-    if start >= stop:
-        raise InvalidConfigError(f"No examples in [{start}, {start + num}) for a split of {len(ds)}.")
-    rows = {name: np.asarray(ds.column(name)[start:stop]) for name in images}
-    texts = [name for name, mod in ds.info.modalities.items() if mod.kind == "text"]
-    captions = list(ds.column(texts[0])[start:stop]) if texts else None
+    img = sample_image(ds, num=num, start=start, zoom=zoom, spread=spread)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    grid_image(rows, zoom=zoom, captions=captions).save(path)
+    img.save(path)
     return path

@@ -30,7 +30,7 @@ import numpy as np
 from mmbench.core.storage import atomic_path, clean_stale_tmp
 from mmbench.errors import CacheError, ChecksumError, InputsNotFoundError
 
-__all__ = ["CHUNK", "gunzip_file", "iter_chunks", "npz_member", "unreadable", "unwritable"]
+__all__ = ["CHUNK", "gunzip_file", "iter_chunks", "npz_header", "npz_member", "unreadable", "unwritable"]
 
 #: bytes per read: large enough for full disk and hash speed, small against any memory budget
 CHUNK = 1 << 22
@@ -177,6 +177,28 @@ def npz_member(
     return np.load(target, mmap_mode="r")
 
 
+def npz_header(path: str | os.PathLike[str], key: str) -> tuple[tuple[int, ...], bool, np.dtype, bool]:
+    """``(shape, fortran_order, dtype, compressed)`` of array ``key`` of an ``.npz``, from its header only.
+
+    Cheap for any archive size (nothing but the member's ``.npy`` header is read), so a wrong file
+    is refused before any long work.
+
+    Raises:
+        InputsNotFoundError: no such archive or member (the message lists the members).
+        ChecksumError: the archive or the member's header is corrupt.
+    """
+    path = Path(path)
+    info = _npz_info(path, key)
+    try:
+        with zipfile.ZipFile(path) as zf, zf.open(info) as f:
+            shape, fortran, dtype = _npy_header(f)  # type: ignore[arg-type]
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as exc:
+        raise ChecksumError(f"{path}: member {info.filename} is not a readable .npy array ({exc}).") from exc
+    except OSError as exc:
+        raise unreadable(path, exc) from exc
+    return tuple(shape), bool(fortran), np.dtype(dtype), info.compress_type != zipfile.ZIP_STORED
+
+
 def _npz_info(path: Path, key: str) -> zipfile.ZipInfo:
     try:
         with zipfile.ZipFile(path) as zf:
@@ -203,10 +225,17 @@ def _map_stored(path: Path, info: zipfile.ZipInfo) -> np.ndarray:
             f.seek(info.header_offset + _LOCAL_HEADER.size + fields[-2] + fields[-1])
             shape, fortran, dtype = _npy_header(f)
             offset = f.tell()
+            file_size = os.fstat(f.fileno()).st_size
     except (OSError, ValueError) as exc:
         if isinstance(exc, ChecksumError):
             raise
         raise ChecksumError(f"{path}: member {info.filename} is not a readable .npy array ({exc}).") from exc
+    needed = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    if offset + needed > file_size:  # np.memmap would fail with a bare ValueError
+        raise ChecksumError(
+            f"{path} is truncated: member {info.filename} ({dtype}{tuple(shape)}) needs {needed} bytes from "
+            f"offset {offset}, but the file has {file_size} bytes. Replace it with the complete file."
+        )
     order = "F" if fortran else "C"
     return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape, order=order)
 

@@ -5,7 +5,8 @@
   disjointness, golden fingerprints, bias effect, missing inputs.
 * Oracle encoders (``LatentOracle``, ``ConstantEncoder``, ``NoiseEncoder``,
   ``ObservationEncoder``) and :func:`smoke_run`, which checks a submission on tiny mock data.
-* Fake raw inputs in the real layouts: ``mmbench.testing.mnist``; a local HTTP file server with
+* Fake raw inputs in the real layouts: ``mmbench.testing.mnist``, :func:`write_fake_mpi3d`
+  (``mmbench.testing.mpi3d``); a local HTTP file server with
   byte ranges and dropped connections for download tests: ``mmbench.testing.http``.
 
 Everything is imported on first use: torch for the oracles, and pytest only for
@@ -26,6 +27,7 @@ __all__ = [
     "SmokeReport",
     "columns_fingerprint",
     "smoke_run",
+    "write_fake_mpi3d",
 ]
 
 _LAZY = {
@@ -37,6 +39,7 @@ _LAZY = {
     "ObservationEncoder": "mmbench.testing.oracles",
     "smoke_run": "mmbench.testing.smoke",
     "SmokeReport": "mmbench.testing.smoke",
+    "write_fake_mpi3d": "mmbench.testing.mpi3d",
 }
 
 

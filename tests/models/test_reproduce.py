@@ -16,6 +16,9 @@ from mmbench.models.reproduce import PAPER, TABLES, reproduce, table_spec
 def test_specs_cover_the_papers_rows(name: str, scale: str) -> None:
     spec = table_spec(name, scale)
     rows = {ev.row for run in spec.runs for ev in run.evals}
+    if not PAPER[name]:  # a paper with figures only (misalign-mpi3d): no numbers, only the checks
+        assert spec.checks and all(r in rows for check in spec.checks for r, _ in check.cells)
+        return
     assert rows == set(PAPER[name])
     for run in spec.runs:
         for ev in run.evals:
