@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import mmbench
+from mmbench import Replace
 from mmbench.builders.mpi3d import (
     SEMANTIC,
     WORDS,
@@ -323,7 +324,7 @@ def test_the_checksum_is_computed_once_per_file(tiny: Path, tmp_path: Path, monk
         ({"perturbation": ["background"], "perturb_prob": {"camera": 0.5}}, r"'camera'\] are not perturbed.*semantic factors"),
         ({"replacement": "some"}, r"replacement must be one of \['other', 'any'\]"),
         ({"wording": "papers"}, r"wording must be one of \['paper', 'reference'\].*Did you mean 'paper'"),
-        ({"split_sizes": {"val": 10}}, "'train' is needed"),
+        ({"split_sizes": Replace({"val": 10})}, "'train' is needed"),
         ({"perturbation": list(SEMANTIC)}, "proper subset"),
     ],
 )
