@@ -39,7 +39,8 @@ def test_full_scale_is_the_papers_setup() -> None:
     assert spec.seeds == (0, 1, 2)
     rows = [ev.row for ev in spec.runs[4].evals]
     assert "perturbation-1 / non-lin. / ẑt" in rows and "selection-5 / linear / ẑx" in rows
-    recovered, excluded = (dict(((r, c), None) for r, c in check.cells) for check in spec.checks)
+    recovered, excluded, specific = (dict(((r, c), None) for r, c in check.cells) for check in spec.checks)
+    assert ("selection-5 / linear / ẑt", "vertical") in specific
     assert ("selection-2 / non-lin. / ẑx", "shape") in recovered and ("selection-2 / linear / ẑx", "shape") not in recovered
     assert ("perturbation-3 / linear / ẑt", "camera") in excluded and ("perturbation-3 / linear / ẑt", "color") not in excluded
     quick = table_spec("misalign-mpi3d", "quick")
