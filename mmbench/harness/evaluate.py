@@ -40,9 +40,10 @@ from mmbench.core.config import combine_overrides
 from mmbench.core.storage import atomic_write
 from mmbench.devices import resolve_device
 from mmbench.errors import InvalidConfigError, MMBenchError, SubmissionError, did_you_mean
-from mmbench.harness.metrics import METRICS, ProbeData
+from mmbench.harness.embedding import _checked_embedding, _embed, _to_numpy  # noqa: F401  (re-exported)
+from mmbench.harness.kinds import EntryContext, EntryPlan, EntryState, kinds_of
 from mmbench.harness.probes import BACKENDS
-from mmbench.harness.protocols import EvalContext, ModelCard, accepts_context, check_encoder
+from mmbench.harness.protocols import ModelCard, accepts_context, check_encoder
 from mmbench.harness.suites import Suite, SuiteEntry, get_suite
 from mmbench.versioning import fingerprint, to_jsonable
 
@@ -278,94 +279,9 @@ def _cpu_model() -> str:
     return ""
 
 
-# ============================================================================ embedding
-def _to_numpy(out: Any) -> np.ndarray:
-    if hasattr(out, "detach"):  # torch tensor
-        import torch
-
-        out = out.detach()
-        if out.dtype in (torch.float16, torch.bfloat16):  # numpy has no bfloat16
-            out = out.float()
-        return out.cpu().numpy()
-    return np.asarray(out)
-
-
-def _embed(model: Any, card: ModelCard, ds: Any, modality: str, *, device: Any, batch_size: int, n: int,
-           ctx: EvalContext | None, latent_columns: Sequence[str], where: str) -> np.ndarray:
-    """The first ``n`` embeddings of ``modality`` in ``ds``, batch by batch, each one validated."""
-    import torch
-
-    from mmbench.core.torch_data import to_torch
-
-    columns = [modality, *latent_columns]
-    chunks: list[np.ndarray] = []
-    start = 0
-    with torch.inference_mode():
-        for b, batch in enumerate(ds.batches(batch_size, columns=columns)):
-            if start >= n:
-                break
-            batch = {k: v[: n - start] for k, v in batch.items()}
-            rows = len(batch[modality])
-            tensors = {k: to_torch(v, device) for k, v in batch.items()}  # strings stay strings
-            what = f"modality {modality!r}, {where}, batch {b} (rows {start}–{start + rows - 1})"
-            try:
-                out = model.encode(tensors, modality=modality, context=ctx) if ctx is not None else model.encode(tensors, modality=modality)
-            except SubmissionError:
-                raise
-            except Exception as exc:
-                raise SubmissionError(f"Model {card.id!r} raised {type(exc).__name__} in encode() on {what}: {exc}") from exc
-            chunks.append(_checked_embedding(out, card, what=what, rows=rows, width=chunks[0].shape[1] if chunks else None))
-            start += rows
-    if not chunks:
-        raise InvalidConfigError(f"The {where} has no rows to embed.")
-    return np.concatenate(chunks)
-
-
-def _checked_embedding(out: Any, card: ModelCard, *, what: str, rows: int, width: int | None) -> np.ndarray:
-    """``out`` as a finite float32 ``(rows, d)`` array, or a :class:`SubmissionError` saying what is wrong."""
-    dim = card.embedding_dim
-    try:
-        arr = _to_numpy(out)
-    except Exception as exc:
-        raise SubmissionError(f"Model {card.id!r} returned a {type(out).__name__} on {what}; expected a tensor or array of shape ({rows}, d).") from exc
-    expected = f"({rows}, {dim if dim is not None else 'd'})"
-    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
-        raise SubmissionError(f"Model {card.id!r} returned dtype {arr.dtype} on {what}; expected real numbers of shape {expected}.")
-    if arr.ndim != 2:
-        raise SubmissionError(f"Model {card.id!r} returned shape {tuple(arr.shape)} on {what}; expected a 2-D embedding of shape {expected}.")
-    if arr.shape[0] != rows:
-        raise SubmissionError(f"Model {card.id!r} returned {arr.shape[0]} embeddings for a batch of {rows} on {what}; expected shape {expected}.")
-    if dim is not None and arr.shape[1] != dim:
-        raise SubmissionError(f"Model {card.id!r} returned embeddings of size {arr.shape[1]} on {what}, but its card declares embedding_dim={dim}; expected shape {expected}.")
-    if width is not None and arr.shape[1] != width:
-        raise SubmissionError(f"Model {card.id!r} returned embeddings of size {arr.shape[1]} on {what}, but {width} on earlier batches; the size must not change.")
-    # Checked after the cast: finite float64 values beyond ±3.4e38 become inf in float32.
-    with np.errstate(over="ignore", invalid="ignore"):
-        arr32 = np.asarray(arr, dtype=np.float32)
-    finite = np.isfinite(arr32)
-    if not finite.all():
-        bad = int((~finite).any(1).sum())
-        if np.isfinite(arr).all():
-            raise SubmissionError(
-                f"Model {card.id!r} returned values beyond the float32 range (|x| > {float(np.finfo(np.float32).max):.3g}) "
-                f"in {bad} of {rows} embeddings on {what}; they become inf when cast to float32, which the harness "
-                "uses. Rescale (or normalise) the embeddings."
-            )
-        raise SubmissionError(f"Model {card.id!r} returned NaN/inf in {bad} of {rows} embeddings on {what}; expected finite values.")
-    return arr32
-
-
 # ============================================================================ evaluate
 def _split_meta(ds: Any, rows: int) -> dict[str, Any]:
     return {"name": ds.split, "fingerprint": ds.fingerprint, "num_examples": len(ds), "rows_used": rows}
-
-
-def _stats(values: Sequence[float]) -> dict[str, Any]:
-    arr = np.asarray(values, dtype=np.float64)
-    finite = arr[np.isfinite(arr)]
-    mean = float(finite.mean()) if finite.size else None
-    std = float(finite.std(ddof=1)) if finite.size > 1 else (0.0 if finite.size else None)
-    return {"mean": mean, "std": std, "per_seed": [float(v) if np.isfinite(v) else None for v in arr]}
 
 
 def evaluate(
@@ -438,12 +354,24 @@ def evaluate(
     overrides = dict(dataset_overrides or {})
     # Everything that can be checked without data is checked first, so that a typo in the last
     # entry fails in seconds rather than after the first entries' probes.
-    plans = [_plan_entry(entry, card, mmbench=mmbench, cache_dir=cache_dir, data_dir=data_dir, overrides=overrides, seeds=seed_list)
-             for _, entry in todo]
+    plans = [_plan_entry(entry, card, model=model, mmbench=mmbench, cache_dir=cache_dir, data_dir=data_dir, overrides=overrides,
+                         seeds=seed_list) for _, entry in todo]
     _require_applicable(plans, card, suite_obj)
-    ctx = _EntryContext(model=model, card=card, mmbench=mmbench, device=dev, seeds=seed_list, backend=backend,
-                        batch_size=batch_size, cache_dir=cache_dir, data_dir=data_dir, with_ctx=accepts_context(model),
-                        progress=_Progress([p["units"] for p in plans], progress=progress))
+    ctx = EntryContext(model=model, card=card, mmbench=mmbench, device=dev, seeds=seed_list, backend=backend,
+                       batch_size=batch_size, cache_dir=cache_dir, data_dir=data_dir, with_ctx=accepts_context(model),
+                       progress=_Progress([p["units"] for p in plans], progress=progress))
+    out_entries = _run_entries(ctx, todo, plans)
+    source = model_source if model_source is not None else getattr(model, "mmbench_source", None)
+    result = RunResult(to_jsonable(_result_document(card, suite_obj, todo, out_entries, source=source, seeds=seed_list, backend=backend,
+                                                    device=dev, overrides=overrides, seconds=time.perf_counter() - t_run)))
+    if results_dir is not None:
+        path = result.save(results_dir)
+        logger.info("wrote %s", path)
+    return result
+
+
+def _run_entries(ctx: EntryContext, todo: Sequence[tuple[int, SuiteEntry]], plans: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Every entry's record, in order (``n/a`` entries recorded with the reason), with progress."""
     out_entries = []
     try:
         for (index, entry), plan in zip(todo, plans, strict=True):
@@ -455,13 +383,7 @@ def evaluate(
             ctx.progress.entry_done(out_entries[-1])
     finally:
         ctx.progress.close()
-    source = model_source if model_source is not None else getattr(model, "mmbench_source", None)
-    result = RunResult(to_jsonable(_result_document(card, suite_obj, todo, out_entries, source=source, seeds=seed_list, backend=backend,
-                                                    device=dev, overrides=overrides, seconds=time.perf_counter() - t_run)))
-    if results_dir is not None:
-        path = result.save(results_dir)
-        logger.info("wrote %s", path)
-    return result
+    return out_entries
 
 
 def _run_settings(suite: Suite, *, seeds: Sequence[int] | None, backend: str, batch_size: Any, device: Any) -> tuple[tuple[int, ...], Any]:
@@ -521,14 +443,27 @@ def _result_document(card: ModelCard, suite: Suite, todo: Sequence[tuple[int, Su
     }
 
 
-def _plan_entry(entry: SuiteEntry, card: ModelCard, *, mmbench: Any, cache_dir: Any, data_dir: Any,
+def _plan_entry(entry: SuiteEntry, card: ModelCard, *, model: Any, mmbench: Any, cache_dir: Any, data_dir: Any,
                 overrides: Mapping[str, Any], seeds: Sequence[int]) -> dict[str, Any]:
-    """Validate one entry without building data; say whether the model applies to it and how
-    much work it is (``units``: embeddings plus probe fits, for the progress bar)."""
+    """Validate one entry without building data; say which kinds of its metrics apply to the model
+    (``kinds``: kind → ``""`` or why not), and how much work it is (``units``, for the progress bar)."""
     kw = combine_overrides(entry.overrides, overrides)
+    facts = _entry_facts(entry, card, model, mmbench=mmbench, kw={"cache_dir": cache_dir, "data_dir": data_dir, **kw},
+                         n_seeds=len(seeds))
+    kinds = {kind.name: kind.check(facts, kind.specs(entry)) for kind in kinds_of(entry)}
+    applies = [name for name, why in kinds.items() if not why and name != "derived"]
+    reason = "; ".join(dict.fromkeys(why for why in kinds.values() if why))
+    units = sum(k.units(facts, k.specs(entry)) for k in kinds_of(entry) if not kinds[k.name]) if applies else 0
+    return {"entry": entry, "status": "ok" if applies else "n/a", "reason": "" if applies else reason, "overrides": kw,
+            "modalities": facts.modalities, "kinds": kinds, "units": units}
+
+
+def _entry_facts(entry: SuiteEntry, card: ModelCard, model: Any, *, mmbench: Any, kw: Mapping[str, Any],
+                 n_seeds: int) -> EntryPlan:
+    """The entry's builder, latents and modalities, checked (unknown dataset, split or latent: an error naming the entry)."""
     where = f"Suite entry {entry.label!r} ({entry.dataset})"
     try:
-        b = mmbench.builder(entry.dataset, cache_dir=cache_dir, data_dir=data_dir, **kw)
+        b = mmbench.builder(entry.dataset, **kw)
         for split in (entry.fit_split, entry.score_split):
             b.check_split(split)
         spec = b.latent_spec()
@@ -540,23 +475,11 @@ def _plan_entry(entry: SuiteEntry, card: ModelCard, *, mmbench: Any, cache_dir: 
     if unknown:
         raise InvalidConfigError(f"{where}: unknown latent(s) {unknown}.{did_you_mean(unknown[0], spec.names)} "
                                  f"The dataset has {list(spec.names)}.")
-    kinds = {lat.name: lat.kind for lat in spec}
-    for m in entry.metrics:
-        meta = METRICS.metadata(m.name)  # unknown name → NotFoundError with "Did you mean"
-        if meta.get("type") == "derived":
-            continue
-        applies = meta.get("kinds", ())
-        if not any(kinds[n] in applies for n in latent_names):
-            raise InvalidConfigError(
-                f"{where}: metric {m.name!r} applies to {list(applies)} latents, but the entry's latents are "
-                f"{ {n: kinds[n] for n in latent_names} }. Remove the metric or add latents it can score."
-            )
     usable, reason = _usable_modalities(card, dataset_modalities)
-    plan = {"entry": entry, "status": "ok" if usable else "n/a", "reason": reason, "overrides": kw, "modalities": usable}
     n_fit = min(b.config.split_sizes[entry.fit_split], entry.n_fit or b.config.split_sizes[entry.fit_split])
-    plan["units"] = _work_units(entry, usable, latent_names, kinds, n_fit, len(seeds)) if usable else 0
-    return plan
-
+    return EntryPlan(entry=entry, where=where, builder=b, card=card, model=model, latent_names=latent_names,
+                     latent_kinds={lat.name: lat.kind for lat in spec}, dataset_modalities=dataset_modalities,
+                     modalities=usable, reason=reason, n_fit=n_fit, n_seeds=n_seeds)
 
 def _usable_modalities(card: ModelCard, dataset_modalities: Mapping[str, Any]) -> tuple[list[str], str]:
     """The dataset's modalities the model encodes (by name, and by input shape if the card gives
@@ -571,28 +494,6 @@ def _usable_modalities(card: ModelCard, dataset_modalities: Mapping[str, Any]) -
     return [], f"the model takes inputs of shape {dict(card.input_shapes)}; the dataset's are {shapes}"
 
 
-def _work_units(entry: SuiteEntry, modalities: Sequence[str], latent_names: Sequence[str], kinds: Mapping[str, str],
-                n_fit: int, n_seeds: int) -> int:
-    """Embeddings (fit and score per modality) plus probe fits: what the progress bar counts."""
-    units = 2 * len(modalities)
-    for m in entry.metrics:
-        meta = METRICS.metadata(m.name)
-        if meta.get("type") == "derived" or not any(kinds[n] in meta.get("kinds", ()) for n in latent_names):
-            continue
-        units += len(modalities) * (n_seeds if _fits_each_seed(meta, m.params, n_fit) else 1)
-    return units
-
-
-def _fits_each_seed(meta: Mapping[str, Any], params: Mapping[str, Any], n_fit: int) -> bool:
-    """Whether a probe metric is fitted once per seed: stochastic probes, and subsamples below the rows embedded.
-
-    A deterministic probe on all the fit rows gives one number, computed once for every seed.
-    """
-    cap = params.get("n_fit")
-    resampled = bool(meta.get("subsamples_fit", False)) and cap is not None and int(cap) < n_fit
-    return bool(meta.get("stochastic", True)) or resampled
-
-
 def _reraise_with_context(exc: MMBenchError, where: str) -> NoReturn:
     """Re-raise ``exc`` (same type, so ``except DatasetNotFoundError`` still works) with the entry named."""
     try:
@@ -600,23 +501,6 @@ def _reraise_with_context(exc: MMBenchError, where: str) -> NoReturn:
     except Exception:
         raise exc from None
     raise new from exc
-
-
-@dataclasses.dataclass
-class _EntryContext:
-    """What every entry of one run shares: the model, the settings and the progress display."""
-
-    model: Any
-    card: ModelCard
-    mmbench: Any
-    device: Any
-    seeds: tuple[int, ...]
-    backend: str
-    batch_size: int
-    cache_dir: Any
-    data_dir: Any
-    with_ctx: bool
-    progress: _Progress
 
 
 class _Progress:
@@ -658,138 +542,49 @@ class _Progress:
         self.bar.close()
 
 
-def _evaluate_entry(ctx: _EntryContext, entry: SuiteEntry, index: int, plan: Mapping[str, Any]) -> dict[str, Any]:
-    """Load the entry's splits, embed them, run its metrics; its record in the RunResult."""
+
+def _evaluate_entry(ctx: EntryContext, entry: SuiteEntry, index: int, plan: Mapping[str, Any]) -> dict[str, Any]:
+    """The entry's record: load its splits, then one step per kind of its metrics (embed or
+    generate, and score; derive), then record (:mod:`mmbench.harness.kinds`)."""
     t0 = time.perf_counter()
-    kw = dict(plan["overrides"])
+    state = _load_step(ctx, entry, index, plan)
+    for kind in kinds_of(entry):
+        specs, why = kind.specs(entry), plan["kinds"][kind.name]
+        if why:
+            state.metrics.update(kind.not_applicable(specs, why))
+        else:
+            kind.run(ctx, state, specs)
+    return _record_step(state, plan, time.perf_counter() - t0)
+
+
+def _load_step(ctx: EntryContext, entry: SuiteEntry, index: int, plan: Mapping[str, Any]) -> EntryState:
+    """Load (building on first use) the probe-fit and score splits of the entry."""
+    t0 = time.perf_counter()
     ctx.progress.status(entry.label, "loading data")
     logger.info("entry %s: loading %s", entry.label, entry.dataset)
-    load = {"cache_dir": ctx.cache_dir, "data_dir": ctx.data_dir, "progress": ctx.progress.show, **kw}
+    load = {"cache_dir": ctx.cache_dir, "data_dir": ctx.data_dir, "progress": ctx.progress.show, **plan["overrides"]}
     ds_fit = ctx.mmbench.load(entry.dataset, split=entry.fit_split, **load)
     ds_score = ctx.mmbench.load(entry.dataset, split=entry.score_split, **load)
-    t_load = time.perf_counter() - t0
     spec = ds_score.latent_spec
-    latent_names = list(entry.latents) if entry.latents is not None else list(spec.names)
-    modalities = list(plan["modalities"])
-    n_fit = min(len(ds_fit), entry.n_fit or len(ds_fit))
-    n_score = min(len(ds_score), entry.n_score or len(ds_score))
-    t1 = time.perf_counter()
-    emb = _embed_entry(ctx, entry, ds_fit, ds_score, modalities, n_fit=n_fit, n_score=n_score)
-    t_embed = time.perf_counter() - t1
-    lat_fit, lat_score = ds_fit.latents(latent_names), ds_score.latents(latent_names)
-    data = ({n: lat_fit[n][:n_fit] for n in latent_names}, {n: lat_score[n][:n_score] for n in latent_names})
-    expected = tuple(ds_score.info.expected_identifiable)
-    metrics_out, per_seed = _probe_metrics(ctx, entry, index, emb, data, spec, latent_names, expected, n_fit=n_fit)
-    metrics_out.update(_derived_metrics(entry, per_seed, expected, len(ctx.seeds)))
-    record = _entry_record(entry, ds_fit, ds_score, kw, n_fit=n_fit, n_score=n_score, expected=expected, spec=spec,
-                           latent_names=latent_names, modalities=modalities, emb=emb, metrics=metrics_out)
-    record["timings"] = {"load_s": round(t_load, 3), "embed_s": round(t_embed, 3), "total_s": round(time.perf_counter() - t0, 3)}
-    return record
+    state = EntryState(entry=entry, index=index, ds_fit=ds_fit, ds_score=ds_score, spec=spec,
+                       latent_names=list(entry.latents) if entry.latents is not None else list(spec.names),
+                       modalities=list(plan["modalities"]), expected=tuple(ds_score.info.expected_identifiable),
+                       n_fit=min(len(ds_fit), entry.n_fit or len(ds_fit)), n_score=min(len(ds_score), entry.n_score or len(ds_score)),
+                       builder=ctx.mmbench.builder(entry.dataset, cache_dir=ctx.cache_dir, data_dir=ctx.data_dir, **plan["overrides"]))
+    state.timings["load_s"] = round(time.perf_counter() - t0, 3)
+    return state
 
 
-def _embed_entry(ctx: _EntryContext, entry: SuiteEntry, ds_fit: Any, ds_score: Any, modalities: Sequence[str], *,
-                 n_fit: int, n_score: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """(fit, score) embeddings of every modality; the two must have the same width."""
-    spec = ds_score.latent_spec
-    expected = tuple(ds_score.info.expected_identifiable)
-    gt_cols = [f"latents.{n}" for n in spec.names] if ctx.card.uses_ground_truth else []
-    emb: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for m in modalities:
-        pair = []
-        for ds, n in ((ds_fit, n_fit), (ds_score, n_score)):
-            ctx.progress.status(entry.label, f"embedding {m} ({ds.split})")
-            ectx = EvalContext(ds.id, ds.split, m, spec, expected, ctx.device) if ctx.with_ctx else None
-            pair.append(_embed(ctx.model, ctx.card, ds, m, device=ctx.device, batch_size=ctx.batch_size, n=n, ctx=ectx,
-                               latent_columns=gt_cols, where=f"split {ds.split!r} of {ds.id}"))
-            ctx.progress.step()
-        if pair[0].shape[1] != pair[1].shape[1]:
-            raise SubmissionError(
-                f"Model {ctx.card.id!r} returned embeddings of size {pair[0].shape[1]} on split {ds_fit.split!r} but "
-                f"{pair[1].shape[1]} on split {ds_score.split!r} of {ds_score.id} (modality {m!r}); a modality's "
-                "embedding must have the same size on every split, or the probes fitted on one cannot score the other."
-            )
-        emb[m] = (pair[0], pair[1])
-    return emb
-
-
-def _probe_metrics(ctx: _EntryContext, entry: SuiteEntry, index: int, emb: Mapping[str, tuple[np.ndarray, np.ndarray]],
-                   data: tuple[Mapping[str, np.ndarray], Mapping[str, np.ndarray]], spec: Any,
-                   latent_names: Sequence[str], expected: Sequence[str], *, n_fit: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Every probe metric of the entry, per modality and seed: the records and the per-seed values."""
-    kinds = {lat.name: lat.kind for lat in spec}
-    modalities = list(emb)
-    metrics_out: dict[str, Any] = {}
-    per_seed_values: dict[str, dict[str, dict[str, list[float]]]] = {}
-    for mi, mspec in enumerate(entry.metrics):
-        meta = METRICS.metadata(mspec.name)
-        if meta.get("type") == "derived":
-            continue
-        t2 = time.perf_counter()
-        fn = METRICS.get(mspec.name)
-        targets = [n for n in latent_names if kinds[n] in meta.get("kinds", ())]
-        vals: dict[str, dict[str, list[float]]] = {m: {n: [] for n in targets} for m in modalities}
-        cap = mspec.params.get("n_fit")
-        fit_rows = n_fit if cap is None else min(int(cap), n_fit)
-        fit_each_seed = _fits_each_seed(meta, mspec.params, n_fit)
-        for mo, m in enumerate(modalities):
-            if not targets:
-                continue
-            y_fit, y_score = data
-            probe_data = ProbeData(emb[m][0], emb[m][1], {n: y_fit[n] for n in targets}, {n: y_score[n] for n in targets})
-            cached: dict[str, float] | None = None
-            for seed in ctx.seeds:
-                if cached is None or fit_each_seed:
-                    ctx.progress.status(entry.label, f"{mspec.name} on {m}, seed {seed}")
-                    rng = np.random.default_rng([seed, index, mi, mo])
-                    cached = fn(probe_data, rng=rng, backend=ctx.backend, device=ctx.device, **dict(mspec.params))
-                    ctx.progress.step()
-                for n in targets:
-                    vals[m][n].append(float(cached[n]))
-        per_seed_values[mspec.name] = vals
-        record = _metric_record(mspec, meta, vals, expected, ctx.seeds, time.perf_counter() - t2)
-        record["fit_rows"] = fit_rows
-        record["fit_sampling"] = "per_seed_subsample" if (bool(meta.get("subsamples_fit", False)) and fit_rows < n_fit) else "all_rows"
-        metrics_out[mspec.name] = record
-    return metrics_out, per_seed_values
-
-
-def _derived_metrics(entry: SuiteEntry, per_seed_values: Mapping[str, Any], expected: Sequence[str], n_seeds: int) -> dict[str, Any]:
-    """Metrics computed from other metrics' per-latent values (e.g. identifiability_consistency)."""
-    out: dict[str, Any] = {}
-    for mspec in entry.metrics:
-        meta = METRICS.metadata(mspec.name)
-        if meta.get("type") != "derived":
-            continue
-        t2 = time.perf_counter()
-        params = dict(mspec.params)
-        source = params.pop("source")
-        fn = METRICS.get(mspec.name)
-        src = per_seed_values[source]
-        per_seed = []
-        for k in range(n_seeds):
-            recovery = {m: {n: v[k] for n, v in lat.items()} for m, lat in src.items()}
-            per_seed.append(fn(recovery, expected, **params))
-        mean_recovery = {m: {n: float(np.mean(v)) for n, v in lat.items()} for m, lat in src.items()}
-        table = fn(mean_recovery, expected, **params)
-        out[mspec.name] = {
-            "higher_is_better": meta["higher_is_better"], "params": to_jsonable(mspec.params), "main_key": meta["main_key"],
-            "type": "derived", "source": source,
-            "summary": {"score": _stats([r["score"] for r in per_seed]), "accuracy": _stats([r["accuracy"] for r in per_seed])},
-            "table": table["table"], "expected": table["expected"],
-            "seconds": round(time.perf_counter() - t2, 3),
-        }
-    return out
-
-
-def _entry_record(entry: SuiteEntry, ds_fit: Any, ds_score: Any, kw: Mapping[str, Any], *, n_fit: int, n_score: int,
-                  expected: Sequence[str], spec: Any, latent_names: Sequence[str], modalities: Sequence[str],
-                  emb: Mapping[str, tuple[np.ndarray, np.ndarray]], metrics: dict[str, Any]) -> dict[str, Any]:
-    info = ds_score.info
+def _record_step(state: EntryState, plan: Mapping[str, Any], seconds: float) -> dict[str, Any]:
+    """The entry's record in the RunResult: dataset provenance, rows used, and every metric's record."""
+    ds_fit, ds_score, info = state.ds_fit, state.ds_score, state.ds_score.info
     content = {"dataset": ds_score.id, "config": info.config_fingerprint, "fit": ds_fit.fingerprint, "score": ds_score.fingerprint,
-               "n_fit": n_fit, "n_score": n_score}
+               "n_fit": state.n_fit, "n_score": state.n_score}
+    timings = {"load_s": state.timings.get("load_s", 0.0), "embed_s": state.timings.get("embed_s", 0.0),
+               **{k: v for k, v in state.timings.items() if k not in ("load_s", "embed_s")}, "total_s": round(seconds, 3)}
     return {
-        "label": entry.label,
-        "dataset": entry.dataset,
+        "label": state.entry.label,
+        "dataset": state.entry.dataset,
         "status": "ok",
         "dataset_id": ds_score.id,
         "dataset_version": info.version,
@@ -798,36 +593,13 @@ def _entry_record(entry: SuiteEntry, ds_fit: Any, ds_score: Any, kw: Mapping[str
         "config_fingerprint": info.config_fingerprint,
         "content_fingerprint": info.content_fingerprint,
         "data_fingerprint": fingerprint(content),
-        "splits": {"fit": _split_meta(ds_fit, n_fit), "score": _split_meta(ds_score, n_score)},
-        "overrides": to_jsonable(kw),
-        "expected_identifiable": list(expected),
+        "splits": {"fit": _split_meta(ds_fit, state.n_fit), "score": _split_meta(ds_score, state.n_score)},
+        "overrides": to_jsonable(plan["overrides"]),
+        "expected_identifiable": list(state.expected),
         "latents": [{"name": lat.name, "kind": lat.kind, "role": lat.role, "scope": lat.scope, "dim": lat.dim}
-                    for lat in spec if lat.name in latent_names],
-        "modalities": list(modalities),
-        "embedding_dims": {m: int(emb[m][0].shape[1]) for m in modalities},
-        "metrics": metrics,
+                    for lat in state.spec if lat.name in state.latent_names],
+        "modalities": list(state.modalities),
+        "embedding_dims": dict(state.embedding_dims),
+        "metrics": state.metrics,
+        "timings": timings,
     }
-
-
-def _metric_record(mspec: Any, meta: Mapping[str, Any], vals: Mapping[str, Mapping[str, list[float]]],
-                   expected: Sequence[str], seeds: Sequence[int], seconds: float) -> dict[str, Any]:
-    exp = set(expected)
-    summary: dict[str, Any] = {}
-    groups = {"mean": lambda n: True, "identifiable": lambda n: n in exp, "non_identifiable": lambda n: n not in exp}
-    for key, keep in groups.items():
-        cells = [v for lat in vals.values() for n, v in lat.items() if keep(n)]
-        if cells:
-            summary[key] = _stats(np.mean(np.asarray(cells), axis=0))
-    main = meta.get("main_key", "mean")
-    if main not in summary:
-        main = "mean"
-    return {
-        "higher_is_better": meta["higher_is_better"],
-        "params": to_jsonable(mspec.params),
-        "main_key": main,
-        "type": "probe",
-        "values": {m: {n: _stats(v) for n, v in lat.items()} for m, lat in vals.items()},
-        "summary": summary,
-        "seconds": round(seconds, 3),
-    }
-

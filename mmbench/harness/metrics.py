@@ -373,3 +373,8 @@ def identifiability_consistency(
         "threshold": threshold,
         "table": table,
     }
+
+
+# The generative metrics (type "generative": scored on generations, not embeddings) register
+# themselves in METRICS too, so that suites pin them like any other metric.
+import mmbench.harness.generative_metrics  # noqa: E402, F401

@@ -409,29 +409,37 @@ def get_suite(suite: str | os.PathLike[str] | Suite | Mapping[str, Any]) -> Suit
 # ============================================================================ listing
 def describe_suite(suite: Suite) -> str:
     """A few lines about ``suite``: entries (dataset, overrides, metrics, probe sizes), seeds,
-    the main score, the number of probe fits and the measured cost (``mmbench suites``)."""
-    import mmbench
-    from mmbench.harness.evaluate import _work_units
-
+    the main score, the number of probe fits and generative runs, and the measured cost (``mmbench suites``)."""
     head = f"{suite.id}  ({len(suite.entries)} entries, seeds {list(suite.seeds)}, ranked by {suite.main_score_metric or '-'})"
     lines = [head, "  " + suite.description] if suite.description else [head]
-    fits = 0
+    fits = runs = 0
     for e in suite.entries:
-        b = mmbench.builder(e.dataset, **dict(e.overrides))
-        sizes = b.config.split_sizes
-        n_fit = min(sizes[e.fit_split], e.n_fit or sizes[e.fit_split])
-        n_score = min(sizes[e.score_split], e.n_score or sizes[e.score_split])
-        spec = b.latent_spec()
-        names = list(e.latents) if e.latents is not None else list(spec.names)
-        units = _work_units(e, list(b.modalities()), names, {lat.name: lat.kind for lat in spec}, n_fit, len(suite.seeds))
-        fits += units - 2 * len(b.modalities())
-        metrics = ", ".join(m.name + (f"({', '.join(f'{k}={v}' for k, v in m.params.items() if k != 'source')})"
-                                      if any(k != "source" for k in m.params) else "") for m in e.metrics)
-        lines.append(f"  - {e.label}: {e.dataset}" + (f" with {json.dumps(to_jsonable(e.overrides))}" if e.overrides else ""))
-        lines.append(f"      probes fit on {e.fit_split} ({n_fit} rows), scored on {e.score_split} ({n_score} rows); {metrics}")
-    cost = SUITE_COST.get(suite.id, "not measured")
-    lines.append(f"  cost: {fits} probe fits per model; measured: {cost}")
+        entry_lines, entry_fits, entry_runs = _describe_entry(e, len(suite.seeds))
+        lines += entry_lines
+        fits, runs = fits + entry_fits, runs + entry_runs
+    work = f"{fits} probe fits" + (f" and {runs} generative metric runs" if runs else "")
+    lines.append(f"  cost: {work} per model; measured: {SUITE_COST.get(suite.id, 'not measured')}")
     return "\n".join(lines)
+
+
+def _describe_entry(e: SuiteEntry, n_seeds: int) -> tuple[list[str], int, int]:
+    """Two lines about one entry, its probe fits and its generative metric runs (all modalities encoded)."""
+    import mmbench
+    from mmbench.harness.kinds import kind_of, probe_units
+
+    b = mmbench.builder(e.dataset, **dict(e.overrides))
+    sizes = b.config.split_sizes
+    n_fit = min(sizes[e.fit_split], e.n_fit or sizes[e.fit_split])
+    n_score = min(sizes[e.score_split], e.n_score or sizes[e.score_split])
+    spec, modalities = b.latent_spec(), list(b.modalities())
+    names = list(e.latents) if e.latents is not None else list(spec.names)
+    probes = [m for m in e.metrics if kind_of(m.name) == "probe"]
+    fits = probe_units(probes, modalities, names, {lat.name: lat.kind for lat in spec}, n_fit, n_seeds) - 2 * len(modalities)
+    runs = n_seeds * sum(kind_of(m.name) == "generative" for m in e.metrics)
+    metrics = ", ".join(m.name + (f"({', '.join(f'{k}={v}' for k, v in m.params.items() if k != 'source')})"
+                                  if any(k != "source" for k in m.params) else "") for m in e.metrics)
+    return [f"  - {e.label}: {e.dataset}" + (f" with {json.dumps(to_jsonable(e.overrides))}" if e.overrides else ""),
+            f"      probes fit on {e.fit_split} ({n_fit} rows), scored on {e.score_split} ({n_score} rows); {metrics}"], max(fits, 0), runs
 
 
 def _generative_fields(config: Any) -> dict[str, Any]:
