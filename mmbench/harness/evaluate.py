@@ -413,6 +413,11 @@ def _selected_entries(suite: Suite, labels: Sequence[str] | None) -> list[tuple[
 def _require_applicable(plans: Sequence[dict[str, Any]], card: ModelCard, suite: Suite) -> None:
     if all(p["status"] == "n/a" for p in plans):
         reasons = "; ".join(f"{p['entry'].label}: {p['reason']}" for p in plans)
+        if any(p["kinds"].get("generative") for p in plans):
+            raise SubmissionError(
+                f"Model {card.id!r} applies to no evaluated entry of {suite.id} ({reasons}). Probe metrics need a modality "
+                "the model encodes (card.modalities; empty for 'all'); generative metrics need a model that generates."
+            )
         raise SubmissionError(
             f"Model {card.id!r} encodes modalities {list(card.modalities)}, none of which is in any evaluated entry of "
             f"{suite.id} ({reasons}). Add them to the card, or leave card.modalities empty for 'all'."

@@ -59,7 +59,6 @@ from mmbench.harness.kinds import (
     status_record,
 )
 from mmbench.harness.metrics import METRICS, ProbeData
-from mmbench.harness.protocols import is_generator
 from mmbench.versioning import to_jsonable
 
 __all__ = ["GENERATIVE_KIND", "GenerationData", "MetricNotApplicable", "MetricSkipped", "frechet_distance",
@@ -141,6 +140,12 @@ class GenerationData:
         if not callable(fn):
             raise MetricNotApplicable(f"{metric} needs the model's {name}(), which {type(self.model).__name__} does not have")
         return fn
+
+
+def generates(model: Any) -> bool:
+    """Whether ``model`` generates: a :class:`~mmbench.harness.protocols.Generator` (``generate``), or
+    a model with the batched ``generate_subsets`` only."""
+    return any(callable(getattr(model, name, None)) for name in ("generate", "generate_subsets"))
 
 
 def _accepts(fn: Callable[..., Any], name: str) -> bool:
@@ -372,7 +377,7 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
     mu1, mu2 = a.mean(0), b.mean(0)
     s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
+    covmean = linalg.sqrtm(s1 @ s2)
     if not np.isfinite(covmean).all():
         eps = np.eye(len(s1)) * 1e-6
         covmean = linalg.sqrtm((s1 + eps) @ (s2 + eps))
@@ -405,7 +410,7 @@ class GenerativeKind(MetricKind):
 
     def check(self, plan: EntryPlan, specs: Sequence[Any]) -> str:
         names = [m.name for m in specs]
-        if not is_generator(plan.model):
+        if not generates(plan.model):
             return (f"the model is not a Generator (it has no generate()/generate_subsets()), and the generative "
                     f"metrics {names} score generations")
         missing = [m for m in plan.dataset_modalities if m not in plan.modalities]
