@@ -606,5 +606,6 @@ def _record_step(state: EntryState, plan: Mapping[str, Any], seconds: float) -> 
         "modalities": list(state.modalities),
         "embedding_dims": dict(state.embedding_dims),
         "metrics": state.metrics,
+        **state.extra,
         "timings": timings,
     }

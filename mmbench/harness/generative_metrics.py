@@ -429,6 +429,9 @@ class GenerativeKind(MetricKind):
                               status=lambda text: ctx.progress.status(state.entry.label, text))
         for mspec in specs:
             state.metrics[mspec.name] = self._metric(ctx, state, data, mspec)
+        if _is_image_data(state):
+            ctx.progress.status(state.entry.label, "a sample of conditional generations")
+            state.extra["generations"] = generation_sample(data, np.random.default_rng([ctx.seeds[0], state.index, 2**31]))
         state.timings["generate_s"] = round(time.perf_counter() - t0, 3)
 
     def _metric(self, ctx: EntryContext, state: EntryState, data: GenerationData, mspec: Any) -> dict[str, Any]:
@@ -446,6 +449,41 @@ class GenerativeKind(MetricKind):
         except MetricNotApplicable as exc:
             return status_record(mspec, "n/a", str(exc), self.name)
         return generative_record(mspec, outs, time.perf_counter() - t0)
+
+
+def _is_image_data(state: EntryState) -> bool:
+    shapes = [tuple(spec.shape) for spec in state.ds_score.info.modalities.values()]
+    return all(len(s) == 3 and s[0] in (1, 3) for s in shapes)
+
+
+def generation_sample(data: GenerationData, rng: np.random.Generator, *, tuples: int = 8) -> dict[str, Any]:
+    """A PNG (base64) of conditional generations of the first ``tuples`` score tuples, for the leaderboard.
+
+    Three rows per modality ``t``: the data, ``t`` generated from all the other modalities
+    (leave-one-out) and from the next modality alone; one column per tuple.
+    """
+    import base64
+    import io
+
+    from mmbench.harness.generative import to_uint8_images
+    from mmbench.rendering.grid import grid_image
+
+    mods = data.modalities
+    loo = [tuple(o for o in mods if o != t) for t in mods]
+    single = [(mods[(i + 1) % len(mods)],) for i in range(len(mods))]
+    subsets = list(dict.fromkeys(loo + single))
+    batch = next(data.batches(rows=tuples))
+    out = generate_from_subsets(data.model, batch, subsets, mods, data.generator(rng))
+    rows: dict[str, np.ndarray] = {}
+    for i, t in enumerate(mods):
+        rows[f"{t}: data"] = to_uint8_images(batch[t])
+        rows[f"{t} | {'+'.join(loo[i]) if len(mods) <= 3 else 'others'}"] = to_uint8_images(out[t][subsets.index(loo[i])])
+        rows[f"{t} | {single[i][0]}"] = to_uint8_images(out[t][subsets.index(single[i])])
+    buf = io.BytesIO()
+    grid_image(rows, zoom=1).save(buf, format="PNG", optimize=True)
+    ds, _ = data.split("score")
+    return {"png_base64": base64.b64encode(buf.getvalue()).decode("ascii"), "rows": list(rows), "tuples": len(batch[mods[0]]),
+            "split": ds.split, "generation": "one posterior draw per tuple and subset, decoder mean"}
 
 
 def generative_record(mspec: Any, outs: Sequence[Mapping[str, Any]], seconds: float) -> dict[str, Any]:

@@ -97,6 +97,8 @@ class EntryState:
     #: metric → modality → latent → per-seed values (what derived metrics read)
     per_seed: dict[str, Any] = dataclasses.field(default_factory=dict)
     embedding_dims: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: further fields of the entry's record that a step adds (e.g. ``generations``: a PNG sample)
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def latents(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:

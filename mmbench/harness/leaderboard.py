@@ -142,32 +142,36 @@ class Leaderboard:
         self.tables: dict[str, dict[tuple[str, str, str | None], _Row]] = {}
         self.columns: dict[str, list[Column]] = {}
         for res in self.results:  # later results win for the same cell
-            card = res.data["model"]
-            suite_id = res.data["suite"]["id"]
-            suite_fp = res.data["suite"]["fingerprint"]
-            rows = self.tables.setdefault(suite_id, {})
-            # Two checkpoints under one card name/revision are two rows: the weights' hash tells them apart.
-            sha = _weights_sha(res)
-            key = (card["name"], card.get("revision", ""), sha)
-            row = rows.setdefault(key, _Row(card, suite_id, {}, [], sha))
-            row.results.append(res)
-            cols = self.columns.setdefault(suite_id, [])
-            for entry in res.entries:
-                if entry.get("status") == "n/a":
-                    row.not_applicable[(suite_fp, entry["label"])] = str(entry.get("reason", ""))
-                    continue
-                row.not_applicable.pop((suite_fp, entry["label"]), None)
-                for name, m in entry["metrics"].items():
-                    col = Column(entry["label"], entry["dataset_id"], entry["data_fingerprint"], name,
-                                 m.get("main_key", "mean"), bool(m.get("higher_is_better", True)), suite_fp)
-                    if col not in cols:
-                        cols.append(col)
-                    summary = m["summary"].get(col.main_key) or {}
-                    row.cells[col] = {"mean": summary.get("mean"), "std": summary.get("std"), "result": res, "entry": entry}
+            self._ingest(res)
         self.main_scores: dict[str, MainScore] = {}
         for suite_id, rows in self.tables.items():
             self.main_scores[suite_id] = main = main_score_of(self._latest_definition(rows.values()))
             self.tables[suite_id] = self._ranked(rows, main)
+
+    def _ingest(self, res: RunResult) -> None:
+        """Add one result's cells to its suite's table (its row keyed by card name, revision and weights)."""
+        card = res.data["model"]
+        suite_id = res.data["suite"]["id"]
+        suite_fp = res.data["suite"]["fingerprint"]
+        rows = self.tables.setdefault(suite_id, {})
+        # Two checkpoints under one card name/revision are two rows: the weights' hash tells them apart.
+        sha = _weights_sha(res)
+        row = rows.setdefault((card["name"], card.get("revision", ""), sha), _Row(card, suite_id, {}, [], sha))
+        row.results.append(res)
+        cols = self.columns.setdefault(suite_id, [])
+        for entry in res.entries:
+            if entry.get("status") == "n/a":
+                row.not_applicable[(suite_fp, entry["label"])] = str(entry.get("reason", ""))
+                continue
+            row.not_applicable.pop((suite_fp, entry["label"]), None)
+            for name, m in entry["metrics"].items():
+                col = Column(entry["label"], entry["dataset_id"], entry["data_fingerprint"], name,
+                             m.get("main_key", "mean"), bool(m.get("higher_is_better", True)), suite_fp)
+                if col not in cols:
+                    cols.append(col)
+                summary = m["summary"].get(col.main_key) or {}
+                row.cells[col] = {"mean": summary.get("mean"), "std": summary.get("std"), "result": res, "entry": entry,
+                                  "metric": m}
 
     @staticmethod
     def _latest_definition(rows: Iterable[_Row]) -> dict[str, Any]:
@@ -213,6 +217,9 @@ class Leaderboard:
 
     @staticmethod
     def _cell_text(cell: dict[str, Any] | None, row: _Row | None = None, col: Column | None = None) -> str:
+        status = (cell or {}).get("metric", {}).get("status")
+        if status in ("n/a", "skipped"):
+            return status
         if not cell or cell.get("mean") is None:
             if row is not None and col is not None and (col.suite_fingerprint, col.entry) in row.not_applicable:
                 return "n/a"
@@ -290,21 +297,27 @@ class Leaderboard:
         return "\n".join(out)
 
     # ------------------------------------------------------------------ HTML
-    def to_html(self, heatmaps: dict[str, list[tuple[str, Any]]] | None = None) -> str:
+    def to_html(self, heatmaps: dict[str, list[tuple[str, Any]]] | None = None,
+                generations: dict[str, list[tuple[str, Any]]] | None = None) -> str:
         """A self-contained static page: ranked sortable tables (the first click on a column puts the
-        best first), provenance on hover and in a detail row, the heatmaps embedded as PNG data.
+        best first), provenance on hover and in a detail row, the heatmaps and the samples of
+        conditional generations embedded as PNG data.
 
         Args:
             heatmaps: suite id → ``(file name, PIL image)`` (default: rendered by :meth:`heatmaps_by_suite`).
+            generations: suite id → ``(file name, PIL image)`` (default: :meth:`generations_by_suite`).
         """
         e = html.escape
         maps = self.heatmaps_by_suite() if heatmaps is None else heatmaps
+        gens = self.generations_by_suite() if generations is None else generations
         parts = [_HTML_HEAD]
         if not self.tables:
             parts.append("<p>No results found.</p>")
         for t, (suite_id, rows) in enumerate(self.tables.items()):
             parts += self._html_table(t, suite_id, rows)
-            parts += self._html_heatmaps(maps.get(suite_id, []))
+            parts += self._html_figures("Per-latent heatmaps", maps.get(suite_id, []))
+            parts += self._html_figures("Conditional generations (rows: data, then each modality generated from the "
+                                        "others and from one other; columns: test tuples)", gens.get(suite_id, []), css="maps gens", scale=2)
         if self.skipped:
             parts.append("<h2>Skipped files</h2><ul>" + "".join(f"<li><code>{e(str(p))}</code>: {e(w)}</li>" for p, w in self.skipped) + "</ul>")
         parts.append(_HTML_TAIL)
@@ -335,6 +348,8 @@ class Leaderboard:
                 val = "" if not cell or cell.get("mean") is None else f"{cell['mean']:.6g}"
                 na = row.not_applicable.get((c.suite_fingerprint, c.entry))
                 tip = self._provenance(cell) if cell else (f"not applicable: {na}" if na is not None else "no result")
+                if cell and cell["metric"].get("status"):
+                    tip = f"{cell['metric']['status']}: {cell['metric'].get('reason', '')}\n{tip}"
                 parts.append(f'<td data-v="{val}" title="{e(tip)}">{e(self._cell_text(cell, row, c))}</td>')
             parts.append("</tr>")
             detail = e(json.dumps(self._row_provenance(row, main), indent=1))
@@ -343,18 +358,20 @@ class Leaderboard:
         return parts
 
     @staticmethod
-    def _html_heatmaps(images: Sequence[tuple[str, Any]]) -> list[str]:
+    def _html_figures(title: str, images: Sequence[tuple[str, Any]], *, css: str = "maps", scale: int = 1) -> list[str]:
+        """A section of PNG figures embedded as data URIs (shown ``scale`` times their size, pixelated)."""
         import base64
         import io
 
         if not images:
             return []
-        parts = ['<h3>Per-latent heatmaps</h3><div class="maps">']
+        parts = [f'<h3>{html.escape(title)}</h3><div class="{css}">']
         for name, img in images:
             buf = io.BytesIO()
             img.save(buf, format="PNG")
             data = base64.b64encode(buf.getvalue()).decode("ascii")
-            parts.append(f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{data}">'
+            size = f' width="{img.width * scale}" height="{img.height * scale}"' if scale != 1 else ""
+            parts.append(f'<figure><img alt="{html.escape(name)}"{size} src="data:image/png;base64,{data}">'
                          f"<figcaption>{html.escape(name)}</figcaption></figure>")
         parts.append("</div>")
         return parts
@@ -371,7 +388,8 @@ class Leaderboard:
 
         source = res.get("model_source") if isinstance(res.get("model_source"), dict) else {}
         model = f"\nmodel {source.get('spec')}" + (f", weights sha256 {source['weights_sha256']}" if source.get("weights_sha256") else "") if source else ""
-        return (f"{entry['dataset_id']} (config {entry.get('config_fingerprint', '?')}, data {entry['data_fingerprint']})\n"
+        return (_metric_details(cell.get("metric") or {}) +
+                f"{entry['dataset_id']} (config {entry.get('config_fingerprint', '?')}, data {entry['data_fingerprint']})\n"
                 f"fit {split('fit')}, score {split('score')}\n"
                 f"seeds {res.get('seeds')}, backend {res.get('backend')} on {res.get('device')}\n"
                 f"mmbench {res.get('mmbench_version')}, suite fingerprint {res['suite']['fingerprint']}, {res.get('created')}{model}")
@@ -411,29 +429,85 @@ class Leaderboard:
                     for metric in metrics:
                         img = render_heatmap(entries, metric, title=f"{self._row_label(row)} | {suite_id} | {family} | {metric}")
                         if img is not None:
-                            sha = f"-{row.weights_sha256[:8]}" if row.weights_sha256 else ""
-                            name = f"{row.model['name']}@{row.model.get('revision', '')}{sha}__{suite_id}__{family}__{metric}"
+                            name = f"{self._file_stem(row)}__{suite_id}__{family}__{metric}"
                             out.setdefault(suite_id, []).append((re.sub(r"[^A-Za-z0-9_.@\-]+", "_", name) + ".png", img))
         return out
+
+    def generations_by_suite(self) -> dict[str, list[tuple[str, Any]]]:
+        """Suite id → ``(file name, PIL image)``: each row's latest sample of conditional generations per entry."""
+        import base64
+        import io
+
+        from PIL import Image
+
+        out: dict[str, list[tuple[str, Any]]] = {}
+        for suite_id, rows in self.tables.items():
+            for row in rows.values():
+                for entry in row.results[-1].entries:
+                    png = (entry.get("generations") or {}).get("png_base64") if entry.get("status") != "n/a" else None
+                    if not isinstance(png, str):
+                        continue
+                    try:
+                        img = Image.open(io.BytesIO(base64.b64decode(png)))
+                        img.load()
+                    except Exception:  # a damaged sample never breaks the leaderboard
+                        continue
+                    name = f"{self._file_stem(row)}__{suite_id}__{entry['label']}__generations"
+                    out.setdefault(suite_id, []).append((re.sub(r"[^A-Za-z0-9_.@\-]+", "_", name) + ".png", img))
+        return out
+
+    @staticmethod
+    def _file_stem(row: _Row) -> str:
+        sha = f"-{row.weights_sha256[:8]}" if row.weights_sha256 else ""
+        return f"{row.model['name']}@{row.model.get('revision', '')}{sha}"
 
     def heatmaps(self) -> list[tuple[str, Any]]:
         """``(file name, PIL image)`` per model × suite × dataset family × per-latent metric."""
         return [item for images in self.heatmaps_by_suite().values() for item in images]
 
     def write(self, out_dir: str | os.PathLike[str], *, heatmaps: bool = True) -> dict[str, Any]:
-        """Write ``leaderboard.md``, ``leaderboard.html`` (heatmaps embedded) and ``heatmaps/*.png``; return their paths."""
+        """Write ``leaderboard.md``, ``leaderboard.html`` (figures embedded), ``heatmaps/*.png`` and
+        ``generations/*.png``; return their paths."""
         out = Path(out_dir)
-        (out / "heatmaps").mkdir(parents=True, exist_ok=True)
         maps = self.heatmaps_by_suite() if heatmaps else {}
-        paths: dict[str, Any] = {"markdown": out / "leaderboard.md", "html": out / "leaderboard.html", "heatmaps": []}
+        gens = self.generations_by_suite()
+        paths: dict[str, Any] = {"markdown": out / "leaderboard.md", "html": out / "leaderboard.html"}
+        out.mkdir(parents=True, exist_ok=True)
         atomic_write(paths["markdown"], self.to_markdown())
-        atomic_write(paths["html"], self.to_html(heatmaps=maps))
-        for name, img in (item for images in maps.values() for item in images):
-            p = out / "heatmaps" / name
-            with atomic_path(p) as tmp:
-                img.save(tmp, format="PNG")
-            paths["heatmaps"].append(p)
+        atomic_write(paths["html"], self.to_html(heatmaps=maps, generations=gens))
+        paths["heatmaps"] = _save_pngs(out / "heatmaps", maps)
+        paths["generations"] = _save_pngs(out / "generations", gens)
         return paths
+
+
+def _save_pngs(folder: Path, images: dict[str, list[tuple[str, Any]]]) -> list[Path]:
+    """Write every ``(file name, PIL image)`` into ``folder`` atomically; their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, img in (item for items in images.values() for item in items):
+        p = folder / name
+        with atomic_path(p) as tmp:
+            img.save(tmp, format="PNG")
+        paths.append(p)
+    return paths
+
+
+def _metric_details(m: dict[str, Any]) -> str:
+    """Tooltip lines of a generative metric: its other summaries, its inputs and its classifiers."""
+    if m.get("type") != "generative" or m.get("status"):
+        return ""
+    others = ", ".join(f"{k} {_fmt_num((v or {}).get('mean'))}" for k, v in m.get("summary", {}).items() if k != m.get("main_key"))
+    lines = [others] if others else []
+    if isinstance(m.get("inputs"), dict):
+        lines.append("inputs " + ", ".join(f"{k} {v if not isinstance(v, list) else len(v)}" for k, v in m["inputs"].items()))
+    clf = m.get("classifiers")
+    if isinstance(clf, dict):
+        lines.append(f"classifiers {clf.get('id')}")
+    return "".join(line + "\n" for line in lines)
+
+
+def _fmt_num(v: Any) -> str:
+    return "–" if v is None else f"{v:.3f}"
 
 
 def _run_score(res: RunResult, main: MainScore) -> dict[str, Any]:
@@ -567,6 +641,7 @@ div.scroll{overflow-x:auto;max-width:100%}
 div.maps{display:flex;flex-wrap:wrap;gap:1em}
 div.maps figure{margin:0} div.maps img{max-width:100%;border:1px solid #ddd}
 div.maps figcaption{font-size:12px;color:#555}
+div.gens img{image-rendering:pixelated}
 </style></head><body>
 <h1>mmbench leaderboard</h1>
 <p>Rows are ranked by each suite's main score (stated above its table). Click a header to sort: the first click puts

@@ -209,3 +209,86 @@ def test_generative_suites_are_registered_with_their_quick_tier() -> None:
                      "log_likelihood", "fid"]
     assert [m.name for m in quick.entries[0].metrics] == names and quick.entries[0].n_score == 1000
     assert full.main_score_metric == "coherence_conditional" and "NOT comparable" in SUITE_DATA["polymnist-generative-quick:v1"]["description"]
+
+
+# ============================================================================ leaderboard
+@pytest.fixture(scope="module")
+def generative_results(polymnist, tmp_path_factory) -> tuple:
+    out = tmp_path_factory.mktemp("gen-results")
+    suite = tiny_generative_suite(main_metric="coherence_conditional")
+    gm_skip = pytest.MonkeyPatch()
+    gm_skip.setattr(gm, "inception_features", _no_inception)
+    try:
+        vae = evaluate(_vae("mmvaeplus-tiny", polymnist["modalities"]), suite, device="cpu", results_dir=out, **polymnist["kw"])
+        evaluate(PlainEncoder(), suite, device="cpu", results_dir=out, **polymnist["kw"])
+    finally:
+        gm_skip.undo()
+    return out, vae
+
+
+def test_a_sample_of_conditional_generations_is_recorded(generative_results) -> None:
+    import base64
+    import io
+
+    from PIL import Image
+
+    sample = generative_results[1].entry("polymnist")["generations"]
+    assert sample["tuples"] == 8 and sample["split"] == "test" and len(sample["rows"]) == 3 * len(MODS)
+    assert sample["rows"][:3] == ["m0: data", "m0 | m1+m2", "m0 | m1"]
+    img = Image.open(io.BytesIO(base64.b64decode(sample["png_base64"])))
+    assert img.height == 9 * 30 + 2 and img.width > 8 * 30  # 28-pixel cells with 2-pixel gaps, plus the labels
+
+
+def test_leaderboard_shows_generative_metrics_beside_probes(generative_results, tmp_path) -> None:
+    from mmbench.harness.leaderboard import Leaderboard
+
+    lb = Leaderboard.from_dir(generative_results[0])
+    md = lb.to_markdown()
+    header = next(line for line in md.splitlines() if line.startswith("| # |"))
+    for name in ("acc_logistic ↑", "coherence_conditional ↑", "coherence_unconditional ↑", "linear_probe_accuracy ↑",
+                 "log_likelihood ↑", "fid ↓"):
+        assert f"polymnist · {name}" in header
+    vae_row = next(line for line in md.splitlines() if line.startswith("| 1 | mmvaeplus"))
+    enc_row = next(line for line in md.splitlines() if "plain-encoder" in line)
+    assert vae_row.count("skipped") == 1 and "n/a" not in vae_row  # FID without Inception weights
+    assert enc_row.count("n/a") == 5 and enc_row.split("|")[4].strip()[0].isdigit()  # acc_logistic: a number
+    paths = lb.write(tmp_path / "lb")
+    assert [p.name for p in paths["generations"]] == ["mmvaeplus-resnet-d8_4@seed0-step0__tiny-generative_v1__polymnist__generations.png"]
+
+
+def test_generative_leaderboard_in_chromium(generative_results, tmp_path) -> None:
+    """The page in headless Chromium: generative columns sort, the generations PNG decodes, n/a and
+    skipped cells explain themselves on hover."""
+    from playwright.sync_api import sync_playwright
+
+    from mmbench.harness.leaderboard import Leaderboard
+    from tests.harness.test_leaderboard import _chromium
+
+    executable = _chromium()
+    paths = Leaderboard.from_dir(generative_results[0]).write(tmp_path / "lb")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(paths["html"].as_uri())
+            models = lambda: page.eval_on_selector_all("#t0 tbody tr.r td:nth-child(2)", "els => els.map(e => e.textContent)")  # noqa: E731
+            assert models()[0].startswith("mmvaeplus")  # ranked by coherence; the encoder has none
+            page.locator("#t0 th", has_text="polymnist · acc_logistic").click()  # a probe column sorts both rows
+            assert len(models()) == 2
+            col = page.eval_on_selector_all("#t0 thead th", "els => els.map(e => e.textContent)")
+            fid = next(i for i, h in enumerate(col) if "polymnist · fid" in h) + 1
+            cell = page.locator(f"#t0 tbody tr.r:has-text('mmvaeplus') td:nth-child({fid})")
+            assert cell.inner_text() == "skipped" and "never downloads" in cell.get_attribute("title")
+            coh = next(i for i, h in enumerate(col) if "polymnist · coherence_conditional" in h) + 1
+            na = page.locator(f"#t0 tbody tr.r:has-text('plain-encoder') td:nth-child({coh})")
+            assert na.inner_text() == "n/a" and "not a Generator" in na.get_attribute("title")
+            tip = page.locator(f"#t0 tbody tr.r:has-text('mmvaeplus') td:nth-child({coh})").get_attribute("title")
+            assert "pairwise" in tip and "classifiers digit-cnn-v1" in tip
+            gens = page.eval_on_selector_all("div.gens img", "els => els.map(i => [i.complete, i.naturalWidth, i.width])")
+            assert len(gens) == 1 and gens[0][0] and gens[0][1] > 200 and gens[0][2] == 2 * gens[0][1]
+            assert errors == []
+        finally:
+            browser.close()
