@@ -281,3 +281,38 @@ def test_full_suite_oracle_matches_theory(shared_cache):
     for e in res.entries:
         assert res.value(e["label"], "identifiability_consistency") >= 0.97
         assert res.value(e["label"], "r2_kernel") >= 0.97
+
+
+@pytest.fixture
+def toy_kind():
+    """A metric kind registered for one test (and removed after it): the row count of the score split."""
+    from mmbench.harness.kinds import METRIC_KINDS, MetricKind
+    from mmbench.harness.metrics import METRICS
+
+    class RowCount(MetricKind):
+        name, order = "toy", 10
+
+        def run(self, ctx, state, specs):
+            for m in specs:
+                state.metrics[m.name] = {"higher_is_better": True, "main_key": "rows", "type": "toy",
+                                         "summary": {"rows": {"mean": float(state.n_score), "std": 0.0}}}
+
+    def rows(data, *, rng=None, backend=None, device=None):  # never called: the kind computes it
+        raise AssertionError
+
+    METRIC_KINDS.register("toy", RowCount())
+    METRICS.register("toy_rows", rows, type="toy", higher_is_better=True, main_key="rows")
+    yield
+    for reg, name in ((METRIC_KINDS, "toy"), (METRICS, "toy_rows")):
+        reg._targets.pop(name)
+        reg._metadata.pop(name)
+
+
+def test_a_new_metric_kind_is_a_new_step(toy_kind, shared_cache):
+    """A metric of a kind evaluate has never heard of runs through its registered step, beside the probes."""
+    suite = Suite.from_dict({"name": "toy", "version": 1, "seeds": [0], "entries": [
+        {"dataset": "numerical/misalignment/joint:1.0.0", "label": "joint",
+         "overrides": {"split_sizes": {"train": 8, "val": 300, "test": 200}}, "metrics": ["r2_linear", "toy_rows"]}]})
+    res = evaluate(LatentOracle(), suite, device="cpu", cache_dir=shared_cache)
+    assert res.value("joint", "toy_rows") == 200.0
+    assert list(res.entry("joint")["metrics"]) == ["r2_linear", "toy_rows"]  # probe step (order 0) first
