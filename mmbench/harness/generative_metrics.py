@@ -1,7 +1,7 @@
 """The ``generative`` metric kind: metrics that need the model's generations, not the harness's embeddings.
 
-Registered in :data:`~mmbench.harness.metrics.METRICS` with ``type="generative"`` (so that suites
-pin them like any metric) and run by :data:`GENERATIVE_KIND`, one step of
+Registered (lazily, by name) in :data:`~mmbench.harness.metrics.METRICS` with ``type="generative"``,
+so that suites pin them like any metric, and run by :data:`GENERATIVE_KIND`, one step of
 :func:`~mmbench.harness.evaluate.evaluate` (:mod:`mmbench.harness.kinds`):
 
 * ``coherence_conditional`` — generate every modality from every conditioning subset (``subsets``:
@@ -192,11 +192,6 @@ def _subsets(kind: str, modalities: Sequence[str]) -> list[tuple[str, ...]]:
 
 
 # ============================================================================ the metrics
-_GEN = {"type": "generative", "kinds": ()}
-
-
-@METRICS.register("coherence_conditional", higher_is_better=True, main_key="leave_one_out", needs_classifiers=True,
-                  stochastic=True, range=(0.0, 1.0), **_GEN)
 def coherence_conditional_metric(data: GenerationData, *, rng: np.random.Generator, backend: str = "torch",
                                  device: Any = None, subsets: str = "all", n_score: int | None = None,
                                  latent: str = "digit") -> dict[str, Any]:
@@ -223,8 +218,6 @@ def coherence_conditional_metric(data: GenerationData, *, rng: np.random.Generat
                                    "generation": "one posterior draw per tuple and subset, decoder mean", "labels": latent}}}
 
 
-@METRICS.register("coherence_unconditional", higher_is_better=True, main_key="coherence", needs_classifiers=True,
-                  stochastic=True, range=(0.0, 1.0), **_GEN)
 def coherence_unconditional_metric(data: GenerationData, *, rng: np.random.Generator, backend: str = "torch",
                                    device: Any = None, num_samples: int = 10_000) -> dict[str, Any]:
     """Fraction of ``num_samples`` prior draws whose generated modalities all get the same digit."""
@@ -255,7 +248,6 @@ def _prior_samples(data: GenerationData, num_samples: int, rng: np.random.Genera
     return {m: np.concatenate(c) for m, c in chunks.items()}
 
 
-@METRICS.register("linear_probe_accuracy", higher_is_better=True, main_key="shared", stochastic=False, range=(0.0, 1.0), **_GEN)
 def linear_probe_accuracy(data: GenerationData, *, rng: np.random.Generator, backend: str = "torch", device: Any = None,
                           latent: str = "digit", n_fit: int | None = None, C: float = 1.0, max_iter: int = 1000) -> dict[str, Any]:
     """Logistic-regression accuracy of ``latent`` from each modality's posterior mean, per latent part.
@@ -319,7 +311,6 @@ class _PartEncoder:
         return self.model.encode(batch, modality=modality, part=self.part)
 
 
-@METRICS.register("log_likelihood", higher_is_better=True, main_key="log_likelihood", stochastic=True, range=None, **_GEN)
 def log_likelihood_metric(data: GenerationData, *, rng: np.random.Generator, backend: str = "torch", device: Any = None,
                           num_samples: int = 12, n_score: int | None = None) -> dict[str, Any]:
     """Importance-sampled joint log-likelihood (nats per tuple) of the score split, ``num_samples`` per tuple."""
@@ -385,7 +376,6 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean))
 
 
-@METRICS.register("fid", higher_is_better=False, main_key="mean", stochastic=True, range=None, optional=True, **_GEN)
 def fid_metric(data: GenerationData, *, rng: np.random.Generator, backend: str = "torch", device: Any = None,
                num_samples: int = 10_000) -> dict[str, Any]:
     """Unconditional FID per modality: ``num_samples`` prior samples against the score split's images."""

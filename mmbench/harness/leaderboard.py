@@ -568,60 +568,80 @@ def render_heatmap(entries: Sequence[dict[str, Any]], metric: str, *, title: str
     latents = list(dict.fromkeys(n for en in entries for vals in en["metrics"][metric]["values"].values() for n in vals))
     if not latents:
         return None
-    font, small, big = _font(13), _font(11), _font(15)
-    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    lay = _HeatmapLayout(entries, modalities, latents, title, cell)
+    img = Image.new("RGB", (lay.w, lay.h), "white")
+    draw = ImageDraw.Draw(img)
+    draw.text((10, 8), title, fill="black", font=lay.big)
+    for r, en in enumerate(entries):
+        draw.text((8, lay.grid_top + r * cell + cell // 2 - 7), en["label"], fill="black", font=lay.font)
+    for p, modality in enumerate(modalities):
+        _draw_panel(img, draw, lay, entries, metric, modality, x0=lay.row_w + p * (lay.panel_w + lay.pad))
+    _draw_colour_bar(draw, lay)
+    draw.text((10, lay.h - 22), "red outline: identifiable in theory; grey: latent absent", fill=(90, 90, 90), font=lay.small)
+    return img
 
-    def width(text: str, f: Any) -> int:
-        box = probe.textbbox((0, 0), text, font=f)
+
+class _HeatmapLayout:
+    """Fonts and pixel geometry of one heatmap."""
+
+    def __init__(self, entries: Sequence[dict[str, Any]], modalities: Sequence[str], latents: Sequence[str], title: str,
+                 cell: int) -> None:
+        from PIL import Image, ImageDraw
+
+        self.font, self.small, self.big = _font(13), _font(11), _font(15)
+        self._probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+        self.cell, self.latents, self.rows = cell, list(latents), len(entries)
+        self.row_w = max(self.width(en["label"], self.font) for en in entries) + 16
+        self.top, self.pad, self.bar_w = 70, 24, 70
+        self.grid_top = self.top + max(self.width(n, self.small) for n in latents) + 10
+        self.panel_w = cell * len(latents)
+        w = self.row_w + len(modalities) * (self.panel_w + self.pad) + self.bar_w
+        self.w = max(w, self.width(title, self.big) + 20)
+        self.h = self.grid_top + cell * len(entries) + 30
+
+    def width(self, text: str, font: Any) -> int:
+        box = self._probe.textbbox((0, 0), text, font=font)
         return box[2] - box[0]
 
-    row_w = max(width(en["label"], font) for en in entries) + 16
-    top, pad, bar_w = 70, 24, 70
-    lat_h = max(width(n, small) for n in latents) + 10
-    panel_w = cell * len(latents)
-    w = row_w + len(modalities) * (panel_w + pad) + bar_w
-    h = top + lat_h + cell * len(entries) + 30
-    w = max(w, width(title, big) + 20)
-    img = Image.new("RGB", (w, h), "white")
-    draw = ImageDraw.Draw(img)
-    draw.text((10, 8), title, fill="black", font=big)
-    grid_top = top + lat_h
+
+def _draw_panel(img: Any, draw: Any, lay: _HeatmapLayout, entries: Sequence[dict[str, Any]], metric: str, modality: str,
+                *, x0: int) -> None:
+    """One modality's panel: rotated latent names, then one coloured, labelled cell per entry and latent."""
+    from PIL import Image, ImageDraw
+
+    cell = lay.cell
+    draw.text((x0, 40), f"embedding of {modality}", fill="black", font=lay.font)
+    for c, name in enumerate(lay.latents):  # rotated latent names
+        label = Image.new("RGBA", (lay.width(name, lay.small) + 4, 16), (255, 255, 255, 0))
+        ImageDraw.Draw(label).text((0, 0), name, fill="black", font=lay.small)
+        label = label.rotate(90, expand=True)
+        img.paste(label, (x0 + c * cell + cell // 2 - 8, lay.grid_top - label.size[1] - 4), label)
     for r, en in enumerate(entries):
-        draw.text((8, grid_top + r * cell + cell // 2 - 7), en["label"], fill="black", font=font)
-    for p, modality in enumerate(modalities):
-        x0 = row_w + p * (panel_w + pad)
-        draw.text((x0, 40), f"embedding of {modality}", fill="black", font=font)
-        for c, name in enumerate(latents):  # rotated latent names
-            label = Image.new("RGBA", (width(name, small) + 4, 16), (255, 255, 255, 0))
-            ImageDraw.Draw(label).text((0, 0), name, fill="black", font=small)
-            label = label.rotate(90, expand=True)
-            img.paste(label, (x0 + c * cell + cell // 2 - 8, grid_top - label.size[1] - 4), label)
-        for r, en in enumerate(entries):
-            vals = en["metrics"][metric]["values"].get(modality, {})
-            expected = set(en.get("expected_identifiable", ()))
-            for c, name in enumerate(latents):
-                box = (x0 + c * cell, grid_top + r * cell, x0 + (c + 1) * cell - 1, grid_top + (r + 1) * cell - 1)
-                v = vals.get(name, {}).get("mean") if name in vals else None
-                if v is None:
-                    draw.rectangle(box, fill=(225, 225, 225))
-                    continue
-                rgb = _colour(v)
-                draw.rectangle(box, fill=rgb)
-                if name in expected:
-                    draw.rectangle(box, outline=(220, 30, 30), width=3)
-                txt = f"{v:.2f}"
-                lum = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
-                draw.text((box[0] + (cell - width(txt, small)) // 2, box[1] + cell // 2 - 7), txt,
-                          fill="black" if lum > 128 else "white", font=small)
-    # colour bar
-    bx = w - bar_w + 15
-    bar_h = cell * len(entries)
+        vals = en["metrics"][metric]["values"].get(modality, {})
+        expected = set(en.get("expected_identifiable", ()))
+        for c, name in enumerate(lay.latents):
+            box = (x0 + c * cell, lay.grid_top + r * cell, x0 + (c + 1) * cell - 1, lay.grid_top + (r + 1) * cell - 1)
+            v = vals.get(name, {}).get("mean") if name in vals else None
+            if v is None:
+                draw.rectangle(box, fill=(225, 225, 225))
+                continue
+            rgb = _colour(v)
+            draw.rectangle(box, fill=rgb)
+            if name in expected:
+                draw.rectangle(box, outline=(220, 30, 30), width=3)
+            txt = f"{v:.2f}"
+            lum = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
+            draw.text((box[0] + (cell - lay.width(txt, lay.small)) // 2, box[1] + cell // 2 - 7), txt,
+                      fill="black" if lum > 128 else "white", font=lay.small)
+
+
+def _draw_colour_bar(draw: Any, lay: _HeatmapLayout) -> None:
+    bx = lay.w - lay.bar_w + 15
+    bar_h = lay.cell * lay.rows
     for i in range(bar_h):
-        draw.line([(bx, grid_top + i), (bx + 14, grid_top + i)], fill=_colour(1.0 - i / max(bar_h - 1, 1)))
-    draw.text((bx + 18, grid_top - 2), "1", fill="black", font=small)
-    draw.text((bx + 18, grid_top + bar_h - 12), "0", fill="black", font=small)
-    draw.text((10, h - 22), "red outline: identifiable in theory; grey: latent absent", fill=(90, 90, 90), font=small)
-    return img
+        draw.line([(bx, lay.grid_top + i), (bx + 14, lay.grid_top + i)], fill=_colour(1.0 - i / max(bar_h - 1, 1)))
+    draw.text((bx + 18, lay.grid_top - 2), "1", fill="black", font=lay.small)
+    draw.text((bx + 18, lay.grid_top + bar_h - 12), "0", fill="black", font=lay.small)
 
 
 _HTML_HEAD = """<!DOCTYPE html>

@@ -22,6 +22,10 @@ score split) and return ``{latent name: score}``:
   components and embedding dimensions, one-to-one Hungarian matching, mean over matched pairs;
   computed on the score split only (no probe).
 
+Generative metrics (``coherence_conditional``, ``coherence_unconditional``, ``linear_probe_accuracy``,
+``log_likelihood``, ``fid``; ``type="generative"``) are registered here too and implemented in
+:mod:`mmbench.harness.generative_metrics`: they score a model's generations, not embeddings.
+
 The derived metric ``identifiability_consistency`` compares per-latent recovery (from a probe
 metric named by ``source``) with the latents the theory predicts to be identifiable.
 
@@ -375,6 +379,18 @@ def identifiability_consistency(
     }
 
 
-# The generative metrics (type "generative": scored on generations, not embeddings) register
-# themselves in METRICS too, so that suites pin them like any other metric.
-import mmbench.harness.generative_metrics  # noqa: E402, F401
+
+# ============================================================================ generative metrics
+# Scored on generations, not embeddings (type "generative": the step of
+# mmbench.harness.generative_metrics, which is imported on first use).
+_GENERATIVE = "mmbench.harness.generative_metrics:"
+METRICS.register("coherence_conditional", _GENERATIVE + "coherence_conditional_metric", type="generative", kinds=(),
+                 higher_is_better=True, main_key="leave_one_out", needs_classifiers=True, stochastic=True, range=(0.0, 1.0))
+METRICS.register("coherence_unconditional", _GENERATIVE + "coherence_unconditional_metric", type="generative", kinds=(),
+                 higher_is_better=True, main_key="coherence", needs_classifiers=True, stochastic=True, range=(0.0, 1.0))
+METRICS.register("linear_probe_accuracy", _GENERATIVE + "linear_probe_accuracy", type="generative", kinds=(),
+                 higher_is_better=True, main_key="shared", stochastic=False, range=(0.0, 1.0))
+METRICS.register("log_likelihood", _GENERATIVE + "log_likelihood_metric", type="generative", kinds=(),
+                 higher_is_better=True, main_key="log_likelihood", stochastic=True, range=None)
+METRICS.register("fid", _GENERATIVE + "fid_metric", type="generative", kinds=(), higher_is_better=False, main_key="mean",
+                 stochastic=True, optional=True, range=None)
