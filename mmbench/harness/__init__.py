@@ -15,6 +15,7 @@ from typing import Any
 
 __all__ = [
     "METRICS",
+    "METRIC_KINDS",
     "SUITES",
     "Encoder",
     "EvalContext",
@@ -37,6 +38,7 @@ __all__ = [
 
 _LAZY = {
     "METRICS": "mmbench.harness.metrics",
+    "METRIC_KINDS": "mmbench.harness.kinds",
     "ProbeData": "mmbench.harness.metrics",
     "SUITES": "mmbench.harness.suites",
     "MetricSpec": "mmbench.harness.suites",

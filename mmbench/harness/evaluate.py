@@ -1,12 +1,14 @@
 """``mmbench.evaluate``: score a submission on a suite and record the result with its provenance.
 
 First every suite entry is checked (dataset id, config overrides, splits, latents, metrics, and
-which modalities the model can encode), before any long work. An entry none of whose modalities
-the model encodes is recorded as not applicable (``status: "n/a"`` with the reason) and the run
-goes on. Then, for every applicable entry: load the probe-fit and score splits (building them on
-first use), embed each modality the model supports in batches on the chosen device, validate every
-batch the model returns, run every metric for every seed, and collect the values (mean ± std over
-seeds) into a :class:`RunResult`. Nothing is written until the whole run has succeeded; the JSON
+which modalities the model can encode or generate), before any long work. An entry to which no
+kind of its metrics applies is recorded as not applicable (``status: "n/a"`` with the reason) and
+the run goes on. Then, for every applicable entry: *load* the probe-fit and score splits (building
+them on first use); run one step per kind of its metrics (:mod:`mmbench.harness.kinds`): *probe*
+(embed each modality the model supports in batches on the chosen device, validate every batch,
+fit and score probes), *generative* (generate from every subset and from the prior, classify,
+score; :mod:`mmbench.harness.generative_metrics`) and *derived*, every seed each; then *record*
+the values (mean ± std over seeds) in a :class:`RunResult`. Nothing is written until the whole run has succeeded; the JSON
 file then appears atomically in the results directory.
 
 Seeds: a probe metric whose ``n_fit`` is below the rows embedded from the fit split fits each seed
@@ -303,7 +305,9 @@ def evaluate(
     """Score ``model`` on every entry of ``suite``; optionally save the result.
 
     Args:
-        model: an :class:`~mmbench.harness.protocols.Encoder` (``card`` + ``encode``).
+        model: an :class:`~mmbench.harness.protocols.Encoder` (``card`` + ``encode``); for
+            generative metrics also a Generator (:mod:`mmbench.harness.generative_metrics` lists
+            the methods each metric uses).
         suite: a suite id (``"identifiability-numerical:v1"``), a JSON file, a dict or a Suite.
         device: where batches are placed and torch probes run: ``"auto"`` (CUDA when available,
             else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` (:func:`mmbench.devices.resolve_device`).
@@ -334,6 +338,8 @@ def evaluate(
         InvalidConfigError, NotFoundError: a suite entry is invalid (unknown dataset, split,
             latent, override, or a metric that applies to none of its latents) or the device is
             unavailable; raised before any dataset is built or model called.
+        MMBenchError: a coherence metric on a dataset config without trained digit classifiers
+            (with the datasets that have them and the command that trains them); before any work.
         SubmissionError: the model broke the protocol (wrong shape, NaN, raised, ...); the message
             names the modality, split and batch. Also when no entry applies to the model.
             Nothing is written.
