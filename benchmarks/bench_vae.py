@@ -185,27 +185,37 @@ def run_coherence(args: argparse.Namespace, dev: torch.device, sync: Callable[[]
     starts = range(0, args.coherence_n, args.eval_batch)
     gen = torch.Generator(device=dev).manual_seed(2)
     batch_at = lambda i: {m: v[starts[i] : starts[i] + args.eval_batch] for m, v in data.items()}  # noqa: E731
+    small = lambda x: [harness_coherence(model, {m: v[i : i + 64] for m, v in x.items()}, clf, gen)  # noqa: E731
+                       for i in range(0, len(x[MODS[0]]), 64)]
+    cpu: dict[str, float] = {}
     times = _interleaved({"reference_loop": lambda s: reference_coherence(model, batch_at(s - 1), clf),
                           "mmbench": lambda s: mmbench_coherence(model, batch_at(s - 1), clf),
-                          "mmbench_harness_step": lambda s: harness_coherence(model, batch_at(s - 1), clf, gen)}, len(starts), 0, sync)
+                          "mmbench_harness_step": lambda s: harness_coherence(model, batch_at(s - 1), clf, gen),
+                          "mmbench_harness_step_64": lambda s: small(batch_at(s - 1))}, len(starts), 0, sync, cpu)
     total = {k: sum(v) for k, v in times.items()}
     return {"tuples": args.coherence_n, "eval_batch": args.eval_batch, "subsets": 31, "targets": 5,
             "wall_seconds": {k: round(v, 2) for k, v in total.items()},
             "seconds_per_10k_tuples": {k: round(v * 10_000 / args.coherence_n, 1) for k, v in total.items()},
             "speedup": round(total["reference_loop"] / total["mmbench"], 2),
-            "speedup_harness_step": round(total["reference_loop"] / total["mmbench_harness_step"], 2)}
+            "speedup_harness_step": round(total["reference_loop"] / total["mmbench_harness_step"], 2),
+            "cpu_seconds": {k: round(v, 1) for k, v in cpu.items()},
+            "cpu_seconds_per_10k_tuples": {k: round(v * 10_000 / args.coherence_n, 1) for k, v in cpu.items()}}
 
 
 # ============================================================================ runner
-def _interleaved(fns: dict[str, Callable[[int], object]], steps: int, warmup: int, sync: Callable[[], None]) -> dict[str, list[float]]:
+def _interleaved(fns: dict[str, Callable[[int], object]], steps: int, warmup: int, sync: Callable[[], None],
+                 cpu: dict[str, float] | None = None) -> dict[str, list[float]]:
+    """Wall seconds of each timed call; ``cpu`` (if given) accumulates each function's process CPU seconds."""
     times: dict[str, list[float]] = {k: [] for k in fns}
     for i in range(warmup + steps):
         for name, fn in fns.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             fn(i + 1)
             sync()
             if i >= warmup:
                 times[name].append(time.perf_counter() - t)
+                if cpu is not None:
+                    cpu[name] = cpu.get(name, 0.0) + time.process_time() - c
     return times
 
 

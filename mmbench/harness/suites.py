@@ -379,6 +379,14 @@ SUITE_COST: dict[str, str] = {
                                           "datasets built on first use included; 37 s for a model applicable to one entry",
 }
 
+SUITE_COST["polymnist-generative:v1"] = (
+    "not measured end to end (no real MNIST on the build machine); estimate for MoPoE (latent 512) on one CPU core: "
+    "≈ 540 CPU-s for conditional coherence of the 10,000 test tuples from all 31 subsets (benchmarks/bench_vae.py "
+    "--part coherence, 1 thread: 541 s per 10k tuples, the reference-style loop 659 s), ≈ 200 s for the log-likelihood "
+    "(12 samples), under a minute for the rest: ≈ 13-15 CPU-minutes per model; seconds on a GPU"
+)
+SUITE_COST["polymnist-generative-quick:v1"] = "≈ 1/10 of polymnist-generative:v1 (1,000 tuples and samples): ≈ 1.5 CPU-minutes per model"
+
 SUITES: Registry[Suite] = Registry("suite")
 
 
