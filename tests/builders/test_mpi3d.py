@@ -374,24 +374,58 @@ def test_fake_writer_refuses_bad_arguments(tmp_path: Path, kw: dict, match: str)
 
 
 # ----------------------------------------------------------------------------- the suite
-def test_the_suite_scores_the_theorys_ideal_model_as_consistent(medium: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def suite_fake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # every semantic factor at its real size, 3 × 3 arm positions: 2,592 images, 129 / 130 val / test rows
+    return fake_dir(tmp_path_factory.mktemp("suite"), sizes=(4, 4, 2, 3, 3, 3, 3), image_size=4)
+
+
+def _mcc(entry: dict[str, Any]) -> dict[str, dict[str, float]]:
+    values = entry["metrics"]["mcc_matthews"]["values"]
+    return {m: {f: v["mean"] for f, v in per.items()} for m, per in values.items()}
+
+
+SUITE_ENTRIES = {"mpi3d-selection-2": ("color", "shape"), "mpi3d-perturbation-3": ("color", "shape", "size")}
+
+
+def test_the_suite_records_per_factor_mcc_of_both_modalities_and_the_theorys_set(
+    suite_fake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mmbench.harness.evaluate import evaluate
     from mmbench.harness.suites import get_suite
     from mmbench.testing.oracles import LatentOracle
 
     suite = get_suite("misalignment-mpi3d:v1")
-    assert [e.label for e in suite.entries][:1] == ["mpi3d-selection-1"] and len(suite.entries) == 9
-    assert all(e.fit_split == "val" and e.score_split == "test" for e in suite.entries)
-    picked = [e for e in suite.entries if e.label in ("mpi3d-selection-2", "mpi3d-perturbation-4")]
-    small = suite.replace(name="misalignment-mpi3d-test", entries=tuple(picked), seeds=(0,))
-    res = evaluate(LatentOracle(which="identifiable"), small, device="cpu", cache_dir=tmp_path, data_dir=medium,
-                   dataset_overrides={"split_sizes": split_sizes_for(medium)})
-    for label in ("mpi3d-selection-2", "mpi3d-perturbation-4"):
+    assert len(suite.entries) == 9 and all(e.fit_split == "val" and e.score_split == "test" for e in suite.entries)
+    for entry in suite.entries:  # each entry's theory: the mentioned, never-misreported factors
+        b = mmbench.builder(entry.dataset)
+        assert b.expected_identifiable() == b.config.unbiased and entry.label == f"mpi3d-{b.config.name}"
+    monkeypatch.setenv(src.ENV_VAR, str(suite_fake))  # the archive found through $MMBENCH_MPI3D_PATH
+    sizes = {"split_sizes": split_sizes_for(suite_fake)}
+    res = evaluate(LatentOracle(which="identifiable"), "misalignment-mpi3d:v1", entries=list(SUITE_ENTRIES), seeds=[0],
+                   device="cpu", cache_dir=tmp_path, dataset_overrides=sizes, results_dir=tmp_path / "results")
+    assert res.suite_id == "misalignment-mpi3d:v1"
+    factors = {*src.FACTORS, "template"}
+    for label, identifiable in SUITE_ENTRIES.items():
         entry = res.entry(label)
-        assert set(entry["modalities"]) == {"image", "text", "tokens"}
+        assert entry["expected_identifiable"] == list(identifiable)
+        assert entry["metrics"]["identifiability_consistency"]["expected"] == list(identifiable)
+        assert entry["splits"]["fit"]["name"] == "val" and entry["splits"]["score"]["name"] == "test"
+        mcc = _mcc(entry)
+        assert set(mcc) == {"image", "text", "tokens"}  # the image and both forms of the caption
+        for modality, per in mcc.items():
+            assert set(per) == factors, (modality, sorted(per))
+            assert all(per[f] > 0.95 for f in identifiable), (label, modality, per)
+            assert all(abs(per[f]) < 0.35 for f in factors - set(identifiable)), (label, modality, per)
         assert res.value(label, "identifiability_consistency") > 0.9
-        for modality in entry["modalities"]:
-            assert res.value(label, "mcc_matthews", modality, "horizontal") < 0.2
+    saved = json.loads(next((tmp_path / "results").glob("*.json")).read_text())
+    assert saved["entries"][0]["expected_identifiable"] == list(SUITE_ENTRIES["mpi3d-selection-2"])
+    # A model that also encodes the misreported factors is scored as inconsistent with the theory.
+    leaky = evaluate(LatentOracle(which="all"), "misalignment-mpi3d:v1", entries=["mpi3d-perturbation-3"], seeds=[0],
+                     device="cpu", cache_dir=tmp_path, dataset_overrides=sizes)
+    per = _mcc(leaky.entry("mpi3d-perturbation-3"))["image"]
+    assert per["camera"] > 0.95 and per["background"] > 0.95
+    assert leaky.value("mpi3d-perturbation-3", "identifiability_consistency") < 0.9
 
 
 def test_sample_grids_show_images_with_their_captions(tiny: Path, tmp_path: Path) -> None:
