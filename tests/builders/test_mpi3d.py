@@ -238,6 +238,18 @@ def test_missing_archive_offline_names_the_url_the_checksum_and_where_to_put_it(
     assert not (tmp_path / "_stores").exists()
 
 
+def test_missing_archive_names_the_pinned_checksum_once_one_is_published(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(src, "SHA256", "ab" * 32)
+    monkeypatch.setattr(src, "SIZE", 5_662_310_656)
+    with pytest.raises(InputsNotFoundError) as err:
+        mmbench.load("mpi3d_complex_text/selection-1", split="train", cache_dir=tmp_path, **TINY)
+    msg = str(err.value)
+    assert f"sha256 {'ab' * 32}, 5662310656 bytes" in msg and src.PAGE_URL in msg
+    assert "offline" in msg and str(tmp_path / "downloads" / "mpi3d" / src.FILENAME) in msg
+
+
 def _npz(path: Path, **arrays: np.ndarray) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     np.savez(path / src.FILENAME, **arrays)
@@ -257,6 +269,19 @@ def test_a_wrong_archive_is_refused_before_any_conversion(tmp_path: Path, arrays
     with pytest.raises(error, match=match):
         mmbench.load("mpi3d_complex_text/selection-1", split="train", data_dir=d, cache_dir=tmp_path / "c", **TINY)
     assert not (tmp_path / "c" / "_stores").exists()
+
+
+def test_a_truncated_archive_is_refused_by_load_before_any_conversion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = _npz(tmp_path / "data", images=np.zeros((288, 8, 8, 3), np.uint8))
+    data = (d / src.FILENAME).read_bytes()
+    (d / src.FILENAME).write_bytes(data[: len(data) * 2 // 3])  # a download cut short
+    monkeypatch.setattr(src, "archive_spec", lambda data_dir: src.ArchiveSpec(TINY_SIZES, 8))
+    with pytest.raises(ChecksumError, match="truncated"):
+        mmbench.load("mpi3d_complex_text/selection-1", split="train", data_dir=d, cache_dir=tmp_path / "c", **TINY)
+    assert not (tmp_path / "c" / "_stores").exists()
+    assert not [f for f in (tmp_path / "c").rglob("*") if f.is_file() and f.suffix != ".lock"]  # nothing converted
 
 
 def test_a_truncated_or_altered_fake_is_refused(tiny: Path, tmp_path: Path) -> None:
@@ -313,22 +338,38 @@ def test_the_checksum_is_computed_once_per_file(tiny: Path, tmp_path: Path, monk
     assert len(calls) == 2 and not first["sha256_pinned"]
 
 
+FACTOR_CASES = [
+    ({"selection": ["color", "shape"], "perturbation": ["size"]}, r"Perturbation latents \['size'\] are not in the selection"),
+    ({"perturbation": ["size"], "selection": 6}, r"not in the selection \['color', 'shape'\]"),  # θ = 6: the paper's index
+    ({"selection": ["colour"]}, r"Unknown latent 'colour'.*Did you mean 'color'"),
+    ({"perturbation": ["backgruond"]}, r"Unknown latent 'backgruond' in the perturbation.*Did you mean 'background'"),
+    ({"selection": ["color", "horizontal"]}, "image-specific"),
+    ({"selection": 99}, r"index 99 is out of range.*1 … 31"),
+    ({"perturbation": ["background"], "perturb_prob": 1.5}, r"perturb_prob must be <= 1.0, got 1.5.*in \[0, 1\]"),
+    ({"perturbation": ["background"], "perturb_prob": -0.1}, r"perturb_prob must be >= 0.0.*\['background'\]"),
+    ({"perturbation": ["camera", "background"], "perturb_prob": {"camera": 0.5, "background": 2}},
+     r"perturb_prob\['background'\] must be <= 1.0, got 2.0"),
+    ({"perturbation": ["background"], "perturb_prob": {"camera": 0.5}}, r"'camera'\] are not perturbed"),
+    ({"perturbation": list(SEMANTIC)}, "proper subset"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "match"), FACTOR_CASES)
+def test_bad_factor_sets_and_probabilities_name_the_valid_factors(overrides: dict, match: str) -> None:
+    with pytest.raises(InvalidConfigError, match=match) as err:
+        mmbench.builder("mpi3d_complex_text", **overrides)
+    assert str(list(SEMANTIC)) in str(err.value)  # the valid factors, whatever was wrong
+
+
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
-        ({"selection": ["color", "shape"], "perturbation": ["size"]}, r"Perturbation latents \['size'\] are not in the selection"),
-        ({"selection": ["colour"]}, r"Unknown latent 'colour'.*Did you mean 'color'.*Semantic latents: \['color', 'shape'"),
-        ({"selection": ["color", "horizontal"]}, "image-specific"),
-        ({"perturbation": ["background"], "perturb_prob": 1.5}, r"perturb_prob must be <= 1.0, got 1.5"),
-        ({"perturbation": ["background"], "perturb_prob": -0.1}, r"perturb_prob must be >= 0.0"),
-        ({"perturbation": ["background"], "perturb_prob": {"camera": 0.5}}, r"'camera'\] are not perturbed.*semantic factors"),
         ({"replacement": "some"}, r"replacement must be one of \['other', 'any'\]"),
         ({"wording": "papers"}, r"wording must be one of \['paper', 'reference'\].*Did you mean 'paper'"),
         ({"split_sizes": Replace({"val": 10})}, "'train' is needed"),
-        ({"perturbation": list(SEMANTIC)}, "proper subset"),
     ],
 )
-def test_bad_configs_name_the_valid_factors(overrides: dict, match: str) -> None:
+def test_bad_options_name_the_valid_choices(overrides: dict, match: str) -> None:
     with pytest.raises(InvalidConfigError, match=match):
         mmbench.builder("mpi3d_complex_text", **overrides)
 
