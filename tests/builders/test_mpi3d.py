@@ -482,3 +482,18 @@ def test_sample_grids_show_images_with_their_captions(tiny: Path, tmp_path: Path
             rgb = np.asarray(img.convert("RGB"))
         assert rgb.shape[0] >= 4 * 16 and rgb.shape[1] > 100  # four rows, each an image then its caption
         assert (rgb[:, 30:] < 100).any()  # text drawn right of the images
+
+
+def test_show_grid_writes_a_png_per_config_from_the_command_line(tiny: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from mmbench.cli import main
+
+    sizes = json.dumps(TINY["split_sizes"])
+    for name in ("selection-3", "perturbation-4"):
+        out = tmp_path / f"{name}.png"
+        args = ["show", f"mpi3d_complex_text/{name}", "--data-dir", str(tiny), "--cache-dir", str(tmp_path / "c"),
+                "--split", "test", "-n", "3", "--grid", str(out), "-o", f"split_sizes:={sizes}", "-o", "shard_size=64"]
+        assert main(args) == 0
+        with Image.open(out) as img:
+            assert img.width > img.height / 3 > 8  # three rows: an image, then its caption to the right
