@@ -38,6 +38,12 @@ import numpy as np
 NEED_BYTES = 13 << 30  # the archive (5.7 GB), the store (5.7 GB) and the splits
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory so far (``VmHWM``), in MiB."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
+
+
 def _du(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
@@ -50,11 +56,11 @@ data, cache, overrides = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 b = mmbench.builder("mpi3d_complex_text/selection-5", data_dir=data, cache_dir=cache, **overrides)
 t0 = time.perf_counter()
 b.stores()  # resolves and checks the archive (the fake's manifest spares the hashing)
-t1 = time.perf_counter()
+t1, c1 = time.perf_counter(), time.process_time()
 build._build_stores(b, {"num_workers": 1, "executor": "serial", "progress": False})
-t2 = time.perf_counter()
+t2, c2 = time.perf_counter(), time.process_time()
 hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
-print(json.dumps({"check_s": t1 - t0, "convert_s": t2 - t1, "peak_rss_mb": hwm / 1024}))
+print(json.dumps({"check_s": t1 - t0, "convert_s": t2 - t1, "convert_cpu_s": c2 - c1, "peak_rss_mb": hwm / 1024}))
 """
 
 
@@ -75,16 +81,17 @@ def bench_captions(data: Path, cache: Path) -> dict[str, Any]:
     import mmbench
 
     b = mmbench.builder("mpi3d_complex_text/perturbation-3", data_dir=data, cache_dir=cache, **OVERRIDES)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     b._artifacts = b.make_artifacts()  # captions of train + the vocabulary
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     n = 0
     for split in b.split_names():
         for k, (start, stop) in enumerate(b.shard_bounds(split)):
             cols = b.generate(split, start, stop, rng=b.shard_rng(split, k))
             n += len(cols["text"])
-    t2 = time.perf_counter()
-    return {"examples": n, "vocabulary_s": t1 - t0, "captions_tokens_s": t2 - t1, "total_s": t2 - t0}
+    t2, c2 = time.perf_counter(), time.process_time()
+    return {"examples": n, "vocabulary_s": t1 - t0, "vocabulary_cpu_s": c1 - c0, "captions_tokens_s": t2 - t1,
+            "captions_tokens_cpu_s": c2 - c1, "total_s": t2 - t0, "total_cpu_s": c2 - c0, "load_average": os.getloadavg()[0]}
 
 
 def bench_disk(data: Path, cache: Path) -> dict[str, Any]:
@@ -104,15 +111,18 @@ def bench_disk(data: Path, cache: Path) -> dict[str, Any]:
 
 def _rate(make: Any, n_batches: int, size: Any) -> dict[str, float]:
     """Examples/s of ``n_batches`` batches of a fresh iterator, twice: ``cold`` (the pages come from
-    disk) and ``warm`` (the same batches again, from the page cache)."""
+    disk) and ``warm`` (the same batches again, from the page cache); ``*_cpu``: examples per second
+    of this process's CPU time (all in-process: one torch thread, no loader workers), the rate of
+    an idle core on a shared machine."""
     out = {}
     for run in ("cold", "warm"):
         it = make()
         next(it)  # opens the maps, starts the loader
-        t0, n = time.perf_counter(), 0
+        t0, c0, n = time.perf_counter(), time.process_time(), 0
         for _ in range(n_batches):
             n += size(next(it))
         out[run] = n / (time.perf_counter() - t0)
+        out[f"{run}_cpu"] = n / max(time.process_time() - c0, 1e-9)
     return out
 
 
@@ -185,7 +195,8 @@ def bench_throughput(data: Path, cache: Path, n_batches: int) -> dict[str, Any]:
         return iter(torch.utils.data.DataLoader(ref, batch_size=256, shuffle=True, num_workers=0, generator=gen))
 
     out["reference_loader_per_s"] = _rate(reference, n, size)
-    out["dataloader_vs_reference"] = {k: out["dataloader_per_s"][k] / out["reference_loader_per_s"][k] for k in ("cold", "warm")}
+    out["dataloader_vs_reference"] = {k: out["dataloader_per_s"][k] / out["reference_loader_per_s"][k] for k in out["dataloader_per_s"]}
+    out["load_average"] = os.getloadavg()[0]
     return out
 
 
@@ -212,11 +223,12 @@ def main() -> None:
     os.environ.setdefault("MMBENCH_OFFLINE", "1")
     results: dict[str, Any] = {"machine": f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start"}
     try:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         path = write_fake_mpi3d(data, factor_sizes=sizes, image_size=src.IMAGE_SIZE, style="noise", progress=True)
-        results["write_archive"] = {"seconds": time.perf_counter() - t0, "bytes": path.stat().st_size}
+        results["write_archive"] = {"seconds": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
+                                    "bytes": path.stat().st_size, "peak_rss_mb": _peak_rss_mb()}
         print("archive", results["write_archive"], flush=True)
-        results["conversion"] = bench_conversion(data, cache)
+        results["conversion"] = {**bench_conversion(data, cache), "load_average": os.getloadavg()[0]}
         print("conversion", results["conversion"], flush=True)
         results["captions"] = bench_captions(data, cache)
         print("captions", results["captions"], flush=True)

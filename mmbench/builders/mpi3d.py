@@ -215,15 +215,20 @@ class MPI3DTextConfig(BuilderConfig):
                 )
         try:
             bias = TextBias(selection=self.selection, perturbation=self.perturbation, prob=0.0, replace=self.replacement)
+            return bias.resolve(SEMANTIC)
         except InvalidConfigError as exc:
-            raise InvalidConfigError(f"{exc} The semantic factors: {list(SEMANTIC)}.") from None
-        return bias.resolve(SEMANTIC)
+            raise _naming_factors(exc) from None
 
     def _resolve_prob(self, perturbed: tuple[str, ...]) -> Any:
         """One probability (float) or ``{factor: p}`` for exactly the perturbed factors."""
         p = self.perturb_prob
-        if not isinstance(p, Mapping):
-            return check_number("perturb_prob", p, low=0.0, high=1.0) + 0.0
+        try:
+            if not isinstance(p, Mapping):
+                return check_number("perturb_prob", p, low=0.0, high=1.0) + 0.0
+            probs = {k: check_number(f"perturb_prob[{k!r}]", p[k], low=0.0, high=1.0) + 0.0 for k in p}
+        except InvalidConfigError as exc:
+            raise _naming_factors(exc, f"Give a probability in [0, 1]: one number for all the perturbed factors "
+                                       f"{list(perturbed)}, or {{factor: p}} for each of them.") from None
         extra = sorted(set(p) - set(perturbed))
         missing = sorted(set(perturbed) - set(p))
         if extra or missing:
@@ -232,7 +237,7 @@ class MPI3DTextConfig(BuilderConfig):
                 f"{f' ({extra} are not perturbed)' if extra else ''}{f' ({missing} have none)' if missing else ''}. "
                 f"Give one number, or one per perturbed factor. The semantic factors: {list(SEMANTIC)}."
             )
-        return FrozenDict({k: check_number(f"perturb_prob[{k!r}]", p[k], low=0.0, high=1.0) + 0.0 for k in perturbed})
+        return FrozenDict({k: probs[k] for k in perturbed})
 
     def prob_of(self, factor: str) -> float:
         """The misreporting probability of a perturbed factor."""
@@ -257,6 +262,14 @@ class MPI3DTextConfig(BuilderConfig):
                 p = self.prob_of(f)
                 out[f] = p if self.replacement == "other" else p * (1.0 - 1.0 / k)
         return out
+
+
+def _naming_factors(exc: InvalidConfigError, hint: str = "") -> InvalidConfigError:
+    """``exc`` with ``hint`` and the valid (semantic) factors appended, unless it names them already."""
+    msg = f"{exc} {hint}".rstrip()
+    if str(list(SEMANTIC)) not in msg:
+        msg += f" The semantic factors (which captions may mention and misreport): {list(SEMANTIC)}."
+    return InvalidConfigError(msg)
 
 
 def _configs() -> dict[str, MPI3DTextConfig]:

@@ -50,7 +50,8 @@ logger = logging.getLogger(__name__)
 IMAGE, TEXT = "image", "tokens"
 FACTORS = ("color", "shape", "size", "camera", "background", "horizontal", "vertical")
 SETTINGS = (*(f"selection-{k}" for k in range(1, 6)), *(f"perturbation-{k}" for k in range(2, 6)))
-#: the fake archive of the quick scale (semantic factors at their real sizes)
+#: the fake archive of the quick scale: color 3, shape 2 (of 4 each), size, camera, background at their real
+#: sizes (2, 3, 3), arm position 10 × 10 (of 40 × 40): 10,800 images
 QUICK_FACTOR_SIZES = (3, 2, 2, 3, 3, 10, 10)
 QUICK_IMAGE_SIZE = 32
 #: what both scales change in the named configs: the reference code's captions

@@ -238,6 +238,18 @@ def test_missing_archive_offline_names_the_url_the_checksum_and_where_to_put_it(
     assert not (tmp_path / "_stores").exists()
 
 
+def test_missing_archive_names_the_pinned_checksum_once_one_is_published(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(src, "SHA256", "ab" * 32)
+    monkeypatch.setattr(src, "SIZE", 5_662_310_656)
+    with pytest.raises(InputsNotFoundError) as err:
+        mmbench.load("mpi3d_complex_text/selection-1", split="train", cache_dir=tmp_path, **TINY)
+    msg = str(err.value)
+    assert f"sha256 {'ab' * 32}, 5662310656 bytes" in msg and src.PAGE_URL in msg
+    assert "offline" in msg and str(tmp_path / "downloads" / "mpi3d" / src.FILENAME) in msg
+
+
 def _npz(path: Path, **arrays: np.ndarray) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     np.savez(path / src.FILENAME, **arrays)
@@ -257,6 +269,19 @@ def test_a_wrong_archive_is_refused_before_any_conversion(tmp_path: Path, arrays
     with pytest.raises(error, match=match):
         mmbench.load("mpi3d_complex_text/selection-1", split="train", data_dir=d, cache_dir=tmp_path / "c", **TINY)
     assert not (tmp_path / "c" / "_stores").exists()
+
+
+def test_a_truncated_archive_is_refused_by_load_before_any_conversion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = _npz(tmp_path / "data", images=np.zeros((288, 8, 8, 3), np.uint8))
+    data = (d / src.FILENAME).read_bytes()
+    (d / src.FILENAME).write_bytes(data[: len(data) * 2 // 3])  # a download cut short
+    monkeypatch.setattr(src, "archive_spec", lambda data_dir: src.ArchiveSpec(TINY_SIZES, 8))
+    with pytest.raises(ChecksumError, match="truncated"):
+        mmbench.load("mpi3d_complex_text/selection-1", split="train", data_dir=d, cache_dir=tmp_path / "c", **TINY)
+    assert not (tmp_path / "c" / "_stores").exists()
+    assert not [f for f in (tmp_path / "c").rglob("*") if f.is_file() and f.suffix != ".lock"]  # nothing converted
 
 
 def test_a_truncated_or_altered_fake_is_refused(tiny: Path, tmp_path: Path) -> None:
@@ -313,22 +338,38 @@ def test_the_checksum_is_computed_once_per_file(tiny: Path, tmp_path: Path, monk
     assert len(calls) == 2 and not first["sha256_pinned"]
 
 
+FACTOR_CASES = [
+    ({"selection": ["color", "shape"], "perturbation": ["size"]}, r"Perturbation latents \['size'\] are not in the selection"),
+    ({"perturbation": ["size"], "selection": 6}, r"not in the selection \['color', 'shape'\]"),  # θ = 6: the paper's index
+    ({"selection": ["colour"]}, r"Unknown latent 'colour'.*Did you mean 'color'"),
+    ({"perturbation": ["backgruond"]}, r"Unknown latent 'backgruond' in the perturbation.*Did you mean 'background'"),
+    ({"selection": ["color", "horizontal"]}, "image-specific"),
+    ({"selection": 99}, r"index 99 is out of range.*1 … 31"),
+    ({"perturbation": ["background"], "perturb_prob": 1.5}, r"perturb_prob must be <= 1.0, got 1.5.*in \[0, 1\]"),
+    ({"perturbation": ["background"], "perturb_prob": -0.1}, r"perturb_prob must be >= 0.0.*\['background'\]"),
+    ({"perturbation": ["camera", "background"], "perturb_prob": {"camera": 0.5, "background": 2}},
+     r"perturb_prob\['background'\] must be <= 1.0, got 2.0"),
+    ({"perturbation": ["background"], "perturb_prob": {"camera": 0.5}}, r"'camera'\] are not perturbed"),
+    ({"perturbation": list(SEMANTIC)}, "proper subset"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "match"), FACTOR_CASES)
+def test_bad_factor_sets_and_probabilities_name_the_valid_factors(overrides: dict, match: str) -> None:
+    with pytest.raises(InvalidConfigError, match=match) as err:
+        mmbench.builder("mpi3d_complex_text", **overrides)
+    assert str(list(SEMANTIC)) in str(err.value)  # the valid factors, whatever was wrong
+
+
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
-        ({"selection": ["color", "shape"], "perturbation": ["size"]}, r"Perturbation latents \['size'\] are not in the selection"),
-        ({"selection": ["colour"]}, r"Unknown latent 'colour'.*Did you mean 'color'.*Semantic latents: \['color', 'shape'"),
-        ({"selection": ["color", "horizontal"]}, "image-specific"),
-        ({"perturbation": ["background"], "perturb_prob": 1.5}, r"perturb_prob must be <= 1.0, got 1.5"),
-        ({"perturbation": ["background"], "perturb_prob": -0.1}, r"perturb_prob must be >= 0.0"),
-        ({"perturbation": ["background"], "perturb_prob": {"camera": 0.5}}, r"'camera'\] are not perturbed.*semantic factors"),
         ({"replacement": "some"}, r"replacement must be one of \['other', 'any'\]"),
         ({"wording": "papers"}, r"wording must be one of \['paper', 'reference'\].*Did you mean 'paper'"),
         ({"split_sizes": Replace({"val": 10})}, "'train' is needed"),
-        ({"perturbation": list(SEMANTIC)}, "proper subset"),
     ],
 )
-def test_bad_configs_name_the_valid_factors(overrides: dict, match: str) -> None:
+def test_bad_options_name_the_valid_choices(overrides: dict, match: str) -> None:
     with pytest.raises(InvalidConfigError, match=match):
         mmbench.builder("mpi3d_complex_text", **overrides)
 
@@ -374,24 +415,58 @@ def test_fake_writer_refuses_bad_arguments(tmp_path: Path, kw: dict, match: str)
 
 
 # ----------------------------------------------------------------------------- the suite
-def test_the_suite_scores_the_theorys_ideal_model_as_consistent(medium: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def suite_fake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # every semantic factor at its real size, 3 × 3 arm positions: 2,592 images, 129 / 130 val / test rows
+    return fake_dir(tmp_path_factory.mktemp("suite"), sizes=(4, 4, 2, 3, 3, 3, 3), image_size=4)
+
+
+def _mcc(entry: dict[str, Any]) -> dict[str, dict[str, float]]:
+    values = entry["metrics"]["mcc_matthews"]["values"]
+    return {m: {f: v["mean"] for f, v in per.items()} for m, per in values.items()}
+
+
+SUITE_ENTRIES = {"mpi3d-selection-2": ("color", "shape"), "mpi3d-perturbation-3": ("color", "shape", "size")}
+
+
+def test_the_suite_records_per_factor_mcc_of_both_modalities_and_the_theorys_set(
+    suite_fake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mmbench.harness.evaluate import evaluate
     from mmbench.harness.suites import get_suite
     from mmbench.testing.oracles import LatentOracle
 
     suite = get_suite("misalignment-mpi3d:v1")
-    assert [e.label for e in suite.entries][:1] == ["mpi3d-selection-1"] and len(suite.entries) == 9
-    assert all(e.fit_split == "val" and e.score_split == "test" for e in suite.entries)
-    picked = [e for e in suite.entries if e.label in ("mpi3d-selection-2", "mpi3d-perturbation-4")]
-    small = suite.replace(name="misalignment-mpi3d-test", entries=tuple(picked), seeds=(0,))
-    res = evaluate(LatentOracle(which="identifiable"), small, device="cpu", cache_dir=tmp_path, data_dir=medium,
-                   dataset_overrides={"split_sizes": split_sizes_for(medium)})
-    for label in ("mpi3d-selection-2", "mpi3d-perturbation-4"):
+    assert len(suite.entries) == 9 and all(e.fit_split == "val" and e.score_split == "test" for e in suite.entries)
+    for entry in suite.entries:  # each entry's theory: the mentioned, never-misreported factors
+        b = mmbench.builder(entry.dataset)
+        assert b.expected_identifiable() == b.config.unbiased and entry.label == f"mpi3d-{b.config.name}"
+    monkeypatch.setenv(src.ENV_VAR, str(suite_fake))  # the archive found through $MMBENCH_MPI3D_PATH
+    sizes = {"split_sizes": split_sizes_for(suite_fake)}
+    res = evaluate(LatentOracle(which="identifiable"), "misalignment-mpi3d:v1", entries=list(SUITE_ENTRIES), seeds=[0],
+                   device="cpu", cache_dir=tmp_path, dataset_overrides=sizes, results_dir=tmp_path / "results")
+    assert res.suite_id == "misalignment-mpi3d:v1"
+    factors = {*src.FACTORS, "template"}
+    for label, identifiable in SUITE_ENTRIES.items():
         entry = res.entry(label)
-        assert set(entry["modalities"]) == {"image", "text", "tokens"}
+        assert entry["expected_identifiable"] == list(identifiable)
+        assert entry["metrics"]["identifiability_consistency"]["expected"] == list(identifiable)
+        assert entry["splits"]["fit"]["name"] == "val" and entry["splits"]["score"]["name"] == "test"
+        mcc = _mcc(entry)
+        assert set(mcc) == {"image", "text", "tokens"}  # the image and both forms of the caption
+        for modality, per in mcc.items():
+            assert set(per) == factors, (modality, sorted(per))
+            assert all(per[f] > 0.95 for f in identifiable), (label, modality, per)
+            assert all(abs(per[f]) < 0.35 for f in factors - set(identifiable)), (label, modality, per)
         assert res.value(label, "identifiability_consistency") > 0.9
-        for modality in entry["modalities"]:
-            assert res.value(label, "mcc_matthews", modality, "horizontal") < 0.2
+    saved = json.loads(next((tmp_path / "results").glob("*.json")).read_text())
+    assert saved["entries"][0]["expected_identifiable"] == list(SUITE_ENTRIES["mpi3d-selection-2"])
+    # A model that also encodes the misreported factors is scored as inconsistent with the theory.
+    leaky = evaluate(LatentOracle(which="all"), "misalignment-mpi3d:v1", entries=["mpi3d-perturbation-3"], seeds=[0],
+                     device="cpu", cache_dir=tmp_path, dataset_overrides=sizes)
+    per = _mcc(leaky.entry("mpi3d-perturbation-3"))["image"]
+    assert per["camera"] > 0.95 and per["background"] > 0.95
+    assert leaky.value("mpi3d-perturbation-3", "identifiability_consistency") < 0.9
 
 
 def test_sample_grids_show_images_with_their_captions(tiny: Path, tmp_path: Path) -> None:
@@ -407,3 +482,18 @@ def test_sample_grids_show_images_with_their_captions(tiny: Path, tmp_path: Path
             rgb = np.asarray(img.convert("RGB"))
         assert rgb.shape[0] >= 4 * 16 and rgb.shape[1] > 100  # four rows, each an image then its caption
         assert (rgb[:, 30:] < 100).any()  # text drawn right of the images
+
+
+def test_show_grid_writes_a_png_per_config_from_the_command_line(tiny: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from mmbench.cli import main
+
+    sizes = json.dumps(TINY["split_sizes"])
+    for name in ("selection-3", "perturbation-4"):
+        out = tmp_path / f"{name}.png"
+        args = ["show", f"mpi3d_complex_text/{name}", "--data-dir", str(tiny), "--cache-dir", str(tmp_path / "c"),
+                "--split", "test", "-n", "3", "--grid", str(out), "-o", f"split_sizes:={sizes}", "-o", "shard_size=64"]
+        assert main(args) == 0
+        with Image.open(out) as img:
+            assert img.width > img.height / 3 > 8  # three rows: an image, then its caption to the right
