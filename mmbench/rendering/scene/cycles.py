@@ -315,7 +315,7 @@ class CyclesBackend:
             proto.write_message(self._fds[1], header, blob)
             reply, data = proto.read_message(self._fds[0], deadline=time.monotonic() + timeout)
         except TimeoutError as exc:
-            raise self._failed(f"did not answer within {timeout:.0f} s while {what} (hung; the limit is "
+            raise self._failed(f"did not answer within {timeout:.3g} s while {what} (hung; the limit is "
                                f"$MMBENCH_CYCLES_TIMEOUT = {self.timeout:g} s per image)") from exc
         except (EOFError, BrokenPipeError, ValueError) as exc:
             raise self._failed(f"died while {what}") from exc
@@ -372,7 +372,11 @@ def shared_backend(meshes: Sequence[Mesh], **settings: Any) -> CyclesBackend:
     """A :class:`CyclesBackend` kept for the life of this process, one per (meshes, settings):
     the shards a pool worker renders one after another share one Blender worker (its start-up,
     ~1 s, is paid once)."""
-    h = hashlib.sha256(repr(sorted(settings.items())).encode())
+    # the interpreter and the environment's settings are resolved now: a changed $MMBENCH_BLENDER
+    # (or device, threads, timeout) gets a new worker
+    resolved = {**settings, "blender": find_interpreter(settings.get("blender")).path,
+                "env": [os.environ.get(f"MMBENCH_CYCLES_{k}") for k in ("DEVICE", "THREADS", "TIMEOUT")]}
+    h = hashlib.sha256(repr(sorted(resolved.items())).encode())
     for m in meshes:
         h.update(np.ascontiguousarray(m.vertices).tobytes())
         h.update(np.ascontiguousarray(m.faces).tobytes())
