@@ -55,16 +55,20 @@ PARAMS = (
     "spot_r", "spot_g", "spot_b",  # spotlight colour (the reference's colorsys output: may leave [0, 1])
     "bg_r", "bg_g", "bg_b",  # ground colour (ditto)
 )
-#: The reference scene's constants (research note §1.5: read from its .blend and generate_images.py).
+#: The reference scene's constants (research note §1.5; the lamps, world and material read with bpy
+#: from the reference's assets/scenes/base_scene_equal_xyz.blend and assets/materials/Rubber.blend).
 CAMERA_LOCATION = (8.0, 0.0, 8.0)
 LENS_MM, SENSOR_MM = 35.0, 50.0
 SUN_LOCATION, SUN_STRENGTH = (0.0, 0.0, 25.82), 0.5
-AREA_LOCATION, AREA_POWER = (0.0, 0.0, 7.0), 50.0
-WORLD_GREY = 0.0509
+SUN_ANGLE = 0.19933730363845825  # radians
+AREA_LOCATION, AREA_POWER, AREA_SIZE = (0.0, 0.0, 7.0), 39.2699089050293, 1.0
+WORLD_GREY = 0.05087608844041824
 SPOT_POWER, SPOT_SIZE_DEG, SPOT_BLEND, SPOT_SOFT = 3000.0, 35.0, 0.1, 0.5
 GROUND_SIZE = 1500.0
-#: "Rubber": a matte dielectric (CLEVR's rubber material, whose node group is not published in text).
-RUBBER_ROUGHNESS = 0.9
+#: CLEVR's "Rubber" node group (assets/materials/Rubber.blend of the reference, read with bpy): the
+#: colour's diffuse and sheen lobes mixed by Fresnel(IOR + 0.2), then a grey Beckmann glossy coat
+#: mixed in by Fresnel(IOR), with the group's defaults IOR 1.2 and roughness 0.35 (glossy: √0.35).
+RUBBER_IOR, RUBBER_ROUGHNESS, RUBBER_SHEEN_ROUGHNESS, RUBBER_GLOSS = 1.2, 0.35, 0.6, 0.8
 
 
 # ============================================================================ protocol
@@ -262,21 +266,42 @@ class CyclesScene:
 
     def _fill_lights(self, target: Any) -> None:
         sun = self.bpy.data.lights.new("sun", "SUN")
-        sun.energy = SUN_STRENGTH
+        sun.energy, sun.angle = SUN_STRENGTH, SUN_ANGLE
         self._link(self.bpy.data.objects.new("sun", sun)).location = SUN_LOCATION
         area = self.bpy.data.lights.new("area", "AREA")
-        area.energy = AREA_POWER
+        area.energy, area.shape, area.size = AREA_POWER, "SQUARE", AREA_SIZE
         obj = self._link(self.bpy.data.objects.new("area", area))
         obj.location = AREA_LOCATION
         self._track(obj, target)
 
     def _rubber(self, name: str) -> tuple[Any, Any]:
-        """A rubber material and its colour socket."""
+        """A rubber material (see :data:`RUBBER_IOR`) and its colour socket (an RGB node feeding both lobes)."""
         mat = self.bpy.data.materials.new(name)
         mat.use_nodes = True
-        bsdf = mat.node_tree.nodes["Principled BSDF"]
-        bsdf.inputs["Roughness"].default_value = RUBBER_ROUGHNESS
-        return mat, bsdf.inputs["Base Color"]
+        tree = mat.node_tree
+        tree.nodes.clear()
+        node = tree.nodes.new
+        color = node("ShaderNodeRGB")
+        diffuse, sheen, glossy = node("ShaderNodeBsdfDiffuse"), node("ShaderNodeBsdfSheen"), node("ShaderNodeBsdfGlossy")
+        sheen.distribution = "ASHIKHMIN"
+        sheen.inputs["Roughness"].default_value = RUBBER_SHEEN_ROUGHNESS
+        glossy.distribution = "BECKMANN"
+        glossy.inputs["Color"].default_value = (RUBBER_GLOSS, RUBBER_GLOSS, RUBBER_GLOSS, 1.0)
+        glossy.inputs["Roughness"].default_value = RUBBER_ROUGHNESS**0.5
+        inner, outer = node("ShaderNodeFresnel"), node("ShaderNodeFresnel")
+        inner.inputs["IOR"].default_value, outer.inputs["IOR"].default_value = RUBBER_IOR + 0.2, RUBBER_IOR
+        mix1, mix2, out = node("ShaderNodeMixShader"), node("ShaderNodeMixShader"), node("ShaderNodeOutputMaterial")
+        link = tree.links.new
+        for bsdf in (diffuse, sheen):
+            link(color.outputs[0], bsdf.inputs["Color"])
+        link(inner.outputs[0], mix1.inputs[0])
+        link(diffuse.outputs[0], mix1.inputs[1])
+        link(sheen.outputs[0], mix1.inputs[2])
+        link(outer.outputs[0], mix2.inputs[0])
+        link(mix1.outputs[0], mix2.inputs[1])
+        link(glossy.outputs[0], mix2.inputs[2])
+        link(mix2.outputs[0], out.inputs["Surface"])
+        return mat, color.outputs[0]
 
     def _mesh(self, k: int, vertices: np.ndarray, faces: np.ndarray) -> Any:
         mesh = self.bpy.data.meshes.new(f"shape{k}")
@@ -344,7 +369,21 @@ def _make_cycles(init: dict[str, Any], meshes: list[tuple[np.ndarray, np.ndarray
     return {"blender": bpy.app.version_string, "device": scene.device}, scene.render
 
 
+def _die_with_parent() -> None:
+    """Linux: get SIGKILL when the parent dies, so no orphan keeps rendering (the pipe's end of
+    file stops an idle worker anyway)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            ctypes.CDLL(None).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    _die_with_parent()
     argv = sys.argv[1:] if argv is None else argv
     if "--" in argv:  # run by a blender executable: our arguments follow "--"
         argv = argv[argv.index("--") + 1 :]
