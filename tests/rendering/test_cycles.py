@@ -200,3 +200,33 @@ def test_real_cycles_renders_deterministic_images_where_latents_show():
     a, b = r.render_scenes(s), r.render_scenes(moved)
     assert a.std() > 1 and np.abs(a.astype(int) - b).mean() > 0.5
     np.testing.assert_array_equal(r.render_scenes(s), a)  # seeded per image
+
+
+def test_import_meshes_needs_the_shape_files(tmp_path):
+    from mmbench.rendering.scene.cycles import import_meshes
+
+    with pytest.raises(InputsNotFoundError, match="none of the release's shape files.*ShapeTeapot.blend"):
+        import_meshes(tmp_path, tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_import_meshes_converts_a_blend_file(tmp_path):
+    import subprocess
+
+    from mmbench.rendering.scene.cycles import _worker_env, import_meshes
+    from mmbench.rendering.scene.meshes import read_mesh
+
+    try:
+        interp = find_interpreter()
+    except InputsNotFoundError:
+        pytest.skip("no Blender interpreter (run `mmbench blender setup` or set MMBENCH_BLENDER)")
+    if interp.kind != "python":
+        pytest.skip("writes its .blend fixture with a Python that imports bpy")
+    make = ("import bpy; bpy.ops.wm.read_factory_settings(use_empty=True); me = bpy.data.meshes.new('m'); "
+            "me.from_pydata([(0,0,0),(1,0,0),(0,1,0),(0,0,1)], [], [(0,1,2),(0,1,3),(0,2,3),(1,2,3)]); "
+            "o = bpy.data.objects.new('ShapeCow', me); o.scale = (2, 2, 2); bpy.context.scene.collection.objects.link(o); "
+            f"bpy.ops.wm.save_as_mainfile(filepath={str(tmp_path / 'ShapeCow.blend')!r})")
+    subprocess.run([interp.path, "-c", make], check=True, capture_output=True, env=_worker_env())
+    assert import_meshes(tmp_path, tmp_path / "out") == ["cow"]
+    mesh = read_mesh(tmp_path / "out" / "cow.npz")
+    assert mesh.faces.shape == (4, 3) and mesh.vertices.max() == 2.0  # the object's own scale applied

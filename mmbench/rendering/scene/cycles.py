@@ -54,7 +54,7 @@ from mmbench.rendering.scene import cycles_worker as proto
 from mmbench.rendering.scene.meshes import Mesh
 from mmbench.rendering.scene.scene import GROUND, OBJECT_SCALE, SceneBatch
 
-__all__ = ["BPY_VERSION", "CyclesBackend", "Interpreter", "default_env_dir", "find_interpreter", "setup_env"]
+__all__ = ["BPY_VERSION", "CyclesBackend", "Interpreter", "default_env_dir", "find_interpreter", "import_meshes", "setup_env"]
 
 logger = logging.getLogger(__name__)
 
@@ -405,6 +405,49 @@ def add_parser(sub: Any) -> None:
     i = cmds.add_parser("info", help="which interpreter backend='cycles' uses, its Blender version and device")
     i.add_argument("--blender", default=None, help="check this interpreter instead")
     i.set_defaults(func=cmd_info)
+    m = cmds.add_parser("import-meshes", help="convert the release's Shape<Name>.blend files into a mesh directory")
+    m.add_argument("src", help="the reference repository's assets/shapes folder")
+    m.add_argument("out", help="the mesh directory to write (then build with -o meshes=OUT)")
+    m.add_argument("--blender", default=None, help="the Blender interpreter (default: found)")
+    m.set_defaults(func=cmd_import_meshes)
+
+
+def cmd_import_meshes(args: Any) -> int:
+    from mmbench.rendering.scene.meshes import SHAPES
+
+    written = import_meshes(args.src, args.out, blender=args.blender)
+    missing = [s for s in SHAPES if s not in written]
+    print(f"wrote {len(written)} meshes to {args.out}: {', '.join(written)}")
+    if missing:
+        print(f"missing: {', '.join(missing)} — add <shape>.obj/.off/.npz files for them before using -o meshes={args.out}")
+    return 0
+
+
+def import_meshes(src: str | os.PathLike[str], out: str | os.PathLike[str], *, blender: str | None = None) -> list[str]:
+    """Convert the reference release's shape files (``Shape<Name>.blend``, its ``assets/shapes``
+    folder) into a mesh directory (``<shape>.npz``) that ``meshes=<out>`` reads, with the Blender
+    interpreter; return the shapes written.
+
+    Raises:
+        InputsNotFoundError: ``src`` holds none of the seven files, or the conversion failed.
+    """
+    src, out = Path(src).expanduser(), Path(out).expanduser()
+    from mmbench.rendering.scene.cycles_worker import BLEND_SHAPES
+
+    names = [f"Shape{n}.blend" for n in BLEND_SHAPES.values()]
+    if not any((src / n).is_file() for n in names):
+        raise InputsNotFoundError(f"{src} holds none of the release's shape files ({', '.join(names)}); give the "
+                                  "Multimodal3DIdent repository's assets/shapes folder.")
+    interp = find_interpreter(blender)
+    cmd = interp.command(proto.__file__, ["--export-meshes", str(src), str(out)])
+    done = subprocess.run(cmd, capture_output=True, text=True, env=_worker_env(), check=False)
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("EXPORTED ")]
+    if done.returncode != 0 or not lines:
+        raise InputsNotFoundError(f"Converting the shape files in {src} with {interp.path} failed (status "
+                                  f"{done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
+    import json
+
+    return json.loads(lines[-1][len("EXPORTED "):])
 
 
 def cmd_setup(args: Any) -> int:

@@ -362,6 +362,43 @@ def read_bmp(path: str, size: int) -> np.ndarray:
     return rows.reshape(size, size, 3)[::-1, :, ::-1]  # bottom-up BGR → top-down RGB
 
 
+# ============================================================================ the release's shape files
+#: mmbench's shape names → the reference's ``assets/shapes/Shape<Name>.blend`` (one object each, named as the file).
+BLEND_SHAPES = {"teapot": "Teapot", "hare": "Hare", "dragon": "Dragon", "cow": "Cow", "armadillo": "Armadillo",
+                "horse": "Horse", "head": "Head"}
+
+
+def export_blend_meshes(src: str, out: str) -> list[str]:
+    """Write ``<out>/<shape>.npz`` (``vertices``, ``faces``: triangles, modifiers applied) from each
+    ``<src>/Shape<Name>.blend``; return the shapes written. Needs bpy."""
+    import bpy
+
+    os.makedirs(out, exist_ok=True)
+    written = []
+    for shape, name in BLEND_SHAPES.items():
+        path = os.path.join(src, f"Shape{name}.blend")
+        if not os.path.isfile(path):
+            continue
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        with bpy.data.libraries.load(path) as (data_from, data_to):
+            data_to.objects = [o for o in data_from.objects if o == f"Shape{name}"] or list(data_from.objects[:1])
+        obj = data_to.objects[0]
+        bpy.context.scene.collection.objects.link(obj)
+        evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+        mesh = evaluated.to_mesh()
+        mesh.calc_loop_triangles()
+        vertices = np.empty(len(mesh.vertices) * 3, np.float64)
+        mesh.vertices.foreach_get("co", vertices)
+        faces = np.empty(len(mesh.loop_triangles) * 3, np.int64)
+        mesh.loop_triangles.foreach_get("vertices", faces)
+        scale = np.array(obj.scale, dtype=np.float64)  # the object's own scale (its location is dropped: meshes are centred)
+        np.savez(os.path.join(out, f"{shape}.npz"), vertices=vertices.reshape(-1, 3) * scale,
+                 faces=faces.reshape(-1, 3).astype(np.int32))
+        evaluated.to_mesh_clear()
+        written.append(shape)
+    return written
+
+
 def _make_cycles(init: dict[str, Any], meshes: list[tuple[np.ndarray, np.ndarray]]) -> tuple[dict[str, Any], Any]:
     import bpy
 
@@ -388,9 +425,15 @@ def main(argv: list[str] | None = None) -> int:
     if "--" in argv:  # run by a blender executable: our arguments follow "--"
         argv = argv[argv.index("--") + 1 :]
     p = argparse.ArgumentParser(description="mmbench's Cycles render worker (spoken to over pipes).")
-    p.add_argument("--read-fd", type=int, required=True)
-    p.add_argument("--write-fd", type=int, required=True)
+    p.add_argument("--read-fd", type=int)
+    p.add_argument("--write-fd", type=int)
+    p.add_argument("--export-meshes", nargs=2, metavar=("SRC", "OUT"), help="convert Shape<Name>.blend files, then exit")
     args = p.parse_args(argv)
+    if args.export_meshes:
+        print("EXPORTED", json.dumps(export_blend_meshes(*args.export_meshes)), flush=True)
+        return 0
+    if args.read_fd is None or args.write_fd is None:
+        p.error("--read-fd and --write-fd are required")
     return serve(args.read_fd, args.write_fd, _make_cycles)
 
 
