@@ -257,6 +257,8 @@ class CyclesBackend:
             _, blob = self._call(header, params[start:stop].tobytes(), self.timeout * (stop - start),
                                      what=f"rendering {stop - start} scenes")
             out[start:stop] = np.frombuffer(blob, np.uint8).reshape(stop - start, self.size, self.size, 3)
+            self._log.seek(0)  # keep only the latest chunk's output (the file offset is shared with the worker)
+            self._log.truncate()
         return out
 
     def close(self) -> None:
