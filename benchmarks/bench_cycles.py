@@ -31,7 +31,8 @@ import numpy as np
 
 from mmbench.rendering.scene import SceneBatch, load_mesh_set
 from mmbench.rendering.scene import cycles_worker as proto
-from mmbench.rendering.scene.cycles import CyclesBackend, _worker_env, find_interpreter, scene_params
+from mmbench.rendering.scene.blender import find_interpreter, worker_env
+from mmbench.rendering.scene.cycles import CyclesBackend, scene_params
 from mmbench.rendering.scene.scene import OBJECT_SCALE
 
 BARE = r"""
@@ -75,7 +76,7 @@ def bare(meshes, scenes: SceneBatch, init: dict) -> dict:
         script = Path(tmp) / "bare.py"
         script.write_text(BARE)
         cmd = interp.command(str(script), [proto.__file__, str(path), json.dumps(init)])
-        out = subprocess.run(cmd, capture_output=True, text=True, env=_worker_env(), cwd=tmp, check=True).stdout
+        out = subprocess.run(cmd, capture_output=True, text=True, env=worker_env(), cwd=tmp, check=True).stdout
     return json.loads(next(line for line in out.splitlines() if line.startswith("RESULT"))[7:])
 
 

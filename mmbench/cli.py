@@ -29,7 +29,7 @@ COMMANDS: dict[str, str] = {
     "build": "mmbench.cli:add_build",
     "show": "mmbench.cli:add_show",
     "cache": "mmbench.core.cache:add_parser",
-    "blender": "mmbench.rendering.scene.cycles:add_parser",
+    "blender": "mmbench.rendering.scene.blender:add_parser",
     "suites": "mmbench.cli:add_suites",
     "train": "mmbench.models.train_cli:add_train_parser",
     "reproduce": "mmbench.models.reproduce:add_reproduce_parser",

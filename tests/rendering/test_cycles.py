@@ -17,7 +17,8 @@ import mmbench
 from mmbench.errors import ExecutorError, InputsNotFoundError
 from mmbench.rendering.scene import SceneBatch, SceneRenderer, load_mesh_set
 from mmbench.rendering.scene import cycles_worker as proto
-from mmbench.rendering.scene.cycles import CyclesBackend, find_interpreter, scene_params
+from mmbench.rendering.scene.blender import find_interpreter
+from mmbench.rendering.scene.cycles import CyclesBackend, scene_params
 from mmbench.testing.blender import fake_image, write_fake_blender
 
 TINY = {"size": 16, "meshes": "tiny", "backend": "cycles", "samples": 4,
@@ -203,7 +204,7 @@ def test_real_cycles_renders_deterministic_images_where_latents_show():
 
 
 def test_import_meshes_needs_the_shape_files(tmp_path):
-    from mmbench.rendering.scene.cycles import import_meshes
+    from mmbench.rendering.scene.blender import import_meshes
 
     with pytest.raises(InputsNotFoundError, match="none of the release's shape files.*ShapeTeapot.blend"):
         import_meshes(tmp_path, tmp_path / "out")
@@ -213,7 +214,7 @@ def test_import_meshes_needs_the_shape_files(tmp_path):
 def test_import_meshes_converts_a_blend_file(tmp_path):
     import subprocess
 
-    from mmbench.rendering.scene.cycles import _worker_env, import_meshes
+    from mmbench.rendering.scene.blender import import_meshes, worker_env
     from mmbench.rendering.scene.meshes import read_mesh
 
     try:
@@ -226,7 +227,7 @@ def test_import_meshes_converts_a_blend_file(tmp_path):
             "me.from_pydata([(0,0,0),(1,0,0),(0,1,0),(0,0,1)], [], [(0,1,2),(0,1,3),(0,2,3),(1,2,3)]); "
             "o = bpy.data.objects.new('ShapeCow', me); o.scale = (2, 2, 2); bpy.context.scene.collection.objects.link(o); "
             f"bpy.ops.wm.save_as_mainfile(filepath={str(tmp_path / 'ShapeCow.blend')!r})")
-    subprocess.run([interp.path, "-c", make], check=True, capture_output=True, env=_worker_env())
+    subprocess.run([interp.path, "-c", make], check=True, capture_output=True, env=worker_env())
     assert import_meshes(tmp_path, tmp_path / "out") == ["cow"]
     mesh = read_mesh(tmp_path / "out" / "cow.npz")
     assert mesh.faces.shape == (4, 3) and mesh.vertices.max() == 2.0  # the object's own scale applied
