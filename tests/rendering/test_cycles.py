@@ -139,7 +139,7 @@ def test_a_hung_worker_times_out_and_is_killed(monkeypatch, tmp_path):
     _fake(monkeypatch, tmp_path, mode="hang", after=0)
     monkeypatch.setenv("MMBENCH_CYCLES_TIMEOUT", "0.2")
     backend = CyclesBackend(list(load_mesh_set("tiny").values()), size=16, samples=4)
-    backend._start()  # the start-up has its own, longer limit
+    backend.start()  # the start-up has its own, longer limit
     proc = backend._proc
     start = time.monotonic()
     with pytest.raises(ExecutorError, match=r"did not answer within 0.4 s while rendering 2 scenes \(hung"):

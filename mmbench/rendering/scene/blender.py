@@ -186,6 +186,29 @@ def worker_env() -> dict[str, str]:
     return env
 
 
+# ============================================================================ the release's shape files
+def import_meshes(src: str | os.PathLike[str], out: str | os.PathLike[str], *, blender: str | None = None) -> list[str]:
+    """Convert the reference release's shape files (``Shape<Name>.blend``, its ``assets/shapes``
+    folder) into a mesh directory (``<shape>.npz``) that ``meshes=<out>`` reads, with the Blender
+    interpreter; return the shapes written.
+
+    Raises:
+        InputsNotFoundError: ``src`` holds none of the seven files, or the conversion failed.
+    """
+    src, out = Path(src).expanduser(), Path(out).expanduser()
+    names = [f"Shape{n}.blend" for n in proto.BLEND_SHAPES.values()]
+    if not any((src / n).is_file() for n in names):
+        raise InputsNotFoundError(f"{src} holds none of the release's shape files ({', '.join(names)}); give the "
+                                  "Multimodal3DIdent repository's assets/shapes folder.")
+    interp = find_interpreter(blender)
+    cmd = interp.command(proto.__file__, ["--export-meshes", str(src), str(out)])
+    done = subprocess.run(cmd, capture_output=True, text=True, env=worker_env(), check=False)
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("EXPORTED ")]
+    if done.returncode != 0 or not lines:
+        raise InputsNotFoundError(f"Converting the shape files in {src} with {interp.path} failed (status "
+                                  f"{done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
+    return json.loads(lines[-1][len("EXPORTED "):])
+
 
 # ============================================================================ CLI: mmbench blender
 def add_parser(sub: Any) -> None:
@@ -217,31 +240,6 @@ def cmd_import_meshes(args: Any) -> int:
     return 0
 
 
-def import_meshes(src: str | os.PathLike[str], out: str | os.PathLike[str], *, blender: str | None = None) -> list[str]:
-    """Convert the reference release's shape files (``Shape<Name>.blend``, its ``assets/shapes``
-    folder) into a mesh directory (``<shape>.npz``) that ``meshes=<out>`` reads, with the Blender
-    interpreter; return the shapes written.
-
-    Raises:
-        InputsNotFoundError: ``src`` holds none of the seven files, or the conversion failed.
-    """
-    src, out = Path(src).expanduser(), Path(out).expanduser()
-    from mmbench.rendering.scene.cycles_worker import BLEND_SHAPES
-
-    names = [f"Shape{n}.blend" for n in BLEND_SHAPES.values()]
-    if not any((src / n).is_file() for n in names):
-        raise InputsNotFoundError(f"{src} holds none of the release's shape files ({', '.join(names)}); give the "
-                                  "Multimodal3DIdent repository's assets/shapes folder.")
-    interp = find_interpreter(blender)
-    cmd = interp.command(proto.__file__, ["--export-meshes", str(src), str(out)])
-    done = subprocess.run(cmd, capture_output=True, text=True, env=worker_env(), check=False)
-    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("EXPORTED ")]
-    if done.returncode != 0 or not lines:
-        raise InputsNotFoundError(f"Converting the shape files in {src} with {interp.path} failed (status "
-                                  f"{done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
-    return json.loads(lines[-1][len("EXPORTED "):])
-
-
 def cmd_setup(args: Any) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     exe = setup_env(args.dir, python=args.python, bpy_version=args.bpy_version)
@@ -259,7 +257,7 @@ def cmd_info(args: Any) -> int:
     print(f"interpreter: {interp.path} ({interp.kind}, from {interp.source})")
     backend = CyclesBackend(list(load_mesh_set("tiny").values()), size=16, samples=1, blender=args.blender)
     try:
-        backend._start()
+        backend.start()
         print(f"blender: {backend.info.get('blender')}  device: {backend.info.get('device')}")
     finally:
         backend.close()

@@ -137,7 +137,8 @@ class CyclesBackend:
             self._log = None
 
     # ------------------------------------------------------------------ the worker
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Start the worker now (otherwise the first render does): interpreter, bpy, scene, meshes."""
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the worker (closed in close())
@@ -165,7 +166,7 @@ class CyclesBackend:
 
     def _call(self, header: dict[str, Any], blob: bytes, timeout: float, *, what: str) -> tuple[dict[str, Any], bytes]:
         if self._proc is None:
-            self._start()
+            self.start()
         return self._exchange(header, blob, timeout, what=what)
 
     def _exchange(self, header: dict[str, Any], blob: bytes, timeout: float, *, what: str) -> tuple[dict[str, Any], bytes]:
