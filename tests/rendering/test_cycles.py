@@ -231,3 +231,10 @@ def test_import_meshes_converts_a_blend_file(tmp_path):
     assert import_meshes(tmp_path, tmp_path / "out") == ["cow"]
     mesh = read_mesh(tmp_path / "out" / "cow.npz")
     assert mesh.faces.shape == (4, 3) and mesh.vertices.max() == 2.0  # the object's own scale applied
+
+
+def test_setup_needs_a_python_311(tmp_path):
+    from mmbench.rendering.scene.blender import find_python311
+
+    with pytest.raises(InputsNotFoundError, match="--python '/no/python3.11' is not a Python 3.11"):
+        find_python311("/no/python3.11")
