@@ -118,7 +118,11 @@ def find_interpreter(blender: str | os.PathLike[str] | None = None) -> Interpret
 # ============================================================================ setup
 def find_python311(explicit: str | None = None) -> str:
     """A Python 3.11 executable: ``explicit``, ``$MMBENCH_PYTHON311``, ``python3.11`` on PATH, pyenv, uv."""
-    candidates = [explicit, os.environ.get("MMBENCH_PYTHON311"), shutil.which(f"python{PYTHON_VERSION}")]
+    if explicit:  # what the user named, or nothing
+        if _python_version(explicit) != PYTHON_VERSION:
+            raise InputsNotFoundError(f"--python {explicit!r} is not a Python {PYTHON_VERSION} interpreter.")
+        return explicit
+    candidates = [os.environ.get("MMBENCH_PYTHON311"), shutil.which(f"python{PYTHON_VERSION}")]
     pyenv_root = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
     candidates += sorted((str(p) for p in Path(pyenv_root).glob(f"versions/{PYTHON_VERSION}.*/bin/python{PYTHON_VERSION}")),
                          reverse=True)
@@ -128,8 +132,6 @@ def find_python311(explicit: str | None = None) -> str:
     for c in candidates:
         if c and _python_version(c) == PYTHON_VERSION:
             return c
-    if explicit:
-        raise InputsNotFoundError(f"--python {explicit!r} is not a Python {PYTHON_VERSION} interpreter.")
     raise InputsNotFoundError(
         f"bpy {BPY_VERSION} needs Python {PYTHON_VERSION}, and none was found (python{PYTHON_VERSION} on PATH, pyenv, uv). "
         f"Install one (e.g. `uv python install {PYTHON_VERSION}` or `pyenv install {PYTHON_VERSION}`) and pass it with "
