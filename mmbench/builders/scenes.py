@@ -31,7 +31,7 @@ from mmbench.core.bias import REPLACE_RULES, TextBias
 from mmbench.core.builder import Builder, Feature, Modality
 from mmbench.core.config import BuilderConfig, check_choice, check_int, check_number
 from mmbench.core.storage import Store
-from mmbench.errors import InvalidConfigError, MMBenchError
+from mmbench.errors import ExecutorError, InvalidConfigError, MMBenchError
 from mmbench.rendering.scene.meshes import (
     BUILTIN_MESHES,
     MESH_SETS,
@@ -65,11 +65,15 @@ class SceneConfig(BuilderConfig):
 
     Args:
         size: images are ``size × size`` (224 in Multimodal3DIdent, 128 in Causal3DIdent).
-        backend: rendering backend (``raster``).
+        backend: rendering backend: ``raster`` (built in) or ``cycles`` (Blender's Cycles in a
+            separate Blender interpreter: ``mmbench blender setup``; see
+            :mod:`mmbench.rendering.scene.cycles`).
         meshes: mesh set: ``builtin``, ``procedural``, ``tiny`` or a directory (see
             :mod:`mmbench.rendering.scene.meshes`); it enters the fingerprint by content.
         antialias: supersampling factor of the raster backend (1 = none).
         shadows: the object's shadow from the spotlight.
+        samples: Cycles samples per pixel (``cycles`` only; the reference used 512).
+        denoise: denoise the Cycles render (``cycles`` only; the reference did).
         render_shard_size: scenes per image-store shard (``None``: ~32 MB of pixels). Part of
             the images: each store shard draws its latents from its own generator.
         selection: the semantic latents the captions mention (``None``: all), or the paper's θ index.
@@ -85,6 +89,8 @@ class SceneConfig(BuilderConfig):
     meshes: str = "builtin"
     antialias: int = 1
     shadows: bool = True
+    samples: int = 64
+    denoise: bool = True
     render_shard_size: int | None = None
     selection: Any = None
     perturbation: Any = ()
@@ -99,6 +105,9 @@ class SceneConfig(BuilderConfig):
         check_int("antialias", self.antialias, low=1, high=8)
         if not isinstance(self.shadows, bool):
             raise InvalidConfigError(f"shadows must be true or false, got {self.shadows!r}.")
+        check_int("samples", self.samples, low=1, high=65536)
+        if not isinstance(self.denoise, bool):
+            raise InvalidConfigError(f"denoise must be true or false, got {self.denoise!r}.")
         if self.render_shard_size is not None:
             check_int("render_shard_size", self.render_shard_size, low=1)
         check_number("prob", self.prob, low=0.0, high=1.0)
@@ -124,6 +133,8 @@ class SceneConfig(BuilderConfig):
     def data(self) -> dict[str, Any]:
         # The mesh set enters the fingerprint by content, not by path.
         out = super().data()
+        if self.backend != "cycles":  # Cycles' settings change nothing else (raster fingerprints predate them)
+            del out["samples"], out["denoise"]
         if self.meshes not in MESH_SETS:
             out["meshes"] = {"directory": True, "sha256": mesh_set_digest(load_mesh_set(self.meshes))}
         return out
@@ -131,7 +142,8 @@ class SceneConfig(BuilderConfig):
     def image_key(self) -> dict[str, Any]:
         """Everything that changes a pixel or an image latent (the image store's key)."""
         meshes = self.meshes if self.meshes in MESH_SETS else "directory"
-        return {
+        cycles = {"cycles": {"samples": self.samples, "denoise": self.denoise}} if self.backend == "cycles" else {}
+        return {**cycles,
             "seed": self.seed, "split_sizes": dict(self.split_sizes), "size": self.size, "backend": self.backend,
             "meshes": meshes, "mesh_sha256": mesh_set_digest(load_mesh_set(self.meshes)), "antialias": self.antialias,
             "shadows": self.shadows, "renderer_revision": RENDERER_REVISION, "render_shard_size": self.render_shard_size,
@@ -199,6 +211,7 @@ class SceneBuilder(Builder):
     def renderer(self) -> SceneRenderer:
         c = self.config
         return SceneRenderer(c.meshes, size=c.size, backend=c.backend, antialias=c.antialias, shadows=c.shadows,
+                             samples=c.samples, denoise=c.denoise,
                              columns={f: col for f, col in SCENE_COLUMNS.items() if f != col})
 
     def render(self, latents: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -212,6 +225,16 @@ class SceneBuilder(Builder):
         rows = c.render_shard_size or max(1, STORE_SHARD_BYTES // (3 * c.size * c.size))
         key = {**c.image_key(), **self.store_key()}
         return {"images": Store(self.STORE, key, max(1, sum(c.split_sizes.values())), feats, shard_rows=rows)}
+
+    def generate_store_shard(self, store: str, shard: int) -> dict[str, np.ndarray]:
+        try:
+            return super().generate_store_shard(store, shard)
+        except ExecutorError as exc:  # a render worker crashed or hung: say which shard (the others are kept)
+            start, stop = self.stores()[store].bounds()[shard]
+            raise ExecutorError(
+                f"{self.name}: rendering shard {shard} of the {store!r} store (rows {start}–{stop - 1}) failed. {exc}\n"
+                "The shards already finished are kept: building again resumes from them."
+            ) from exc
 
     def generate_store(self, store: str, start: int, stop: int, *, rng: np.random.Generator) -> dict[str, np.ndarray]:
         lat = {k: np.asarray(v).astype(self.IMAGE_LATENTS[k]) for k, v in self.sample_scene_latents(stop - start, rng).items()}

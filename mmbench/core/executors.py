@@ -135,6 +135,13 @@ def _single_threaded_blas() -> None:
     threadpool_limits(limits=1)
 
 
+def _init_worker(workers: int, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
+    """Pool worker start: say how many workers share the machine (``$MMBENCH_NUM_WORKERS``: e.g.
+    the Cycles backend gives each worker's renderer its share of the cores), then ``initializer``."""
+    os.environ["MMBENCH_NUM_WORKERS"] = str(workers)
+    initializer(*initargs)
+
+
 def _run_pool(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], num_workers: int, finished: Callable[[int, Any], None], *,
               init: tuple[Callable[..., None], tuple[Any, ...]], name: Callable[[int, tuple[Any, ...]], str],
               broken_hint: str) -> list[Any]:
@@ -142,7 +149,8 @@ def _run_pool(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], num_work
     ctx = multiprocessing.get_context("spawn")
     results: list[Any] = [None] * len(tasks)
     workers = min(num_workers, len(tasks), os.cpu_count() or num_workers)
-    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init[0], initargs=init[1])
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                  initargs=(workers, *init))
     futures: dict[cf.Future[Any], int] = {}
     try:
         futures.update((pool.submit(fn, *task), i) for i, task in enumerate(tasks))

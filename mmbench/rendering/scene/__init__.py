@@ -4,6 +4,9 @@
   and the scene's geometry (camera, object placement, spotlight, colours);
 * :mod:`~mmbench.rendering.scene.meshes` — the seven objects: mesh sets, readers, stand-ins;
 * :mod:`~mmbench.rendering.scene.raster` — the ``raster`` backend;
+* :mod:`~mmbench.rendering.scene.cycles` — the ``cycles`` backend (Blender's Cycles in worker
+  processes: :mod:`~mmbench.rendering.scene.cycles_worker` is their standalone script,
+  :mod:`~mmbench.rendering.scene.blender` finds or makes the Blender interpreter);
 * :mod:`~mmbench.rendering.scene.renderer` — :class:`SceneRenderer`, the renderer contract.
 """
 

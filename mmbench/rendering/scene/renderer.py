@@ -4,7 +4,9 @@
 field → column map, so each dataset keeps its own latent names) and draws it with a backend:
 
 * ``raster`` — :class:`~mmbench.rendering.scene.raster.RasterBackend`, the vectorised torch
-  rasteriser (no heavy dependency; CPU or GPU).
+  rasteriser (no heavy dependency; CPU or GPU);
+* ``cycles`` — :class:`~mmbench.rendering.scene.cycles.CyclesBackend`, Blender's Cycles in a
+  worker process of a separate Blender interpreter (``mmbench blender setup`` makes one).
 
 The backend is created on first use and dropped when the renderer is pickled, so a renderer is
 cheap to send to worker processes.
@@ -28,7 +30,7 @@ from mmbench.rendering.scene.scene import SCENE_FIELDS, SceneBatch
 __all__ = ["BACKENDS", "SceneRenderer"]
 
 #: Rendering backends (part of every scene dataset's config and fingerprint).
-BACKENDS = ("raster",)
+BACKENDS = ("raster", "cycles")
 
 
 class SceneRenderer:
@@ -40,7 +42,11 @@ class SceneRenderer:
         size: images are ``size × size``.
         backend: one of :data:`BACKENDS`.
         antialias: supersampling factor of the ``raster`` backend.
-        shadows: draw the object's shadow from the spotlight.
+        shadows: draw the object's shadow from the spotlight (``raster``; Cycles always does).
+        samples: Cycles samples per pixel (``cycles``).
+        denoise: denoise the Cycles render (``cycles``; the reference does).
+        blender: the Blender interpreter of ``cycles`` (default: found, see
+            :func:`~mmbench.rendering.scene.cycles.find_interpreter`).
         columns: scene field (:data:`SCENE_FIELDS`) → latent column, where they differ.
         device: torch device of the ``raster`` backend.
     """
@@ -55,6 +61,9 @@ class SceneRenderer:
         shadows: bool = True,
         columns: Mapping[str, str] | None = None,
         device: str = "cpu",
+        samples: int = 64,
+        denoise: bool = True,
+        blender: str | None = None,
     ) -> None:
         self.meshes = normalise_mesh_spec(meshes) if isinstance(meshes, str) else dict(meshes)
         self.size = check_int("size", size, low=8, high=4096)
@@ -68,6 +77,9 @@ class SceneRenderer:
 
             raise InvalidConfigError(f"columns maps unknown scene fields {unknown}; the fields are {list(SCENE_FIELDS)}.")
         self.device = device
+        self.samples = check_int("samples", samples, low=1, high=65536)
+        self.denoise = bool(denoise)
+        self.blender = blender
         self._backend: Any = None
 
     def mesh_list(self) -> list[Mesh]:
@@ -75,6 +87,11 @@ class SceneRenderer:
         return [meshes[name] for name in SHAPES]
 
     def _get_backend(self) -> Any:
+        if self._backend is None and self.backend == "cycles":
+            from mmbench.rendering.scene.cycles import shared_backend
+
+            self._backend = shared_backend(self.mesh_list(), size=self.size, samples=self.samples,
+                                           denoise=self.denoise, blender=self.blender)
         if self._backend is None:
             from mmbench.rendering.scene.raster import RasterBackend
 
@@ -83,7 +100,8 @@ class SceneRenderer:
         return self._backend
 
     def render(self, latents: Mapping[str, np.ndarray], *, rng: np.random.Generator | None = None) -> np.ndarray:
-        """The images of the scenes in ``latents`` (``rng`` is unused: ``raster`` is deterministic)."""
+        """The images of the scenes in ``latents`` (``rng`` is unused: ``raster`` is deterministic, and
+        ``cycles`` seeds each image from its own scene)."""
         return self.render_scenes(SceneBatch.from_latents(latents, self.columns))
 
     def render_scenes(self, scenes: SceneBatch) -> np.ndarray:
@@ -92,5 +110,5 @@ class SceneRenderer:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_backend"] = None  # rebuilt in the worker (tensors of the packed meshes)
+        state["_backend"] = None  # rebuilt in the worker (tensors of the packed meshes, or a Blender process)
         return state

@@ -184,10 +184,13 @@ class SceneBatch:
         """``(n, 3)``: Blender ``(3·y − 3, 3·x − 3, 0)``."""
         return np.stack([POSITION_STEP * (self.y - 1), POSITION_STEP * (self.x - 1), np.zeros(len(self))], axis=1)
 
+    def euler_angles(self) -> np.ndarray:
+        """``(n, 3)`` Blender XYZ Euler angles ``u·π − π/2`` of the rotation latents."""
+        return np.stack([self.alpha, self.beta, self.gamma], axis=1) * math.pi - math.pi / 2
+
     def rotation(self) -> np.ndarray:
         """``(n, 3, 3)`` object rotations from the Euler angles ``u·π − π/2``."""
-        angles = np.stack([self.alpha, self.beta, self.gamma], axis=1) * math.pi - math.pi / 2
-        return euler_xyz(angles)
+        return euler_xyz(self.euler_angles())
 
     def spot_position(self, size: np.ndarray) -> np.ndarray:
         """``(n, 3)``: ``(4 sin θ, 4 cos θ, 6 + size)`` with ``θ = u·π − π/2``."""
