@@ -171,15 +171,8 @@ class Causal3DIdentTextBuilder(SceneBuilder):
                 "s_pos": "spotlight position", "color": "object hue ← x_pos, y_pos", "s_color": "spotlight hue ← s_pos",
                 "b_color": "background hue ← s_pos, s_color"}
         support: dict[str, Any] = {"shape": SHAPES, "x_pos": X_WORDS, "y_pos": Y_WORDS}
-        lats = []
-        for name in SEMANTIC:
-            if name not in c.selected:
-                role, scope = "specific", "image"
-            else:
-                role, scope = ("style" if name in c.perturbed else "content"), "shared"
-            kind = "categorical" if name in support else "continuous"
-            lats.append(Latent(name=name, kind=kind, support=support.get(name, (0.0, 1.0)), role=role, scope=scope,
-                               description=desc[name]))
+        lats = [Latent(name=name, kind="categorical" if name in support else "continuous", support=support.get(name, (0.0, 1.0)),
+                       **c.semantic_role(name), description=desc[name]) for name in SEMANTIC]
         lats += [Latent(name=n, kind="continuous", support=(0.0, 1.0), role="specific", scope="image",
                         description=f"object rotation {n}") for n in ("alpha", "beta", "gamma")]
         lats.append(Latent(name="phrasing", kind="categorical", support=self.templates().templates, role="specific",
@@ -209,17 +202,14 @@ class Causal3DIdentTextBuilder(SceneBuilder):
         n = len(latents["shape"])
         phrasing = rng.integers(0, 5, n)
         values = {k: latents[k] for k in SEMANTIC}
+        # a continuous latent is resampled from U[0, 1]: its "noise" is the new value minus the old
+        noise = {k: (rng.random(n) - values[k]).astype(np.float32) for k in c.perturbed if k in CONTINUOUS}
+        shown, flags = self.biased_values(values, rng=rng, num_classes={"shape": 7, "x_pos": 3, "y_pos": 3}, noise=noise)
         if c.perturbed:
-            # a continuous latent is resampled from U[0, 1]: its "noise" is the new value minus the old
-            noise = {k: (rng.random(n) - values[k]).astype(np.float32) for k in c.perturbed if k in CONTINUOUS}
-            shown, flags = c.bias.apply(values, SEMANTIC, rng=rng, num_classes={"shape": 7, "x_pos": 3, "y_pos": 3}, noise=noise)
             shown = {k: np.clip(v, 0.0, 1.0).astype(v.dtype) if k in CONTINUOUS else v for k, v in shown.items()}
-        else:
-            shown, flags = {k: values[k] for k in c.selected}, {}
         fields = {}
         for k, v in shown.items():
             fields[f"word.{k}"] = s_pos_word(v) if k == "s_pos" else colour_word(v, k) if k in PALETTE_OF else v
         out: dict[str, Any] = {"latents.phrasing": phrasing, "fields": fields}
-        out.update({f"text.{k}": v for k, v in shown.items()})
-        out.update({f"perturbed.{k}": v for k, v in flags.items()})
+        out.update(self.bias_columns(shown, flags))
         return out

@@ -170,13 +170,7 @@ class Multimodal3DIdentBuilder(SceneBuilder):
     # ------------------------------------------------------------------ latents
     def latent_spec(self) -> LatentSpec:
         c = self.config
-        selected, perturbed = c.selected, c.perturbed
-
-        def role(name: str, default: str) -> dict[str, str]:
-            if name not in selected:
-                return {"role": "specific", "scope": "image"}
-            return {"role": "style" if name in perturbed else default, "scope": "shared"}
-
+        selected, role = c.selected, c.semantic_role
         names = all_color_names()
         return LatentSpec((
             Latent(name="shape", kind="categorical", support=SHAPES, **role("shape", "content"), description="object shape"),
@@ -232,15 +226,14 @@ class Multimodal3DIdentBuilder(SceneBuilder):
         phrasing = rng.integers(0, 5, n)
         noise = {"color": rng.uniform(*COLOUR_SHIFT, n)} if "color" in c.perturbed else None
         values = {k: latents[k] for k in SEMANTIC}
-        shown, flags = c.bias.apply(values, SEMANTIC, rng=rng, num_classes={"shape": len(SHAPES), "x_pos": 3, "y_pos": 3},
-                                    noise=noise) if c.perturbed else ({k: values[k] for k in c.selected}, {})
+        shown, flags = self.biased_values(values, rng=rng, num_classes={"shape": len(SHAPES), "x_pos": 3, "y_pos": 3},
+                                          noise=noise)
         out: dict[str, Any] = {"latents.palette": pal, "latents.phrasing": phrasing,
                                "latents.color_index": colour_names_of(latents["color"], pal)}
         if "color" in shown:
             shown["color"] = np.mod(shown["color"], 1.0).astype(np.float32)
             out["text.color_index"] = colour_names_of(shown["color"], pal) if "color" in flags else out["latents.color_index"]
-        out.update({f"text.{k}": v for k, v in shown.items()})
-        out.update({f"perturbed.{k}": v for k, v in flags.items()})
+        out.update(self.bias_columns(shown, flags))
         out["fields"] = {k: v for k, v in out.items() if k.startswith("text.")}
         return out
 

@@ -130,6 +130,16 @@ class SceneConfig(BuilderConfig):
     def perturbed(self) -> tuple[str, ...]:
         return self.bias.resolve(self.semantic_latents())[1] if self.prob > 0 else ()
 
+    def semantic_role(self, name: str, default: str = "content") -> dict[str, str]:
+        """``role`` and ``scope`` of a semantic latent under the text bias.
+
+        Not mentioned: image-specific; mentioned and misreported: shared style; mentioned and
+        faithful: shared ``default`` (content, or style for a latent such as Multimodal3DIdent's hue).
+        """
+        if name not in self.selected:
+            return {"role": "specific", "scope": "image"}
+        return {"role": "style" if name in self.perturbed else default, "scope": "shared"}
+
     def data(self) -> dict[str, Any]:
         # The mesh set enters the fingerprint by content, not by path.
         out = super().data()
@@ -248,6 +258,26 @@ class SceneBuilder(Builder):
         return out
 
     # ------------------------------------------------------------------ captions and tokens
+    def biased_values(self, values: Mapping[str, np.ndarray], *, rng: np.random.Generator,
+                      num_classes: Mapping[str, int], noise: Mapping[str, np.ndarray] | None = None,
+                      ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """What the captions show of the semantic ``values`` and which latents they misreport.
+
+        The config's :class:`~mmbench.core.bias.TextBias` over :meth:`SceneConfig.semantic_latents`:
+        ``(shown, flags)``, ``shown`` holding the selected latents (misreported ones replaced) and
+        ``flags`` a boolean array per perturbed latent; without a perturbation, the selected values
+        as they are and no flags (``rng`` untouched).
+        """
+        c = self.config
+        if not c.perturbed:
+            return {k: values[k] for k in c.selected}, {}
+        return c.bias.apply(values, c.semantic_latents(), rng=rng, num_classes=num_classes, noise=noise)
+
+    @staticmethod
+    def bias_columns(shown: Mapping[str, np.ndarray], flags: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The ``text.<latent>`` (shown value) and ``perturbed.<latent>`` (flag) columns."""
+        return {**{f"text.{k}": v for k, v in shown.items()}, **{f"perturbed.{k}": v for k, v in flags.items()}}
+
     @functools.cached_property
     def _templates(self) -> Templates:
         return self.templates()

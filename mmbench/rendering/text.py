@@ -35,9 +35,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import string
 from collections.abc import Callable, Mapping, Sequence
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -299,14 +300,60 @@ def _unique_rows(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _tokenizer(name: str) -> Callable[[str], list[str]]:
     # NLTK is imported here: its import takes ~0.3 s and only text builders need it.
     if name == "word":
-        from nltk.tokenize import NLTKWordTokenizer
-
-        return NLTKWordTokenizer().tokenize
+        return _memoised(_std_re_tokenizer().tokenize)
     if name == "wordpunct":
         from nltk.tokenize import wordpunct_tokenize
 
-        return wordpunct_tokenize
+        return _memoised(wordpunct_tokenize)
     raise InvalidConfigError(f"Unknown tokenizer {name!r}.{did_you_mean(str(name), TOKENIZERS)} Choose one of {list(TOKENIZERS)}.")
+
+
+#: Distinct texts whose tokens a process remembers, per tokenizer (~1 KB each): a builder
+#: tokenises its train captions for the vocabulary and again, shard by shard, for the ids.
+_MEMO_SIZE = 2**15
+
+
+def _memoised(split: Callable[[str], list[str]]) -> Callable[[str], list[str]]:
+    """``split`` with its last :data:`_MEMO_SIZE` results remembered (each call gets a new list)."""
+    memo = lru_cache(maxsize=_MEMO_SIZE)(lambda text: tuple(split(text)))
+    return lambda text: list(memo(text))
+
+
+#: Flags that mean the same in ``re`` and in the ``regex`` module NLTK compiles its rules with.
+_SHARED_FLAGS = re.IGNORECASE | re.MULTILINE | re.DOTALL | re.VERBOSE | re.ASCII
+
+
+def _std_re(pattern: Any) -> Any:
+    """An NLTK rule's pattern compiled with the standard ``re`` (the same pattern string and flags)."""
+    if isinstance(pattern, re.Pattern):
+        return pattern
+    return re.compile(pattern.pattern, pattern.flags & _SHARED_FLAGS)
+
+
+def _std_re_tokenizer() -> Any:
+    """NLTK's ``NLTKWordTokenizer`` running its own rules through the standard ``re`` module.
+
+    NLTK ≥ 3.9 compiles its tokenizer rules with the third-party ``regex`` engine behind a
+    per-call timeout guard (``nltk.redos``, a defence against caller-supplied patterns), which
+    makes a sentence ~3× slower. The rules here are NLTK's own, fixed, linear patterns: the
+    instance keeps NLTK's ``tokenize`` method and gets the same patterns compiled by ``re``
+    (tests check both give the same tokens). NLTK's tokenizer is used as it is if a pattern does
+    not compile with ``re``.
+    """
+    from nltk.tokenize import NLTKWordTokenizer
+
+    tok = NLTKWordTokenizer()
+    try:
+        for attr in ("STARTING_QUOTES", "ENDING_QUOTES", "PUNCTUATION", "CONVERT_PARENTHESES"):
+            setattr(tok, attr, [(_std_re(p), sub) for p, sub in getattr(NLTKWordTokenizer, attr)])
+        for attr in ("PARENS_BRACKETS", "DOUBLE_DASHES"):
+            p, sub = getattr(NLTKWordTokenizer, attr)
+            setattr(tok, attr, (_std_re(p), sub))
+        for attr in ("CONTRACTIONS2", "CONTRACTIONS3"):
+            setattr(tok, attr, [_std_re(p) for p in getattr(NLTKWordTokenizer, attr)])
+    except (re.error, AttributeError, TypeError, ValueError):  # a future NLTK's rules: use them as they are
+        return NLTKWordTokenizer()
+    return tok
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -42,5 +42,12 @@ def test_conv64_encoder_shapes():
 
     enc = Conv64Encoder(5, size=64)
     assert enc(torch.zeros(2, 3, 64, 64)).shape == (2, 5)
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in enc.modules()) == 4
+    big = Conv64Encoder(4, size=128, stem=8)  # one more stride-2 conv per doubling, plus the stride-1 stem
+    convs = [m for m in big.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [8, 16, 32, 64, 128, 256] and convs[0].stride == (1, 1)
+    assert big(torch.zeros(2, 3, 128, 128)).shape == (2, 4)
+    with pytest.raises(Exception, match="power-of-two"):
+        Conv64Encoder(4, size=96)
     with pytest.raises(Exception, match="scale"):
         run_m3di_imagetext(scale="huge")

@@ -189,6 +189,28 @@ def test_tokenize_is_nltk_word_tokenize_without_data(monkeypatch: pytest.MonkeyP
     ]
 
 
+def test_word_tokenizer_runs_nltks_rules_through_re() -> None:
+    """The fast tokenizer (NLTK's rules compiled by ``re``, memoised) gives NLTK's tokens."""
+    from nltk.tokenize import NLTKWordTokenizer
+
+    from mmbench.rendering import text as text_mod
+
+    texts = [
+        "Good muffins cost $3.88 (roughly 3,36 euros)\nin New York.  Please buy me\ntwo of them.\nThanks.",
+        "He said, \"I can't--won't\" go... 'tis [odd] {x} <y> «q» “r” ‘s’ a—b gonna wanna 'n' d'ye it's",
+        "x: 3,5; a@b #c 50% & *!? end.'\"", 'A "xkcd:bright aqua" teapot at the top-left.', "", "  ", "cannot.",
+        *M3DI.fill(_latents(M3DI, 200), template=np.arange(200) % 5),
+    ]
+    split = text_mod._tokenizer("word")
+    assert split.__name__ == "<lambda>"  # the memoised wrapper
+    for t in texts:
+        expected = NLTKWordTokenizer().tokenize(t)
+        assert split(t) == expected and split(t) == expected  # computed, then remembered
+    first = split(texts[0])
+    first.append("mutated")
+    assert split(texts[0]) == NLTKWordTokenizer().tokenize(texts[0])  # each call gets its own list
+
+
 def test_tokenize_wordpunct_and_sharing() -> None:
     tokens = tokenize(["a coffee-cup.", "b", "a coffee-cup."], tokenizer="wordpunct")
     assert tokens.tolist() == [["a", "coffee", "-", "cup", "."], ["b"], ["a", "coffee", "-", "cup", "."]]
