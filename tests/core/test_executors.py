@@ -24,3 +24,30 @@ def test_results_in_order_and_a_callback_per_task(workers: int) -> None:
 def test_a_failed_task_is_named() -> None:
     with pytest.raises(ExecutorError, match=r"run #3 failed in a worker process: ValueError\('three'\)"):
         run_tasks(_fail_on_three, [(1,), (2,), (3,)], num_workers=2, progress=False, describe=lambda i, task: f"run #{task[0]}")
+
+
+def _killed_on_two(x: int) -> int:
+    if x == 2:  # the worker dies as if killed from outside (OOM killer, a stray kill)
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+
+def test_a_worker_killed_from_outside_fails_the_run_instead_of_hanging() -> None:
+    import threading
+
+    outcome: list[BaseException | list[int]] = []
+
+    def go() -> None:
+        try:
+            outcome.append(run_tasks(_killed_on_two, [(1,), (2,), (3,)], num_workers=2, progress=False))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    t = threading.Thread(target=go, daemon=True)
+    t.start()
+    t.join(120)
+    assert not t.is_alive(), "run_tasks hung after a worker process was killed"
+    assert isinstance(outcome[0], ExecutorError), outcome
