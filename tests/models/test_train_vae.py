@@ -194,6 +194,7 @@ def test_cli_recipe_options(tmp_path: Path, capsys) -> None:
     assert representations(model) == {"shared": 8, "private": 4}  # MMVAE+: encode(..., part="private")
 
 
+@pytest.mark.filterwarnings("ignore:Digit classifiers for polymnist")  # fake digits stay below the real-data bar
 def test_reproduce_targets_and_their_runner(tmp_path: Path) -> None:
     from mmbench.models.classifiers import train_classifiers
     from mmbench.models.reproduce import PAPER, table_spec
