@@ -320,7 +320,7 @@ class TrainConfig:
         Example:
             >>> cfg = TrainConfig.from_recipe("mopoe-polymnist-cpu")
             >>> cfg.model, cfg.model_config["latent_dim"], cfg.steps
-            ('mopoe', 32, 6000)
+            ('mopoe', 32, 15000)
         """
         fields = recipe_fields(recipe, dataset, changes.get("dataset_overrides"))
         model_changes = changes.pop("model_config", None) or {}

@@ -62,7 +62,7 @@ def test_recipe_config_roundtrip_and_contrastive_configs_unchanged() -> None:
     plain = TrainConfig(dataset="numerical/multiview/multimodal-independent")
     assert not {"model", "model_config", "recipe", "optimizer"} & set(plain.to_dict())  # config.json as before
     cpu = TrainConfig.from_recipe("mopoe-polymnist-cpu")
-    assert (cpu.model_config["latent_dim"], cpu.lr_schedule, cpu.steps) == (32, "cosine", 6000)
+    assert (cpu.model_config["latent_dim"], cpu.lr_schedule, cpu.steps) == (32, "cosine", 15_000)
     full = TrainConfig.from_recipe("mopoe-polymnist", model_config={"beta": 1.0})
     assert full.steps == 300 * (55_000 // 256) and full.model_config["beta"] == 1.0 and full.model_config["latent_dim"] == 512
     assert TrainConfig.from_recipe("mmvaeplus-polymnist").optimizer == "amsgrad"
