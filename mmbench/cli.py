@@ -49,7 +49,7 @@ COMMAND_HELP: dict[str, str] = {
     "cache": "list the cache (datasets, shared stores, partial builds) and prune what nothing uses",
     "blender": "set up and check the Blender interpreter of the cycles backend",
     "suites": "list the benchmark suites: entries, seeds and expected cost",
-    "train": "train a contrastive baseline on a dataset",
+    "train": "train a contrastive or multimodal-VAE baseline on a dataset",
     "reproduce": "train baselines and compare with a paper's table",
     "train-classifiers": "train per-modality digit classifiers (coherence metrics)",
     "evaluate": "score a model on a suite and write a RunResult JSON",

@@ -14,8 +14,17 @@ Submissions are loaded from the command line by :func:`load_model`:
 * a directory holding ``mmbench_model.json`` (card + factory + keyword arguments) and the weights
   in ``model.safetensors`` (never a pickle: loading a submission must not execute its data);
 * a training run directory written by ``mmbench train --out DIR`` (``config.json`` +
-  ``checkpoint.safetensors``): it always builds mmbench's own ``ContrastiveModel`` from the
-  validated train config, and reads the weights with safetensors.
+  ``checkpoint.safetensors``): it always builds mmbench's own model class of the run's family
+  (a ``ContrastiveModel``, or a ``MultimodalVAE`` for the VAE families) from the validated train
+  config, and reads the weights with safetensors.
+
+A model may offer several representations of an input: its card's
+``extra["representations"]`` maps each name to its dimension (MMVAE+: ``{"shared": 32,
+"private": 32}``), and ``encode(batch, modality=m, part=name)`` returns that one;
+``encode(batch, modality=m)`` is the first (the shared latent). :func:`representations` reads
+them. A :class:`Generator` (a multimodal VAE) also has ``generate(batch, *, source, target,
+generator=None)``; mmbench's VAEs add ``generate_subsets`` (every subset in one pass) and
+``sample(n, *, generator)`` (unconditional), each with an explicit ``torch.Generator``.
 
 A checkpoint directory is *data*, so by default the factory it names must be one of mmbench's own
 model classes: a ``torch.nn.Module`` subclass defined in an ``mmbench.*`` module (e.g.
@@ -63,6 +72,7 @@ __all__ = [
     "check_encoder",
     "is_generator",
     "load_model",
+    "representations",
     "save_model",
 ]
 
@@ -185,6 +195,26 @@ class Generator(Protocol):
 def is_generator(model: Any) -> bool:
     """Whether ``model`` offers the optional :class:`Generator` interface."""
     return callable(getattr(model, "generate", None))
+
+
+def representations(model: Any) -> dict[str, int | None]:
+    """Representation name → dimension that ``model`` encodes (``encode(..., part=name)``).
+
+    The card's ``extra["representations"]`` when it names some (e.g. MMVAE+'s shared and
+    private latents), else the single ``{"shared": card.embedding_dim}`` that plain
+    ``encode(batch, *, modality)`` returns.
+
+    Example:
+        >>> representations(mmvaeplus_model)
+        {'shared': 32, 'private': 32}
+    """
+    card = getattr(model, "card", None)
+    extra = getattr(card, "extra", None) or (card.get("extra") if isinstance(card, Mapping) else None) or {}
+    reps = extra.get("representations") if isinstance(extra, Mapping) else None
+    if isinstance(reps, Mapping) and reps:
+        return {str(k): (int(v) if v is not None else None) for k, v in reps.items()}
+    dim = getattr(card, "embedding_dim", None) if not isinstance(card, Mapping) else card.get("embedding_dim")
+    return {"shared": dim}
 
 
 def check_encoder(model: Any) -> ModelCard:
@@ -399,26 +429,54 @@ def _weights_file(meta: Mapping[str, Any], path: Path, meta_path: Path) -> Path:
 
 
 def _load_dir(path: Path, *, spec: str, trust_factory: bool = False) -> Any:
+    """A checkpoint directory (``mmbench_model.json`` + weights) or a training run directory as a model."""
     import hashlib
 
     meta_path = path / MODEL_FILE
     if not meta_path.is_file():
-        from mmbench.models.train import is_training_run, load_trained
+        return _load_training_run(path)
+    meta, meta_bytes, card = _read_model_meta(meta_path)
+    factory_spec, kwargs = meta["factory"], meta.get("kwargs", {})
+    factory = _resolve_factory(factory_spec, meta_path, trust_factory=trust_factory)
+    weights_path = _weights_file(meta, path, meta_path)  # checked before any model is built
+    model = _build_from_factory(factory, factory_spec, kwargs, path)
+    data = _load_weights(model, weights_path, factory_spec)
+    if callable(getattr(model, "eval", None)):
+        model.eval()
+    if getattr(model, "card", None) is None:
+        model = _Carded(model, card)
+    check_encoder(model)
+    _set_source(model, {
+        "spec": spec, "type": "checkpoint", "directory": str(path.resolve()), "factory": factory_spec,
+        "weights_file": weights_path.name, "weights_sha256": hashlib.sha256(data).hexdigest(),
+        "metadata_sha256": hashlib.sha256(meta_bytes).hexdigest(), "trusted_factory": bool(trust_factory),
+    })
+    return model
 
-        if is_training_run(path):  # an `mmbench train --out DIR` run: mmbench's own model class, safetensors weights
-            try:
-                return load_trained(path, device="cpu")
-            except MMBenchError as exc:
-                raise SubmissionError(f"Cannot load the training run {path} as a model: {exc}") from exc
-        raise SubmissionError(
-            f"{path} is a directory but neither a checkpoint directory nor a training run. A checkpoint directory holds "
-            f"{MODEL_FILE} (card, factory, kwargs) and {WEIGHTS_FILE} (write one with mmbench.harness.save_model(model, dir)); "
-            "a training run (`mmbench train --out DIR`) holds config.json and checkpoint.safetensors."
-        )
+
+def _load_training_run(path: Path) -> Any:
+    """An ``mmbench train --out DIR`` run: mmbench's own model class of its family (a contrastive
+    model or a multimodal VAE, which is also a :class:`Generator`), safetensors weights."""
+    from mmbench.models.train import is_training_run, load_trained
+
+    if is_training_run(path):
+        try:
+            return load_trained(path, device="cpu")
+        except MMBenchError as exc:
+            raise SubmissionError(f"Cannot load the training run {path} as a model: {exc}") from exc
+    raise SubmissionError(
+        f"{path} is a directory but neither a checkpoint directory nor a training run. A checkpoint directory holds "
+        f"{MODEL_FILE} (card, factory, kwargs) and {WEIGHTS_FILE} (write one with mmbench.harness.save_model(model, dir)); "
+        "a training run (`mmbench train --out DIR`) holds config.json and checkpoint.safetensors."
+    )
+
+
+def _read_model_meta(meta_path: Path) -> tuple[dict[str, Any], bytes, ModelCard]:
+    """``mmbench_model.json``: its content, its bytes (hashed into the provenance) and its card, validated."""
     try:
         meta_bytes = meta_path.read_bytes()
         meta = json.loads(meta_bytes)
-        factory_spec, kwargs, card_dict = meta["factory"], meta.get("kwargs", {}), meta["card"]
+        _, kwargs, card_dict = meta["factory"], meta.get("kwargs", {}), meta["card"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise SubmissionError(f"{meta_path} is unreadable or lacks 'factory'/'card': {exc!r}.") from exc
     if meta.get("format", MODEL_FORMAT) != MODEL_FORMAT:
@@ -431,16 +489,22 @@ def _load_dir(path: Path, *, spec: str, trust_factory: bool = False) -> Any:
         card = ModelCard.from_dict(card_dict)
     except (InvalidConfigError, TypeError) as exc:
         raise SubmissionError(f"{meta_path} has an invalid card: {exc}") from exc
-    factory = _resolve_factory(factory_spec, meta_path, trust_factory=trust_factory)
-    weights_path = _weights_file(meta, path, meta_path)  # checked before any model is built
+    return meta, meta_bytes, card
+
+
+def _build_from_factory(factory: Any, factory_spec: str, kwargs: Mapping[str, Any], path: Path) -> Any:
     try:
-        model = factory(**kwargs)
+        return factory(**kwargs)
     except Exception as exc:
         raise SubmissionError(
             f"Building the model of {path} with {factory_spec}(**kwargs) failed: {type(exc).__name__}: {exc}. "
             f"Check that 'kwargs' in {MODEL_FILE} match the factory's signature in this mmbench version (re-save the "
             "checkpoint with mmbench.harness.save_model if it was written by another version)."
         ) from exc
+
+
+def _load_weights(model: Any, weights_path: Path, factory_spec: str) -> bytes:
+    """Load the safetensors weights into ``model``; returns the bytes loaded (for their sha256)."""
     loader = getattr(model, "load_state_dict", None)
     if not callable(loader):
         raise SubmissionError(f"The model built by {factory_spec!r} has no load_state_dict(); cannot load {weights_path}.")
@@ -461,17 +525,7 @@ def _load_dir(path: Path, *, spec: str, trust_factory: bool = False) -> Any:
             f"The weights in {weights_path} do not fit the model built by {factory_spec}(**kwargs): "
             f"{type(exc).__name__}: {exc}. Check that 'kwargs' in {MODEL_FILE} describe the architecture that was saved."
         ) from exc
-    if callable(getattr(model, "eval", None)):
-        model.eval()
-    if getattr(model, "card", None) is None:
-        model = _Carded(model, card)
-    check_encoder(model)
-    _set_source(model, {
-        "spec": spec, "type": "checkpoint", "directory": str(path.resolve()), "factory": factory_spec,
-        "weights_file": weights_path.name, "weights_sha256": hashlib.sha256(data).hexdigest(),
-        "metadata_sha256": hashlib.sha256(meta_bytes).hexdigest(), "trusted_factory": bool(trust_factory),
-    })
-    return model
+    return data
 
 
 def save_model(model: Any, directory: str | os.PathLike[str], *, factory: str, kwargs: Mapping[str, Any] | None = None,

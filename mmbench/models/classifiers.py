@@ -172,24 +172,41 @@ def _train(
     b: Builder, train_ds: Dataset, eval_ds: Dataset, mods: list[str], dev: torch.device, *,
     epochs: int, batch_size: int, lr: float, seed: int,
 ) -> dict[str, Any]:
-    import torch
-    from safetensors.torch import save_file
-
-    import mmbench
-    from mmbench.versioning import sha256_file
-
-    train_split, eval_split = train_ds.split, eval_ds.split
+    """Fit, score and save one classifier per modality; write and return ``classifiers.json``."""
     out_dir = b.dataset_dir() / CLASSIFIER_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
+    settings = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "optimizer": "Adam",
+                "lr_decay_per_epoch": LR_DECAY, "device": str(dev)}
+    report = _report_header(b, train_ds, eval_ds, settings)
     y_train = np.asarray(train_ds.column("latents.digit"))
     y_eval = np.asarray(eval_ds.column("latents.digit"))
-    report: dict[str, Any] = {
+    for m, key in enumerate(mods):
+        t0 = time.perf_counter()
+        model = _fit(train_ds.column(key), y_train, train_ds.info.modalities[key].shape[0], dev, index=m, name=f"{b.id} {key}",
+                     epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+        acc = float((predict(model, eval_ds.column(key)) == y_eval).mean())
+        report["accuracy"][key] = round(acc, 5)
+        report["files"][key] = _save(model, out_dir, key, b.id)
+        report["seconds"][key] = round(time.perf_counter() - t0, 2)
+        logger.info("%s %s: %s accuracy %.4f", b.id, key, eval_ds.split, acc)
+    _finish_report(report)
+    (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=1))
+    return report
+
+
+def _report_header(b: Builder, train_ds: Dataset, eval_ds: Dataset, settings: dict[str, Any]) -> dict[str, Any]:
+    """What ``classifiers.json`` records before any classifier is trained: data fingerprints, settings, versions."""
+    import torch
+
+    import mmbench
+
+    return {
         "architecture": ARCHITECTURE,
         "dataset": b.id,
         "config_fingerprint": b.config.fingerprint,
-        "train_split": {"name": train_split, "fingerprint": train_ds.fingerprint, "num_examples": len(train_ds)},
-        "eval_split": {"name": eval_split, "fingerprint": eval_ds.fingerprint, "num_examples": len(eval_ds)},
-        "settings": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "optimizer": "Adam", "lr_decay_per_epoch": LR_DECAY, "device": str(dev)},
+        "train_split": {"name": train_ds.split, "fingerprint": train_ds.fingerprint, "num_examples": len(train_ds)},
+        "eval_split": {"name": eval_ds.split, "fingerprint": eval_ds.fingerprint, "num_examples": len(eval_ds)},
+        "settings": settings,
         "accuracy": {},
         "files": {},
         "seconds": {},
@@ -197,54 +214,66 @@ def _train(
         "torch_version": torch.__version__,
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
-    for m, key in enumerate(mods):
-        t0 = time.perf_counter()
-        torch.manual_seed(seed * 1000 + m)
-        model = build_classifier(train_ds.info.modalities[key].shape[0]).to(dev)
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
-        x_train = train_ds.column(key)
-        for epoch in range(epochs):
-            for group in opt.param_groups:
-                group["lr"] = lr * LR_DECAY**epoch
-            model.train()
-            order = np.random.default_rng([seed, m, epoch]).permutation(len(train_ds))
-            total = 0.0
-            for start in range(0, len(order), batch_size):
-                idx = np.sort(order[start : start + batch_size])  # sorted: sequential reads of the memory map
-                x = torch.from_numpy(np.asarray(x_train[idx])).to(dev)
-                y = torch.from_numpy(y_train[idx]).to(dev)
-                loss = torch.nn.functional.cross_entropy(model(x), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(idx)
-            logger.info("%s %s epoch %d: loss %.4f", b.id, key, epoch + 1, total / len(order))
-        acc = float((predict(model, eval_ds.column(key)) == y_eval).mean())
-        path = out_dir / f"{key}.safetensors"
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(path), metadata={"architecture": ARCHITECTURE, "dataset": b.id, "modality": key})
-        report["accuracy"][key] = round(acc, 5)
-        report["files"][key] = {"path": path.name, "sha256": sha256_file(path)}
-        report["seconds"][key] = round(time.perf_counter() - t0, 2)
-        logger.info("%s %s: %s accuracy %.4f", b.id, key, eval_split, acc)
+
+
+def _fit(x_train: Any, y_train: np.ndarray, in_channels: int, dev: torch.device, *, index: int, name: str, epochs: int,
+         batch_size: int, lr: float, seed: int) -> torch.nn.Module:
+    """One classifier: Adam with the learning rate halved every epoch, seeded batch orders."""
+    import torch
+
+    torch.manual_seed(seed * 1000 + index)
+    model = build_classifier(in_channels).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    n = len(y_train)
+    for epoch in range(epochs):
+        for group in opt.param_groups:
+            group["lr"] = lr * LR_DECAY**epoch
+        model.train()
+        order = np.random.default_rng([seed, index, epoch]).permutation(n)
+        total = 0.0
+        for start in range(0, n, batch_size):
+            idx = np.sort(order[start : start + batch_size])  # sorted: sequential reads of the memory map
+            x = torch.from_numpy(np.asarray(x_train[idx])).to(dev)
+            y = torch.from_numpy(y_train[idx]).to(dev)
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        logger.info("%s epoch %d: loss %.4f", name, epoch + 1, total / n)
+    return model
+
+
+def _save(model: torch.nn.Module, out_dir: Path, key: str, dataset_id: str) -> dict[str, str]:
+    """Write ``<key>.safetensors`` (architecture in its metadata); returns its file record (name, sha256)."""
+    from safetensors.torch import save_file
+
+    from mmbench.versioning import sha256_file
+
+    path = out_dir / f"{key}.safetensors"
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata={"architecture": ARCHITECTURE, "dataset": dataset_id, "modality": key})
+    return {"path": path.name, "sha256": sha256_file(path)}
+
+
+def _finish_report(report: dict[str, Any]) -> None:
+    """Mean accuracy and the comparison with :data:`EXPECTED_ACCURACY` (a warning names the modalities below it)."""
     report["mean_accuracy"] = round(float(np.mean(list(report["accuracy"].values()))), 5)
     below = {k: a for k, a in report["accuracy"].items() if a < EXPECTED_ACCURACY}
     report["expected_accuracy"] = EXPECTED_ACCURACY
     report["meets_expected"] = not below
     report["below_expected"] = sorted(below)
-    (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=1))
     if below:
         warnings.warn(
-            f"Digit classifiers for {b.id} reach {eval_split} accuracy "
+            f"Digit classifiers for {report['dataset']} reach {report['eval_split']['name']} accuracy "
             + ", ".join(f"{k} {a:.4f}" for k, a in below.items())
             + f", below the expected {EXPECTED_ACCURACY:.2f}. Coherence scores computed with them are "
             "capped by their own errors and not comparable to published ones. Train longer "
             "(--epochs), check the data, or accept it knowingly (classifiers.json records "
             "meets_expected=false).",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-    return report
 
 
 def load_classifiers(dataset: str | Builder, *, device: str = "cpu", **builder_kwargs: Any) -> dict[str, torch.nn.Module]:

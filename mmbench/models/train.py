@@ -1,25 +1,38 @@
-"""Training of the contrastive baselines: config, model, trainer, checkpoints, ``mmbench train``.
+"""Training of every baseline (contrastive models and multimodal VAEs): config, trainer, checkpoints.
 
-A run is described by a frozen :class:`TrainConfig` (dataset id, encoder, loss, schedule). The
-trainer draws batches from the dataset's infinite sampler (fresh data every step, as the
-simulation papers) or iterates a built split, and writes to ``out_dir``:
+A run is described by a frozen :class:`TrainConfig` (dataset id, model family, schedule). The
+model is any family of :data:`mmbench.models.trainable.MODEL_FAMILIES` — ``"contrastive"`` (the
+default: encoder and loss fields) or a VAE (``"mopoe"``, ``"mmvaeplus"``, ...; ``model_config`` is
+its :class:`~mmbench.models.vae.VAEConfig`, usually from a named recipe,
+:meth:`TrainConfig.from_recipe`) — and is trained through the
+:class:`~mmbench.models.trainable.Trainable` protocol: the model computes its own loss, the
+trainer owns seeding, schedules, checkpoints and Ctrl-C safety. The trainer draws batches from the
+dataset's infinite sampler (fresh data every step, as the simulation papers) or iterates a built
+split, and writes to ``out_dir``:
 
-* ``config.json`` — the train config, the resolved dataset id and the modality shapes;
+* ``config.json`` — the train config, the resolved dataset id and the modality shapes (and, for
+  the other families, the model record of :func:`~mmbench.models.trainable.checkpoint_meta`);
 * ``checkpoint.safetensors`` — model and optimiser tensors plus the step and history in its
   metadata, replaced atomically, so an interrupted run (Ctrl-C, crash) always leaves the last
   complete checkpoint;
 * ``history.json`` — training / validation loss curve.
 
-The trained :class:`ContrastiveModel` is a harness submission: it has a ``card`` and a batched
-``encode(batch, *, modality) -> Tensor[n, d]``, and ``out_dir`` itself is a valid ``--model`` for
-``mmbench evaluate`` (:func:`load_trained`: mmbench's own model class, safetensors weights only).
-The command line is in :mod:`mmbench.models.train_cli`.
+A non-finite loss stops the run with :class:`NonFiniteLossError` naming the step; the update is
+not applied and the last checkpoint on disk (always of finite weights) is kept.
+
+The trained model (a :class:`ContrastiveModel` or a
+:class:`~mmbench.models.vae.MultimodalVAE`) is a harness submission: it has a ``card`` and a
+batched ``encode(batch, *, modality) -> Tensor[n, d]`` (a VAE is also a ``Generator``), and
+``out_dir`` itself is a valid ``--model`` for ``mmbench evaluate`` (:func:`load_trained`:
+mmbench's own model classes, safetensors weights only). The command line is in
+:mod:`mmbench.models.train_cli`.
 
 Example:
     >>> cfg = TrainConfig(dataset="numerical/multiview/multimodal-independent", steps=2000,
     ...                   batch_size=512, lr=1e-3)
     >>> result = train(cfg, out_dir="runs/m3di")
     >>> z = result.model.encode(batch, modality="x1")
+    >>> vae = train(TrainConfig.from_recipe("mopoe-polymnist-cpu"), out_dir="runs/mopoe").model
 """
 
 from __future__ import annotations
@@ -48,19 +61,30 @@ from mmbench.devices import resolve_device
 from mmbench.errors import InvalidConfigError, MMBenchError, SubmissionError, did_you_mean
 from mmbench.models.encoders import ENCODERS, build_encoder
 from mmbench.models.losses import LOSSES, ContrastiveLoss
+from mmbench.models.trainable import (
+    MODEL_FAMILIES,
+    Trainable,
+    as_trainable,
+    checkpoint_meta,
+    step_generator,
+)
 from mmbench.progress import progress_bar, report
 from mmbench.versioning import strict_fields
 
 __all__ = [
+    "OPTIMIZERS",
     "PRESETS",
     "ContrastiveModel",
+    "NonFiniteLossError",
     "TrainConfig",
     "TrainResult",
     "build_model",
+    "build_trainable",
     "dataset_builder",
     "is_training_run",
     "load_trained",
     "preset_fields",
+    "recipe_fields",
     "train",
 ]
 
@@ -71,8 +95,19 @@ CHECKPOINT_FILE = "checkpoint.safetensors"
 HISTORY_FILE = "history.json"
 FORMAT_VERSION = 1
 LR_SCHEDULES = ("constant", "cosine")
+OPTIMIZERS = ("adam", "amsgrad")
+CONTRASTIVE = "contrastive"
 # Fields that may differ when resuming (schedule/bookkeeping, not the model or the data).
-_RESUMABLE_FIELDS = frozenset({"steps", "val_every", "checkpoint_every", "log_every", "name"})
+_RESUMABLE_FIELDS = frozenset({"steps", "val_every", "checkpoint_every", "log_every", "name", "recipe"})
+# Fields added with the model families, written to config.json only when they differ from these
+# defaults: a contrastive run's config.json (hence its metadata sha256) is what it was before.
+_FAMILY_DEFAULTS: dict[str, Any] = {"model": CONTRASTIVE, "model_config": {}, "recipe": "", "optimizer": "adam"}
+# Fields that configure the contrastive family only (a VAE is configured by model_config).
+_CONTRASTIVE_ONLY = ("encoder", "encoder_kwargs", "shared_encoder", "encoding_size", "loss", "loss_kwargs")
+
+
+class NonFiniteLossError(MMBenchError):
+    """The training loss became NaN or infinite; the message names the step and the checkpoint kept."""
 
 #: Named recipes of :meth:`TrainConfig.preset` and ``mmbench train --preset``.
 #:
@@ -108,6 +143,14 @@ class TrainConfig:
 
     Args:
         dataset: dataset id ``name[/config][:x.y.z]``.
+        model: the model family (:data:`~mmbench.models.trainable.MODEL_FAMILIES`):
+            ``"contrastive"`` (default; configured by the encoder and loss fields below) or a VAE
+            family (``"mvae"``, ``"mmvae"``, ``"mopoe"``, ``"mmvaeplus"``).
+        model_config: the VAE families' :class:`~mmbench.models.vae.VAEConfig` fields (validated
+            and completed with the defaults; ``kind`` = ``model``). Empty for contrastive models.
+        recipe: the named recipe the run came from (:meth:`from_recipe`; provenance only).
+        optimizer: ``"adam"`` (AdamW when ``weight_decay > 0``) or ``"amsgrad"`` (Adam with the
+            AMSGrad correction, the MMVAE/MMVAE+ references').
         dataset_overrides: builder config overrides (e.g. ``{"seed": 1}``).
         modalities: the modalities to contrast (default: all of the dataset's, in order).
         encoder: encoder kind (``"mlp"``, ``"resnet18"``, ``"text-conv"``, ``"conv28"``), or a
@@ -135,8 +178,13 @@ class TrainConfig:
         checkpoint_every: checkpoint period in steps (0: only at the end).
         log_every: period of the recorded training-loss average.
         amp: bfloat16 autocast on CUDA (no effect on CPU).
-        compile: ``torch.compile`` the encoders.
+        compile: ``torch.compile`` the encoders (and a VAE's decoders).
         name: free-form run name (used in the model card).
+
+    The family fields (``model``, ``model_config``, ``recipe``, ``optimizer``) are written by
+    :meth:`to_dict` only when they differ from their defaults, so a contrastive run's config is
+    the same as before the families existed. β and its KL warm-up are the VAE's own
+    (``model_config["beta"]``, ``model_config["kl_warmup_steps"]``).
     """
 
     dataset: str
@@ -166,6 +214,10 @@ class TrainConfig:
     amp: bool = True
     compile: bool = False
     name: str = ""
+    model: str = CONTRASTIVE
+    model_config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    recipe: str = ""
+    optimizer: str = "adam"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dataset_overrides", _frozen(dict(self.dataset_overrides)))
@@ -175,6 +227,7 @@ class TrainConfig:
             object.__setattr__(self, "encoder", {str(k): str(v) for k, v in self.encoder.items()})
         if self.modalities is not None:
             object.__setattr__(self, "modalities", tuple(self.modalities))
+        object.__setattr__(self, "model_config", _model_config(self.model, self.model_config))
         self.validate()
 
     def validate(self) -> None:
@@ -211,9 +264,29 @@ class TrainConfig:
         unknown = set(self.loss_kwargs) - {"tau", "learn_tau", "similarity", "p", "power"}
         if unknown:
             raise InvalidConfigError(f"Unknown loss_kwargs {sorted(unknown)}; valid: tau, learn_tau, similarity, p, power.")
+        if self.optimizer not in OPTIMIZERS:
+            raise InvalidConfigError(f"TrainConfig.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}.{did_you_mean(str(self.optimizer), OPTIMIZERS)}")
+        self._check_family_fields()
+
+    def _check_family_fields(self) -> None:
+        """Contrastive-only fields left at their defaults when the model is not contrastive."""
+        if self.model == CONTRASTIVE:
+            return
+        defaults = {f.name: (f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
+                    for f in dataclasses.fields(self) if f.name in _CONTRASTIVE_ONLY}
+        changed = sorted(k for k, v in defaults.items() if _frozen(getattr(self, k)) != _frozen(v))
+        if changed:
+            raise InvalidConfigError(
+                f"TrainConfig fields {changed} configure contrastive models; model={self.model!r} is configured by "
+                "model_config (VAEConfig fields, e.g. latent_dim, beta). Remove them or use model='contrastive'."
+            )
 
     def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        d = json.loads(json.dumps(dataclasses.asdict(self)))
+        for key, default in _FAMILY_DEFAULTS.items():
+            if d.get(key) == default:
+                del d[key]
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
@@ -236,6 +309,24 @@ class TrainConfig:
         """
         return cls.from_dict({**preset_fields(name, dataset), **changes, "dataset": dataset})
 
+    @classmethod
+    def from_recipe(cls, recipe: str, /, *, dataset: str | None = None, **changes: Any) -> TrainConfig:
+        """The run of VAE recipe ``recipe`` (:data:`~mmbench.models.vae.VAE_RECIPES`), with ``changes`` on top.
+
+        ``dataset`` defaults to the recipe's; a recipe fixed in epochs gets the steps of that many
+        epochs over the dataset's training split. ``model_config`` in ``changes`` updates the
+        recipe's model config field by field.
+
+        Example:
+            >>> cfg = TrainConfig.from_recipe("mopoe-polymnist-cpu")
+            >>> cfg.model, cfg.model_config["latent_dim"], cfg.steps
+            ('mopoe', 32, 15000)
+        """
+        fields = recipe_fields(recipe, dataset, changes.get("dataset_overrides"))
+        model_changes = changes.pop("model_config", None) or {}
+        fields["model_config"] = {**fields["model_config"], **dict(model_changes)}
+        return cls.from_dict({**fields, **changes})
+
     def lr_at(self, step: int) -> float:
         """Learning rate of optimiser step ``step`` (1-based): a pure function of the step, so a
         resumed run follows the same schedule."""
@@ -252,6 +343,51 @@ class TrainConfig:
             kwargs = self.encoder_kwargs.get(modality, {}) if all(isinstance(v, Mapping) for v in self.encoder_kwargs.values()) else self.encoder_kwargs
             return self.encoder[modality], dict(kwargs)
         return str(self.encoder), dict(self.encoder_kwargs)
+
+
+def _model_config(model: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """``model_config`` validated and completed for family ``model`` (empty for contrastive models)."""
+    if model not in MODEL_FAMILIES:
+        raise InvalidConfigError(MODEL_FAMILIES.not_found_message(str(model)) + " (TrainConfig.model)")
+    config = _frozen(dict(config or {}))
+    if model == CONTRASTIVE:
+        if config:
+            raise InvalidConfigError(
+                f"model_config {sorted(config)} is for the VAE families; a contrastive model is configured by the encoder "
+                "and loss fields of TrainConfig. Remove model_config or choose a VAE family (model='mopoe', ...)."
+            )
+        return {}
+    from mmbench.models.vae.config import KINDS, VAEConfig
+
+    if model not in KINDS:  # a family registered later: its own build validates the config
+        return config
+    kind = config.get("kind", model)
+    if kind != model:
+        raise InvalidConfigError(f"TrainConfig.model={model!r} but model_config names kind={kind!r}; they must agree.")
+    return VAEConfig.from_dict({**config, "kind": model}).to_dict()
+
+
+def recipe_fields(name: str, dataset: str | None = None, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The TrainConfig fields of VAE recipe ``name`` (:data:`~mmbench.models.vae.VAE_RECIPES`) on ``dataset``.
+
+    Its model config, optimiser, learning rate, batch size and steps (``epochs`` × the training
+    split's batches when the recipe is fixed in epochs; the split of ``dataset`` with the builder
+    ``overrides``), plus the recipe's ``train_fields`` (data mode, schedule, checkpoint periods).
+    ``dataset`` defaults to the recipe's.
+    """
+    from mmbench.models.vae.config import VAE_RECIPES
+
+    recipe = VAE_RECIPES.get(name)
+    dataset = dataset or recipe.dataset
+    steps = recipe.steps
+    if recipe.epochs is not None:
+        sizes = dataset_builder(dataset, overrides).config.split_sizes
+        steps = recipe.steps_for(int(sizes.get("train", 0)))
+    return {
+        "dataset": dataset, "model": recipe.model.kind, "model_config": recipe.model.to_dict(), "recipe": recipe.name,
+        "lr": recipe.lr, "optimizer": recipe.optimizer, "batch_size": recipe.batch_size, "steps": int(steps or 1),
+        "data": "dataset", "grad_clip": None, **{k: _frozen(v) for k, v in recipe.train_fields.items()},
+    }
 
 
 def preset_fields(name: str, dataset: str) -> dict[str, Any]:
@@ -430,8 +566,8 @@ def dataset_builder(dataset: str, overrides: Mapping[str, Any] | None = None) ->
     return b
 
 
-def _dataset_info(config: TrainConfig) -> tuple[Any, str, dict[str, tuple[int, ...]]]:
-    """The builder, its resolved id and the shapes of the trained modalities."""
+def _dataset_info(config: TrainConfig) -> tuple[Any, str, dict[str, dict[str, Any]]]:
+    """The builder, its resolved id and the specs (``{"shape", "dtype"}``) of the trained modalities."""
     b = dataset_builder(config.dataset, config.dataset_overrides)
     mods = b.modalities()
     chosen = list(config.modalities) if config.modalities is not None else list(mods)
@@ -441,8 +577,12 @@ def _dataset_info(config: TrainConfig) -> tuple[Any, str, dict[str, tuple[int, .
                 f"Dataset {b.id!r} has no modality {m!r}.{did_you_mean(m, mods)} Its modalities: {list(mods)}."
             )
     if len(chosen) < 2:
-        raise InvalidConfigError(f"Dataset {b.id!r} has modalities {list(mods)}; a contrastive model needs two or more.")
-    return b, b.id, {m: tuple(mods[m].shape) for m in chosen}
+        raise InvalidConfigError(f"Dataset {b.id!r} has modalities {list(mods)}; a {config.model} model needs two or more.")
+    return b, b.id, {m: {"shape": [int(d) for d in mods[m].shape], "dtype": str(np.dtype(mods[m].dtype))} for m in chosen}
+
+
+def _shapes(specs: Mapping[str, Any]) -> dict[str, list[int]]:
+    return {m: list(s["shape"]) if isinstance(s, Mapping) else list(s) for m, s in specs.items()}
 
 
 def _sampler_batches(builder: Any, n: int, *, seed: int, split: str, start: int) -> Iterator[dict[str, np.ndarray]]:
@@ -508,21 +648,36 @@ def _atomic_replace(path: Path, write: Any) -> None:
         write(tmp)
 
 
-def _config_json(config: TrainConfig, dataset_id: str, shapes: Mapping[str, Sequence[int]]) -> dict[str, Any]:
+def _config_json(config: TrainConfig, dataset_id: str, specs: Mapping[str, Any], trainable: Trainable | None = None) -> dict[str, Any]:
+    """``config.json``: the train config and data; a non-contrastive run adds its model record."""
     import mmbench
 
-    return {
+    out: dict[str, Any] = {
         "format": FORMAT_VERSION,
         "mmbench_version": mmbench.__version__,
         "train_config": config.to_dict(),
         "dataset_id": dataset_id,
-        "modality_shapes": {m: list(s) for m, s in shapes.items()},
+        "modality_shapes": _shapes(specs),
     }
+    if config.model != CONTRASTIVE and trainable is not None:
+        out["model"] = checkpoint_meta(trainable)
+    return out
 
 
-def _save_checkpoint(out_dir: Path, model: ContrastiveModel, opt: torch.optim.Optimizer, step: int, history: list[dict[str, Any]]) -> None:
+def _check_finite_weights(model: nn.Module, step: int, out_dir: Path) -> None:
+    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise NonFiniteLossError(
+            f"The weights after step {step} are not finite ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); "
+            f"they were not saved, and the checkpoint in {out_dir} (an earlier step) is kept. Lower lr or set grad_clip."
+        )
+
+
+def _save_checkpoint(out_dir: Path, model: nn.Module, opt: torch.optim.Optimizer, step: int, history: list[dict[str, Any]]) -> None:
+    """Model and optimiser tensors at ``step`` (weights checked finite first), replaced atomically."""
     from safetensors.torch import save_file
 
+    _check_finite_weights(model, step, out_dir)
     tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     opt_state = opt.state_dict()
     scalars: dict[str, Any] = {}
@@ -556,7 +711,7 @@ def _read_checkpoint(path: Path) -> tuple[dict[str, Tensor], dict[str, str], str
     return tensors, meta, hashlib.sha256(data).hexdigest()
 
 
-def _load_state(model: ContrastiveModel, tensors: Mapping[str, Tensor], path: Path) -> None:
+def _load_state(model: nn.Module, tensors: Mapping[str, Tensor], path: Path) -> None:
     state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
         model.load_state_dict(state, strict=True)
@@ -584,13 +739,25 @@ def is_training_run(path: str | os.PathLike[str]) -> bool:
         return False
 
 
-def load_trained(path: str | os.PathLike[str], *, device: str | torch.device | None = "cpu", expect: TrainConfig | None = None) -> ContrastiveModel:
+def _run_config(meta: Mapping[str, Any], out_dir: Path) -> tuple[TrainConfig, dict[str, Any]]:
+    """The train config and modality specs a run's ``config.json`` records."""
+    try:
+        config = TrainConfig.from_dict(meta["train_config"])
+        model_meta = meta.get("model") or {}
+        specs = model_meta.get("modalities") or meta["modality_shapes"]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise MMBenchError(f"{out_dir / CONFIG_FILE} is not the config of an mmbench training run (missing {exc}).") from exc
+    return config, dict(specs)
+
+
+def load_trained(path: str | os.PathLike[str], *, device: str | torch.device | None = "cpu", expect: TrainConfig | None = None) -> nn.Module:
     """Load a trained model (a harness submission) from a training output directory.
 
-    Only mmbench's own :class:`ContrastiveModel` is built (from the validated train config; no
-    code named by the files runs), and the weights are read with safetensors. The model gets a
-    ``mmbench_source`` (directory, step, sha256 of the checkpoint and config) that ``evaluate``
-    records.
+    Only mmbench's own model classes are built (a :class:`ContrastiveModel` or a
+    :class:`~mmbench.models.vae.MultimodalVAE`, from the validated train config through
+    :data:`~mmbench.models.trainable.MODEL_FAMILIES`; no code named by the files runs), and the
+    weights are read with safetensors. The model gets a ``mmbench_source`` (directory, step,
+    sha256 of the checkpoint and config) that ``evaluate`` records.
 
     Args:
         path: the ``out_dir`` of :func:`train` (or its ``checkpoint.safetensors``).
@@ -598,23 +765,23 @@ def load_trained(path: str | os.PathLike[str], *, device: str | torch.device | N
         expect: if given, raise unless the stored config's model/data fields match it.
 
     Raises:
-        MMBenchError: not a training directory, no checkpoint yet, or an unreadable one.
+        MMBenchError: not a training directory, no checkpoint yet, or an unreadable one;
+            :class:`InvalidConfigError` when the checkpoint does not fit its config or ``expect``.
+
+    Example:
+        >>> vae = load_trained("runs/mopoe")          # encode(...), generate(...), sample(...)
     """
     out_dir = Path(path)
     if out_dir.is_file():
         out_dir = out_dir.parent
     meta = _read_config(out_dir)
-    try:
-        config = TrainConfig.from_dict(meta["train_config"])
-        shapes = meta["modality_shapes"]
-    except (KeyError, TypeError) as exc:
-        raise MMBenchError(f"{out_dir / CONFIG_FILE} is not the config of an mmbench training run (missing {exc}).") from exc
+    config, specs = _run_config(meta, out_dir)
     if expect is not None:
         _check_same(expect, config, out_dir)
-    model = ContrastiveModel(config, shapes, dataset_id=meta.get("dataset_id", ""))
     ckpt = out_dir / CHECKPOINT_FILE
     if not ckpt.is_file():
         raise MMBenchError(f"{out_dir} has a config but no {CHECKPOINT_FILE}: the run never reached its first checkpoint.")
+    model = _build(config, specs, meta.get("dataset_id", "")).module
     tensors, info, sha = _read_checkpoint(ckpt)
     _load_state(model, tensors, ckpt)
     model.trained_steps = int(info.get("step", 0))  # type: ignore[assignment]
@@ -626,6 +793,14 @@ def load_trained(path: str | os.PathLike[str], *, device: str | torch.device | N
     return model.to(resolve_device(device)).eval()
 
 
+def _describe_change(key: str, old: Any, new: Any) -> str:
+    """``key: checkpoint X vs requested Y``; for a mapping, only its differing entries."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        return "; ".join(f"{key}.{k}: checkpoint {old.get(k)!r} vs requested {new.get(k)!r}" for k in keys)
+    return f"{key}: checkpoint {old!r} vs requested {new!r}"
+
+
 def _check_same(new: TrainConfig, old: TrainConfig, out_dir: Path, *, resuming: bool = False) -> None:
     a, b = new.to_dict(), old.to_dict()
     if resuming and a.get("lr_schedule") == "cosine" and a["steps"] != b.get("steps"):
@@ -634,13 +809,14 @@ def _check_same(new: TrainConfig, old: TrainConfig, out_dir: Path, *, resuming: 
             f"steps={a['steps']} would change the schedule it already followed. Resume with steps={b.get('steps')}, "
             "or train in another out_dir."
         )
-    diff = sorted(k for k in a if k not in _RESUMABLE_FIELDS and a[k] != b.get(k))
+    defaults = {**_FAMILY_DEFAULTS}
+    diff = sorted(k for k in set(a) | set(b) if k not in _RESUMABLE_FIELDS and a.get(k, defaults.get(k)) != b.get(k, defaults.get(k)))
     if diff:
-        details = "; ".join(f"{k}: checkpoint {b.get(k)!r} vs requested {a[k]!r}" for k in diff)
+        details = "; ".join(_describe_change(k, b.get(k, defaults.get(k)), a.get(k, defaults.get(k))) for k in diff)
         raise InvalidConfigError(
             f"The checkpoint in {out_dir} was trained with a different config ({details}). Use another "
             "out_dir, or resume with the same model/data settings (only steps, val_every, "
-            "checkpoint_every, log_every and name may change)."
+            "checkpoint_every, log_every, name and recipe may change)."
         )
 
 
@@ -649,7 +825,7 @@ def _check_same(new: TrainConfig, old: TrainConfig, out_dir: Path, *, resuming: 
 class TrainResult:
     """What :func:`train` returns."""
 
-    model: ContrastiveModel
+    model: nn.Module  # a ContrastiveModel or a MultimodalVAE (the harness model)
     history: list[dict[str, Any]]
     steps: int
     seconds: float
@@ -700,14 +876,29 @@ def _tf32(enabled: bool) -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
 
 
-def build_model(config: TrainConfig, *, device: str | torch.device | None = "cpu") -> ContrastiveModel:
-    """A freshly initialised model for ``config`` (seeded, without touching the global RNG)."""
-    _, dataset_id, shapes = _dataset_info(config)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        model = ContrastiveModel(config, shapes, dataset_id=dataset_id)
-    model.trained_steps = 0  # type: ignore[assignment]
-    return model.to(resolve_device(device))
+def _build(config: TrainConfig, specs: Mapping[str, Any], dataset_id: str) -> Trainable:
+    """A freshly initialised model of ``config``'s family on the CPU (seeded, global RNG untouched)."""
+    family = MODEL_FAMILIES.get(config.model)
+    if config.model == CONTRASTIVE:
+        built = family.build(config.to_dict(), specs, dataset_id=dataset_id)
+    else:
+        built = family.build(dict(config.model_config), specs, dataset_id=dataset_id, seed=config.seed)
+    return as_trainable(built)
+
+
+def build_trainable(config: TrainConfig, *, device: str | torch.device | None = "cpu") -> Trainable:
+    """A freshly initialised :class:`~mmbench.models.trainable.Trainable` for ``config`` on ``device``."""
+    _, dataset_id, specs = _dataset_info(config)
+    trainable = _build(config, specs, dataset_id)
+    trainable.module.trained_steps = 0  # type: ignore[assignment]
+    trainable.module.to(resolve_device(device))
+    return trainable
+
+
+def build_model(config: TrainConfig, *, device: str | torch.device | None = "cpu") -> nn.Module:
+    """A freshly initialised model for ``config`` (seeded, without touching the global RNG): a
+    :class:`ContrastiveModel` or a :class:`~mmbench.models.vae.MultimodalVAE`."""
+    return build_trainable(config, device=device).module
 
 
 def _optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
@@ -716,6 +907,8 @@ def _optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> t
         kw["fused"] = True
     else:
         kw["foreach"] = True
+    if getattr(config, "optimizer", "adam") == "amsgrad":
+        kw["amsgrad"] = True
     if config.weight_decay:
         return torch.optim.AdamW(model.parameters(), weight_decay=config.weight_decay, **kw)
     return torch.optim.Adam(model.parameters(), **kw)
@@ -730,7 +923,7 @@ def train(
     progress: bool | None = None,
     prefetch: bool | None = None,
 ) -> TrainResult:
-    """Train a contrastive baseline.
+    """Train a baseline of any model family (contrastive or VAE).
 
     Args:
         config: the run.
@@ -746,35 +939,26 @@ def train(
         A :class:`TrainResult`; ``interrupted=True`` if SIGINT (Ctrl-C) or SIGTERM stopped it (a
         checkpoint of the last completed step is in ``out_dir``).
 
+    Raises:
+        NonFiniteLossError: the loss became NaN/inf (the step is named; the update is not applied
+            and the last checkpoint in ``out_dir`` is kept).
+        InvalidConfigError: ``out_dir`` holds a run with another config.
+
     Example:
         >>> result = train(TrainConfig.preset("quick", dataset="numerical/multiview/multimodal-independent"),
         ...                out_dir="runs/m3di")
+        >>> vae = train(TrainConfig.from_recipe("mopoe-polymnist-cpu"), out_dir="runs/mopoe").model
     """
     dev = resolve_device(device)
-    builder, dataset_id, shapes = _dataset_info(config)
     out = Path(out_dir) if out_dir is not None else None
-    model = build_model(config, device=dev)
-    opt = _optimizer(model, config, dev)
-    start, history = _open_run_dir(out, config, dataset_id, shapes, model, opt, resume=resume)
-    mods = list(shapes)
-    factor = 2 if model.loss_fn.needs_negatives else 1  # an independent negative batch doubles the rows
+    builder, trainable, opt, start, history = _prepare(config, out, dev, resume=resume)
     use_prefetch = dev.type == "cuda" if prefetch is None else prefetch
-    stream = _training_batches(config, builder, config.batch_size * factor, start=start, columns=mods)
-    batches: Any = _Prefetcher(stream) if use_prefetch else stream
-    n_val = (config.val_batch_size or config.batch_size) * factor
-    val_inputs = _validation_inputs(config, builder, mods, n_per=n_val) if config.val_every else []
+    batches, val_inputs = _data_streams(config, builder, trainable, start=start, prefetch=use_prefetch)
     if config.compile:
-        for key in list(model.encoders):
-            model.encoders[key] = torch.compile(model.encoders[key])  # type: ignore[assignment]
-    loop = _Loop(model, opt, config, out=out, device=dev, history=history, val_inputs=val_inputs)
-    bar = progress_bar(config.steps, desc=config.name or "train", unit="step", progress=progress, initial=start)
-    t0 = time.perf_counter()
-    try:
-        with _tf32(dev.type == "cuda"):
-            step, interrupted = loop.run(batches, start=start, bar=bar)
-    finally:
-        bar.close()
-    seconds = time.perf_counter() - t0
+        _compile(trainable.module)
+    loop = _Loop(trainable, opt, config, out=out, device=dev, history=history, val_inputs=val_inputs)
+    step, interrupted, seconds = _run_loop(loop, batches, start=start, progress=progress)
+    model = trainable.module
     model.trained_steps = step  # type: ignore[assignment]
     if interrupted:
         logger.warning("Training interrupted at step %d; checkpoint in %s", step, out)
@@ -783,9 +967,67 @@ def train(
                        signal=loop.stopped_by if interrupted else None)
 
 
-def _open_run_dir(out: Path | None, config: TrainConfig, dataset_id: str, shapes: Mapping[str, Sequence[int]],
-                  model: ContrastiveModel, opt: torch.optim.Optimizer, *, resume: bool) -> tuple[int, list[dict[str, Any]]]:
-    """Create ``out`` (or check it holds the same run), resume its checkpoint, write config.json.
+def _prepare(config: TrainConfig, out: Path | None, dev: torch.device, *,
+             resume: bool) -> tuple[Any, Trainable, torch.optim.Optimizer, int, list[dict[str, Any]]]:
+    """Build the model and its optimiser, open (or resume) the run directory."""
+    builder, dataset_id, specs = _dataset_info(config)
+    resuming = _check_run_dir(out, config, resume=resume)  # before building: a mismatch fails at once
+    trainable = _build(config, specs, dataset_id)
+    model = trainable.module.to(dev)
+    model.trained_steps = 0  # type: ignore[assignment]
+    opt = _optimizer(model, config, dev)
+    start, history = _open_run_dir(out, config, dataset_id, specs, trainable, opt, resuming=resuming)
+    return builder, trainable, opt, start, history
+
+
+def _data_streams(config: TrainConfig, builder: Any, trainable: Trainable, *, start: int,
+                  prefetch: bool) -> tuple[Any, list[dict[str, np.ndarray]]]:
+    """The training batches from step ``start`` on, and the fixed validation batches."""
+    columns = list(trainable.input_columns)
+    stream = _training_batches(config, builder, trainable.rows_per_step(config.batch_size), start=start, columns=columns)
+    batches: Any = _Prefetcher(stream) if prefetch else stream
+    n_val = trainable.rows_per_step(config.val_batch_size or config.batch_size)
+    val_inputs = _validation_inputs(config, builder, columns, n_per=n_val) if config.val_every else []
+    return batches, val_inputs
+
+
+def _compile(module: nn.Module) -> None:
+    """``torch.compile`` the per-modality networks (``encoders``, and ``decoders`` of a VAE)."""
+    for attr in ("encoders", "decoders"):
+        nets = getattr(module, attr, None)
+        if isinstance(nets, nn.ModuleDict):
+            for key in list(nets):
+                nets[key] = torch.compile(nets[key])  # type: ignore[assignment]
+
+
+def _run_loop(loop: _Loop, batches: Any, *, start: int, progress: bool | None) -> tuple[int, bool, float]:
+    """Run ``loop`` under a progress bar (TF32 on CUDA); returns (last step, interrupted, seconds)."""
+    config = loop.config
+    bar = progress_bar(config.steps, desc=config.name or "train", unit="step", progress=progress, initial=start)
+    t0 = time.perf_counter()
+    try:
+        with _tf32(loop.device.type == "cuda"):
+            step, interrupted = loop.run(batches, start=start, bar=bar)
+    finally:
+        bar.close()
+    return step, interrupted, time.perf_counter() - t0
+
+
+def _check_run_dir(out: Path | None, config: TrainConfig, *, resume: bool) -> bool:
+    """Refuse an ``out`` holding another run (or a checkpoint with ``resume=False``); whether to resume it."""
+    if out is None or not (out / CONFIG_FILE).is_file():
+        return False
+    has_checkpoint = (out / CHECKPOINT_FILE).is_file()
+    old, _ = _run_config(_read_config(out), out)
+    _check_same(config, old, out, resuming=resume and has_checkpoint)
+    if has_checkpoint and not resume:
+        raise InvalidConfigError(f"{out} already holds a checkpoint; pass resume=True (drop --no-resume) or use another out_dir.")
+    return has_checkpoint
+
+
+def _open_run_dir(out: Path | None, config: TrainConfig, dataset_id: str, specs: Mapping[str, Any],
+                  trainable: Trainable, opt: torch.optim.Optimizer, *, resuming: bool) -> tuple[int, list[dict[str, Any]]]:
+    """Create ``out``, resume its checkpoint when ``resuming``, write config.json.
 
     Returns the step to start from and the history so far.
     """
@@ -793,16 +1035,11 @@ def _open_run_dir(out: Path | None, config: TrainConfig, dataset_id: str, shapes
     if out is None:
         return start, history
     out.mkdir(parents=True, exist_ok=True)
-    has_checkpoint = (out / CHECKPOINT_FILE).is_file()
-    if (out / CONFIG_FILE).is_file():
-        old = _read_config(out)
-        _check_same(config, TrainConfig.from_dict(old["train_config"]), out, resuming=resume and has_checkpoint)
-        if has_checkpoint and not resume:
-            raise InvalidConfigError(f"{out} already holds a checkpoint; pass resume=True (drop --no-resume) or use another out_dir.")
-        if has_checkpoint:
-            start, history = _resume(out, model, opt)
-            report("%s: resuming the checkpoint in %s at step %d of %d", config.name or "train", out, start, config.steps)
-    _atomic_replace(out / CONFIG_FILE, lambda p: p.write_text(json.dumps(_config_json(config, dataset_id, shapes), indent=1)))
+    if resuming:
+        start, history = _resume(out, trainable.module, opt)
+        report("%s: resuming the checkpoint in %s at step %d of %d", config.name or "train", out, start, config.steps)
+    meta = _config_json(config, dataset_id, specs, trainable)
+    _atomic_replace(out / CONFIG_FILE, lambda p: p.write_text(json.dumps(meta, indent=1)))
     return start, history
 
 
@@ -819,26 +1056,31 @@ def _training_batches(config: TrainConfig, builder: Any, n_rows: int, *, start: 
 class _Loop:
     """The optimisation loop of one run: steps, learning-rate schedule, loss records, checkpoints."""
 
-    def __init__(self, model: ContrastiveModel, opt: torch.optim.Optimizer, config: TrainConfig, *, out: Path | None,
+    def __init__(self, trainable: Trainable, opt: torch.optim.Optimizer, config: TrainConfig, *, out: Path | None,
                  device: torch.device, history: list[dict[str, Any]], val_inputs: Sequence[Mapping[str, np.ndarray]]) -> None:
-        self.model, self.opt, self.config, self.out, self.device = model, opt, config, out, device
+        self.trainable, self.model = trainable, trainable.module
+        self.opt, self.config, self.out, self.device = opt, config, out, device
         self.history = history
         self.val_inputs = val_inputs
         self.amp = config.amp and device.type == "cuda"
-        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.scheduled = config.lr_schedule != "constant" or config.warmup_steps > 0
-        self.mods = list(model.modality_shapes)
+        self.columns = list(trainable.input_columns)
         self._running, self._n = 0.0, 0
+        self._parts: dict[str, Tensor] = {}
         self._t0 = time.perf_counter()
+        self.last_checkpoint: int | None = None
 
     def run(self, batches: Any, *, start: int, bar: Any) -> tuple[int, bool]:
         """Train from step ``start`` to ``config.steps``; returns (last step, interrupted).
 
-        :attr:`stopped_by` is then the signal that interrupted it, if one did.
+        :attr:`stopped_by` is then the signal that interrupted it, if one did. A non-finite loss
+        raises :class:`NonFiniteLossError` and writes no checkpoint (the last one is kept).
         """
         flag: dict[str, Any] = {"stop": False}
         self.flag = flag
-        step, interrupted = start, False
+        self.last_checkpoint = start if start else None
+        step, interrupted, failed = start, False, False
         self.model.train()
         try:
             with _stop_on_signals(flag):
@@ -848,17 +1090,25 @@ class _Loop:
                     self.record(step, bar)
                     bar.update(1)
                     if self.out is not None and self.config.checkpoint_every and step % self.config.checkpoint_every == 0:
-                        _save_checkpoint(self.out, self.model, self.opt, step, self.history)
+                        self.checkpoint(step)
                         if bar.disable:  # no bar (not a terminal, --quiet): a line per checkpoint instead
                             self.report(step, start)
                 interrupted = flag["stop"] and step < self.config.steps
         except KeyboardInterrupt as exc:
             interrupted = True
             flag.setdefault("signal", getattr(exc, "signum", signal.SIGINT))
+        except NonFiniteLossError:
+            failed = True
+            raise
         finally:
-            if self.out is not None and step > start:
-                _save_checkpoint(self.out, self.model, self.opt, step, self.history)
+            if self.out is not None and step > start and not failed:
+                self.checkpoint(step)
         return step, interrupted
+
+    def checkpoint(self, step: int) -> None:
+        assert self.out is not None
+        _save_checkpoint(self.out, self.model, self.opt, step, self.history)
+        self.last_checkpoint = step
 
     def report(self, step: int, start: int) -> None:
         """One progress line: step, last losses, elapsed time and an ETA."""
@@ -877,44 +1127,62 @@ class _Loop:
         return getattr(self, "flag", {}).get("signal")
 
     def step(self, batch: Mapping[str, np.ndarray], step: int) -> None:
-        """One optimiser step (1-based ``step``) on ``batch``."""
-        inputs = _to_device(batch, self.mods, self.device)
+        """One optimiser step (1-based ``step``) on ``batch``; a non-finite loss is never applied."""
+        inputs = _to_device(batch, self.columns, self.device)
         if self.scheduled:
             lr = self.config.lr_at(step)
             for group in self.opt.param_groups:
                 group["lr"] = lr
-        loss = self.model.loss(inputs, amp=self.amp)
+        gen = step_generator(self.config.seed, step, self.device)
+        loss, parts = self.trainable.training_loss(inputs, step=step, generator=gen, amp=self.amp)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise NonFiniteLossError(self.nonfinite_message(step, value))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip, foreach=True)
         self.opt.step()
-        self._running += float(loss.detach())
+        self._running += value
         self._n += 1
+        for key, v in parts.items():
+            if key != "loss":
+                self._parts[key] = self._parts.get(key, 0.0) + v.detach().float()
+
+    def nonfinite_message(self, step: int, value: float) -> str:
+        kept = (f"the checkpoint of step {self.last_checkpoint} in {self.out} is kept" if self.out is not None and self.last_checkpoint
+                else "no checkpoint was written yet" if self.out is not None else "no out_dir was given")
+        hint = " or warm up the KL term (model_config kl_warmup_steps)" if self.config.model != CONTRASTIVE else ""
+        return (f"The training loss became {value} at step {step} ({self.config.model} model, lr "
+                f"{self.opt.param_groups[0]['lr']:.3g}); training stopped without applying that update, and {kept}. "
+                f"Lower lr, set grad_clip{hint}, then train again in a new out_dir.")
 
     def record(self, step: int, bar: Any) -> None:
-        """Append the training-loss average every ``log_every`` steps and the validation loss every ``val_every``."""
+        """Append the training-loss average (and the model's loss parts) every ``log_every`` steps
+        and the validation loss every ``val_every``."""
         cfg = self.config
         validate = bool(cfg.val_every) and (step % cfg.val_every == 0 or step == cfg.steps)
         if step % cfg.log_every == 0 or step == cfg.steps:
-            if not math.isfinite(self._running):
-                raise MMBenchError(f"The training loss became non-finite at step {step}; lower lr or enable grad_clip.")
-            rec: dict[str, Any] = {"step": step, "loss": self._running / self._n, "time": time.perf_counter() - self._t0}
+            rec: dict[str, Any] = {"step": step, "loss": self._running / self._n}
+            rec.update({k: float(v) / self._n for k, v in self._parts.items()})
+            rec["time"] = time.perf_counter() - self._t0
             if validate:
-                rec["val_loss"] = _val_loss(self.model, self.val_inputs, amp=self.amp)
+                rec["val_loss"] = self.val_loss(step)
             self.history.append(rec)
             bar.set_postfix(loss=f"{rec['loss']:.4f}", **({"val": f"{rec['val_loss']:.4f}"} if "val_loss" in rec else {}))
-            self._running, self._n = 0.0, 0
+            self._running, self._n, self._parts = 0.0, 0, {}
         elif validate:
-            self.history.append({"step": step, "val_loss": _val_loss(self.model, self.val_inputs, amp=self.amp),
-                                 "time": time.perf_counter() - self._t0})
+            self.history.append({"step": step, "val_loss": self.val_loss(step), "time": time.perf_counter() - self._t0})
+
+    def val_loss(self, step: int) -> float:
+        return _val_loss(self.trainable, self.val_inputs, amp=self.amp, step=step, seed=self.config.seed)
 
 
-def _resume(out: Path, model: ContrastiveModel, opt: torch.optim.Optimizer) -> tuple[int, list[dict[str, Any]]]:
+def _resume(out: Path, model: nn.Module, opt: torch.optim.Optimizer) -> tuple[int, list[dict[str, Any]]]:
     path = out / CHECKPOINT_FILE
     tensors, meta, _ = _read_checkpoint(path)
     _load_state(model, tensors, path)
-    dev = model.device
+    dev = next(model.parameters()).device
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):
@@ -948,13 +1216,18 @@ def _validation_inputs(config: TrainConfig, builder: Any, mods: Sequence[str], *
 
 
 @torch.no_grad()
-def _val_loss(model: ContrastiveModel, batches: Sequence[Mapping[str, np.ndarray]], *, amp: bool) -> float:
+def _val_loss(trainable: Trainable, batches: Sequence[Mapping[str, np.ndarray]], *, amp: bool, step: int, seed: int) -> float:
+    """Mean loss over the validation batches (eval mode; the same noise at every evaluation:
+    the generator of step 0, which no training step uses)."""
     if not batches:
         return float("nan")
+    model = trainable.module
     was = model.training
     model.eval()
+    dev = next(model.parameters()).device
     try:
-        vals = [float(model.loss(_to_device(b, list(b), model.device), amp=amp)) for b in batches]
+        vals = [float(trainable.training_loss(_to_device(b, list(b), dev), step=step, generator=step_generator(seed, 0, dev), amp=amp)[0])
+                for b in batches]
     finally:
         model.train(was)
     return float(np.mean(vals))

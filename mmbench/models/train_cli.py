@@ -2,6 +2,7 @@
 
 Example:
     $ mmbench train numerical/multiview/multimodal-independent --preset quick --out runs/m3di
+    $ mmbench train polymnist --recipe mopoe-polymnist-cpu --out runs/mopoe
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ __all__ = ["add_train_parser", "cmd_train", "config_from_args", "evaluate_comman
 
 # flag attribute → TrainConfig field, for the options that set a field directly
 _FIELDS = ("encoder", "shared_encoder", "encoding_size", "loss", "batch_size", "steps", "lr", "lr_schedule", "warmup_steps",
-           "grad_clip", "seed", "data", "val_every", "checkpoint_every", "compile", "name")
+           "grad_clip", "seed", "data", "val_every", "checkpoint_every", "compile", "name", "optimizer")
+# options that configure a contrastive model only (refused with --recipe)
+_CONTRASTIVE_FLAGS = ("encoder", "width_scale", "norm", "shared_encoder", "encoding_size", "loss", "tau", "learn_tau", "similarity", "p")
 
 
 def add_train_parser(sub: Any) -> None:
@@ -26,19 +29,26 @@ def add_train_parser(sub: Any) -> None:
     from mmbench.devices import DEVICE_HELP
     from mmbench.models.encoders import ENCODERS
     from mmbench.models.losses import LOSSES
-    from mmbench.models.train import LR_SCHEDULES, PRESETS
+    from mmbench.models.train import LR_SCHEDULES, OPTIMIZERS, PRESETS
+    from mmbench.models.vae.config import VAE_RECIPES
 
-    p = sub.add_parser("train", help="train a contrastive baseline on a dataset", description=(
-        "Train a contrastive baseline and write config.json, checkpoint.safetensors and history.json to --out; "
+    p = sub.add_parser("train", help="train a contrastive or multimodal-VAE baseline on a dataset", description=(
+        "Train a baseline and write config.json, checkpoint.safetensors and history.json to --out; "
         "the directory is then a --model for `mmbench evaluate` (the command is printed at the end). "
-        "--preset paper (the default) is the simulation papers' schedule (7-layer MLPs, independent-negative "
-        "InfoNCE, batch 6144, Adam 1e-4, clip 2, 300k steps: GPU work); --preset quick is the CPU scale of "
-        "`mmbench reproduce --quick` (3x256 MLP, batch 512, 2,500 steps with cosine decay, 2-layer mixing). "
-        "Options below override the preset; an interrupted run (Ctrl-C, SIGTERM) resumes from its checkpoint."))
-    p.add_argument("dataset", help="dataset id, e.g. numerical/multiview/multimodal-independent")
+        "Contrastive models: --preset paper (the default) is the simulation papers' schedule (7-layer MLPs, "
+        "independent-negative InfoNCE, batch 6144, Adam 1e-4, clip 2, 300k steps: GPU work); --preset quick is the "
+        "CPU scale of `mmbench reproduce --quick` (3x256 MLP, batch 512, 2,500 steps with cosine decay, 2-layer "
+        "mixing). Multimodal VAEs (MVAE, MMVAE, MoPoE-VAE, MMVAE+): --recipe NAME, e.g. mopoe-polymnist (the paper's "
+        "settings, GPU) or mopoe-polymnist-cpu (CPU minutes); --model-set changes its model config. "
+        "Options below override the preset or recipe; an interrupted run (Ctrl-C, SIGTERM) resumes from its checkpoint."))
+    p.add_argument("dataset", help="dataset id, e.g. numerical/multiview/multimodal-independent or polymnist")
     p.add_argument("--out", required=True, help="output directory (config, checkpoint, history); resumed if it holds a run")
-    p.add_argument("--preset", default="paper", choices=list(PRESETS),
-                   help="recipe the options below start from: paper (default; the papers' schedule, GPU) or quick (CPU minutes)")
+    p.add_argument("--preset", default=None, choices=list(PRESETS),
+                   help="contrastive recipe the options below start from: paper (default; the papers' schedule, GPU) or quick (CPU minutes)")
+    p.add_argument("--recipe", default=None, metavar="NAME",
+                   help=f"train a multimodal VAE with a named recipe: {', '.join(VAE_RECIPES.names())}")
+    p.add_argument("--model-set", dest="model_overrides", action="append", metavar="KEY=VALUE",
+                   help="with --recipe: set a VAEConfig field (JSON value), e.g. --model-set beta=1.0 --model-set latent_dim=32")
     p.add_argument("-o", "--set", dest="overrides", action="append", metavar="KEY=VALUE", help="dataset config " + OVERRIDE_HELP)
     p.add_argument("--config", default=None, help="a JSON file with TrainConfig fields (or a run's config.json); options override it")
     p.add_argument("--name", default=None, help="run name, shown as the model name on the leaderboard")
@@ -58,6 +68,7 @@ def add_train_parser(sub: Any) -> None:
     g.add_argument("--batch-size", type=int, default=None, help="positive pairs per step (paper 6144, quick 512)")
     g.add_argument("--steps", type=int, default=None, help="optimiser steps (paper 300,000, quick 2,500)")
     g.add_argument("--lr", type=float, default=None, help="Adam learning rate (paper 1e-4, quick 2e-3)")
+    g.add_argument("--optimizer", default=None, choices=list(OPTIMIZERS), help="adam (default) or amsgrad (the MMVAE/MMVAE+ references')")
     g.add_argument("--lr-schedule", default=None, choices=LR_SCHEDULES, help="constant (paper) or cosine decay to 0 at --steps (quick)")
     g.add_argument("--warmup-steps", type=int, default=None, help="linear learning-rate warm-up steps (paper 0, quick 100)")
     g.add_argument("--grad-clip", type=float, default=None, help="max gradient 2-norm (default 2.0)")
@@ -80,14 +91,15 @@ def add_train_parser(sub: Any) -> None:
 def config_from_args(args: Any) -> Any:
     """The :class:`~mmbench.models.train.TrainConfig` of ``mmbench train`` arguments.
 
-    Precedence, lowest first: the preset, the ``--config`` file, the options; ``-o`` dataset
-    overrides combine with the preset's and the file's (:func:`mmbench.core.config.combine_overrides`).
+    Precedence, lowest first: the preset (or ``--recipe``), the ``--config`` file, the options;
+    ``-o`` dataset overrides combine with the preset's and the file's
+    (:func:`mmbench.core.config.combine_overrides`).
     """
     from mmbench.cli import parse_overrides
     from mmbench.core.config import combine_overrides
-    from mmbench.models.train import TrainConfig, preset_fields
+    from mmbench.models.train import TrainConfig
 
-    base: dict[str, Any] = preset_fields(getattr(args, "preset", "paper") or "paper", args.dataset)
+    base = _base_fields(args)
     if args.config:
         try:
             loaded = json.loads(Path(args.config).read_text())
@@ -101,17 +113,44 @@ def config_from_args(args: Any) -> Any:
     if cli:
         base["dataset_overrides"] = combine_overrides(base.get("dataset_overrides", {}), cli)
     base.update({f: getattr(args, f) for f in _FIELDS if getattr(args, f, None) is not None})
+    if base.get("model", "contrastive") == "contrastive":
+        _contrastive_options(base, args)
+    model_set = parse_overrides(getattr(args, "model_overrides", None))  # VAEConfig fields, JSON values
+    if model_set:
+        if base.get("model", "contrastive") == "contrastive":
+            raise InvalidConfigError("--model-set sets a VAE's model config; use it with --recipe (contrastive models take --encoder, --loss, ...).")
+        base["model_config"] = {**base.get("model_config", {}), **model_set}
+    return TrainConfig.from_dict(base)
+
+
+def _base_fields(args: Any) -> dict[str, Any]:
+    """The fields of ``--recipe`` (a VAE) or ``--preset`` (contrastive; default paper)."""
+    from mmbench.models.train import preset_fields, recipe_fields
+
+    recipe = getattr(args, "recipe", None)
+    if not recipe:
+        return preset_fields(getattr(args, "preset", None) or "paper", args.dataset)
+    if getattr(args, "preset", None):
+        raise InvalidConfigError(f"--preset {args.preset} is a contrastive recipe and --recipe {recipe} a VAE one; give only one.")
+    given = [f"--{f.replace('_', '-')}" for f in _CONTRASTIVE_FLAGS if getattr(args, f, None) is not None]
+    if given:
+        raise InvalidConfigError(f"{', '.join(given)} configure contrastive models; --recipe {recipe} trains a VAE "
+                                 "(change its model with --model-set KEY=VALUE).")
+    return recipe_fields(recipe, args.dataset)
+
+
+def _contrastive_options(base: dict[str, Any], args: Any) -> None:
+    """Fold the encoder and loss options into ``base``'s ``encoder_kwargs`` and ``loss_kwargs``."""
     enc_kw = dict(base.get("encoder_kwargs", {}))
-    if args.width_scale is not None:
+    if getattr(args, "width_scale", None) is not None:
         enc_kw["width_scale"] = args.width_scale
         enc_kw.pop("hidden", None)  # explicit widths would override the scale
-    if args.norm is not None:
+    if getattr(args, "norm", None) is not None:
         enc_kw["norm"] = args.norm
     base["encoder_kwargs"] = enc_kw
     loss_kw = dict(base.get("loss_kwargs", {}))
-    loss_kw.update({k: getattr(args, k) for k in ("tau", "learn_tau", "similarity", "p") if getattr(args, k) is not None})
+    loss_kw.update({k: getattr(args, k) for k in ("tau", "learn_tau", "similarity", "p") if getattr(args, k, None) is not None})
     base["loss_kwargs"] = loss_kw
-    return TrainConfig.from_dict(base)
 
 
 def evaluate_command(out_dir: str | Path, config: Any) -> tuple[str, str]:
@@ -145,7 +184,7 @@ def cmd_train(args: Any) -> int:
 
     config = config_from_args(args)
     device = resolve_device(args.device)
-    threads = args.threads or (1 if args.preset == "quick" and device.type == "cpu" else None)
+    threads = args.threads or (1 if getattr(args, "preset", None) == "quick" and device.type == "cpu" else None)
     if threads:  # measured: 5 min with 1 thread vs 21 min with 2 for the quick preset on a shared 2-core machine
         torch.set_num_threads(threads)
     quiet = args.no_progress or getattr(args, "quiet", False)

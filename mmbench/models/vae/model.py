@@ -294,6 +294,7 @@ class MultimodalVAE(nn.Module):
             revision=f"seed{self.seed}-step{self.trained_steps}",
             modalities=self.modality_names, embedding_dim=cfg.latent_dim,
             trained_on=(self.dataset_id,) if self.dataset_id else (),
+            input_shapes={m: tuple(spec.shape) for m, spec in self.specs.items()},
             description=f"mmbench multimodal VAE ({cfg.kind}, {cfg.objective}, beta {cfg.beta}, {cfg.likelihood} likelihood).",
             extra={"vae_config": cfg.to_dict(), "representations": reps, "generator": True},
         )
