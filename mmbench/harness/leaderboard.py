@@ -581,6 +581,11 @@ def render_heatmap(entries: Sequence[dict[str, Any]], metric: str, *, title: str
     return img
 
 
+def panel_heading(modality: str) -> str:
+    """The heading of a heatmap's panel for ``modality``."""
+    return f"embedding of {modality}"
+
+
 class _HeatmapLayout:
     """Fonts and pixel geometry of one heatmap."""
 
@@ -594,7 +599,8 @@ class _HeatmapLayout:
         self.row_w = max(self.width(en["label"], self.font) for en in entries) + 16
         self.top, self.pad, self.bar_w = 70, 24, 70
         self.grid_top = self.top + max(self.width(n, self.small) for n in latents) + 10
-        self.panel_w = cell * len(latents)
+        # a panel is as wide as its cells or its heading, so headings never overlap (one latent, long names)
+        self.panel_w = max(cell * len(latents), max(self.width(panel_heading(m), self.font) for m in modalities) + 8)
         w = self.row_w + len(modalities) * (self.panel_w + self.pad) + self.bar_w
         self.w = max(w, self.width(title, self.big) + 20)
         self.h = self.grid_top + cell * len(entries) + 30
@@ -610,7 +616,7 @@ def _draw_panel(img: Any, draw: Any, lay: _HeatmapLayout, entries: Sequence[dict
     from PIL import Image, ImageDraw
 
     cell = lay.cell
-    draw.text((x0, 40), f"embedding of {modality}", fill="black", font=lay.font)
+    draw.text((x0, 40), panel_heading(modality), fill="black", font=lay.font)
     for c, name in enumerate(lay.latents):  # rotated latent names
         label = Image.new("RGBA", (lay.width(name, lay.small) + 4, 16), (255, 255, 255, 0))
         ImageDraw.Draw(label).text((0, 0), name, fill="black", font=lay.small)

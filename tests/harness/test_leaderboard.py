@@ -268,3 +268,16 @@ def test_leaderboard_page_in_chromium(results_dir, tmp_path):
             assert errors == []
         finally:
             browser.close()
+
+
+def test_heatmap_panels_are_wide_enough_for_their_headings() -> None:
+    """One latent per modality (PolyMNIST's digit): the panels' headings must not overlap."""
+    from mmbench.harness.leaderboard import _HeatmapLayout, panel_heading, render_heatmap
+
+    mods = [f"modality-{i}" for i in range(5)]
+    entry = {"label": "e", "expected_identifiable": ["digit"],
+             "metrics": {"acc": {"values": {m: {"digit": {"mean": 0.5}} for m in mods}}}}
+    lay = _HeatmapLayout([entry], mods, ["digit"], "", 46)
+    assert lay.panel_w >= lay.width(panel_heading(mods[0]), lay.font) > 46
+    img = render_heatmap([entry], "acc")
+    assert img.size[0] >= lay.row_w + 5 * lay.panel_w
