@@ -215,7 +215,7 @@ def import_meshes(src: str | os.PathLike[str], out: str | os.PathLike[str], *, b
 # ============================================================================ CLI: mmbench blender
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("blender", help="set up and check the Blender interpreter of the cycles backend")
-    cmds = p.add_subparsers(dest="blender_command", metavar="ACTION", required=True)
+    cmds = p.add_subparsers(dest="blender_command", metavar="ACTION", required=True, help="setup, info or import-meshes")
     s = cmds.add_parser("setup", help=f"create a Python {PYTHON_VERSION} venv with bpy=={BPY_VERSION}")
     s.add_argument("--dir", default=None, help=f"where (default: $MMBENCH_BLENDER_ENV or {default_env_dir()})")
     s.add_argument("--python", default=None, help=f"the Python {PYTHON_VERSION} to create it with (default: found)")
