@@ -292,3 +292,22 @@ def test_generative_leaderboard_in_chromium(generative_results, tmp_path) -> Non
             assert errors == []
         finally:
             browser.close()
+
+
+def test_evaluate_coherence_of_reproduce_scores_like_the_harness(polymnist) -> None:
+    """``vae.coherence.evaluate_coherence`` (what ``reproduce`` uses) goes through the harness's
+    generation step: a generator returning the true images scores each classifier's test accuracy."""
+    from mmbench.models.vae.coherence import evaluate_coherence
+
+    class Truth(TruthGenerator):
+        modalities, device = MODS, "cpu"
+
+    out = evaluate_coherence(Truth(), "polymnist", batch_size=20, **polymnist["kw"], **TINY)
+    clf = DigitClassifiers.load("polymnist", **polymnist["kw"], **TINY)
+    labels = polymnist["test"]["latents.digit"]
+    acc = {t: float(np.mean(clf.predict(t, polymnist["test"][t]) == labels)) for t in MODS}
+    assert out["leave_one_out"] == pytest.approx(np.mean(list(acc.values())))
+    assert out["split"] == "test" and len(out["by_num_inputs"]) == 2
+    vae = _vae("mopoe-tiny", polymnist["modalities"])
+    got = evaluate_coherence(vae, "polymnist", num_examples=30, **polymnist["kw"], **TINY)
+    assert 0.0 <= got["leave_one_out"] <= 1.0 and got["seed"] == 0

@@ -50,6 +50,7 @@ def evaluate_coherence(model: Any, dataset: str = "polymnist", *, split: str = "
     """
     import mmbench
     from mmbench.harness.generative import DigitClassifiers, coherence_from_predictions
+    from mmbench.harness.generative_metrics import generate_from_subsets
     from mmbench.models.vae.distributions import enumerate_subsets
 
     mods = tuple(model.modalities)
@@ -64,9 +65,9 @@ def evaluate_coherence(model: Any, dataset: str = "polymnist", *, split: str = "
     labels = []
     for start in range(0, n, batch_size):
         idx = np.arange(start, min(start + batch_size, n))
-        batch = {m: np.asarray(ds.column(m)[idx]) for m in mods}
+        batch = {m: torch.as_tensor(np.asarray(ds.column(m)[idx]), device=model.device) for m in mods}  # as the harness passes it
         labels.append(np.asarray(ds.column("latents.digit")[idx]))
-        gens = model.generate_subsets(batch, subsets=subs, generator=gen)
+        gens = generate_from_subsets(model, batch, subs, mods, gen)  # the harness's step: one pass, shapes checked
         for t in mods:
             preds[t].append(clf.predict(t, gens[t]))
     out = coherence_from_predictions({t: np.concatenate(p, axis=1) for t, p in preds.items()}, np.concatenate(labels), clf,
