@@ -485,6 +485,16 @@ def _evaluate(model: Any, spec: RunSpec, n: int, seed: int) -> dict[str, dict[st
     return out
 
 
+def run_config(config: TrainConfig, seed: int, steps: int | None) -> TrainConfig:
+    """A table run's training config for ``seed``; ``steps`` (a smoke test) also scales the
+    validation, checkpoint, log and warm-up intervals down to fit."""
+    cfg = config.replace(seed=seed, **({"steps": steps} if steps else {}))
+    if steps:
+        cfg = cfg.replace(val_every=max(steps // 5, 1), checkpoint_every=max(steps // 5, 1), log_every=max(min(cfg.log_every, steps), 1),
+                          warmup_steps=min(cfg.warmup_steps, steps))
+    return cfg
+
+
 def _run_task(index: int, seed: int, *, table: str, scale: str, device: str, steps: int | None, out_dir: str | None,
               progress: bool | None, data_dir: str | None = None, cache_dir: str | None = None,
               ) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
@@ -494,10 +504,7 @@ def _run_task(index: int, seed: int, *, table: str, scale: str, device: str, ste
         return spec.runner(spec, index, seed, scale=scale, device=device, steps=steps, out_dir=out_dir, progress=progress,
                            data_dir=data_dir, cache_dir=cache_dir)
     run = spec.runs[index]
-    cfg = run.config.replace(seed=seed, **({"steps": steps} if steps else {}))
-    if steps:
-        cfg = cfg.replace(val_every=max(steps // 5, 1), checkpoint_every=max(steps // 5, 1), log_every=max(min(cfg.log_every, steps), 1),
-                          warmup_steps=min(cfg.warmup_steps, steps))
+    cfg = run_config(run.config, seed, steps)
     rdir = Path(out_dir) / f"{cfg.name}-seed{seed}" if out_dir is not None else None
     logger.info("%s: training %s (seed %d)", table, run.name, seed)
     t_run = time.perf_counter()

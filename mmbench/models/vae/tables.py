@@ -61,14 +61,12 @@ def table(name: str, scale: str) -> TableSpec:
 def run(spec: TableSpec, index: int, seed: int, *, scale: str, device: str, steps: int | None, out_dir: str | None,
         progress: bool | None, data_dir: str | None = None, cache_dir: str | None = None) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
     """Train the table's recipe (seed ``seed``) and score its coherence: (cells, record)."""
+    from mmbench.models.reproduce import run_config
     from mmbench.models.vae.coherence import evaluate_coherence
 
     del data_dir  # PolyMNIST builds from the MNIST source chain (no archive to point to)
     spec_run = spec.runs[index]
-    cfg = spec_run.config.replace(seed=seed, **({"steps": steps} if steps else {}))
-    if steps:
-        cfg = cfg.replace(val_every=max(steps // 5, 1), checkpoint_every=max(steps // 5, 1), log_every=max(min(cfg.log_every, steps), 1),
-                          warmup_steps=min(cfg.warmup_steps, steps))
+    cfg = run_config(spec_run.config, seed, steps)
     rdir = Path(out_dir) / f"{cfg.name}-seed{seed}" if out_dir is not None else None
     t0 = time.perf_counter()
     result = train(cfg, out_dir=rdir, device=device, progress=progress)
