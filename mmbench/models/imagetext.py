@@ -274,6 +274,7 @@ def run_m3di_imagetext(
         >>> result = run_m3di_imagetext(scale="quick")
         >>> print(result.to_markdown())
     """
+    from mmbench.models.encoders import channel_stats
     from mmbench.models.reproduce import ReproduceResult
     from mmbench.models.train import resolve_device
 
@@ -284,9 +285,8 @@ def run_m3di_imagetext(
     t0 = time.perf_counter()
     data = _load(sch, cache_dir=cache_dir, num_workers=num_workers, progress=progress)
     t_data = time.perf_counter() - t0
-    train_images = data["train"]["image"]
-    mean = train_images.mean(axis=(0, 2, 3)) / 255
-    std = train_images.std(axis=(0, 2, 3)) / 255 + 1e-6
+    mean, std = channel_stats(data["train"]["image"])
+    std = std + 1e-6
     per_seed: dict[str, dict[str, list[float]]] = {}
     runs = []
     for enc in encoding_sizes or sch.encoding_sizes:

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from mmbench.models.encoders import channel_stats
 from mmbench.models.reproduce import Check, EvalSpec, RunSpec, TableSpec
 from mmbench.models.train import ContrastiveModel, TrainConfig, resolve_device
 
@@ -142,9 +143,8 @@ class MPI3DContrastiveModel(ContrastiveModel):
 # ====================================================================== data
 def _pixel_stats(ds: Any, n: int = 4096) -> tuple[list[float], list[float]]:
     rows = np.linspace(0, len(ds) - 1, min(n, len(ds))).astype(np.int64)
-    pix = np.asarray(ds.column(IMAGE)[np.unique(rows)], dtype=np.float32) / 255.0
-    mean = pix.mean(axis=(0, 2, 3))
-    std = np.maximum(pix.std(axis=(0, 2, 3)), 1e-3)
+    mean, std = channel_stats(np.asarray(ds.column(IMAGE)[np.unique(rows)]))
+    std = np.maximum(std, 1e-3)
     return mean.tolist(), std.tolist()
 
 

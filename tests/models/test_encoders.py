@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -60,3 +61,14 @@ def test_build_encoder_errors() -> None:
         build_encoder("mlp", (15,), 0)
     with pytest.raises(InvalidConfigError, match="28×28"):
         build_encoder("conv28", (3, 32, 32), 4)(torch.rand(1, 3, 32, 32))
+
+
+def test_channel_stats_match_numpy_across_chunks() -> None:
+    from mmbench.models.encoders import channel_stats
+
+    images = np.random.default_rng(0).integers(0, 256, size=(37, 3, 5, 4), dtype=np.uint8)
+    mean, std = channel_stats(images, chunk=8)  # 37 = 4 full chunks + a partial one
+    ref = images.astype(np.float64) / 255
+    np.testing.assert_allclose(mean, ref.mean(axis=(0, 2, 3)), rtol=1e-10)
+    np.testing.assert_allclose(std, ref.std(axis=(0, 2, 3)), rtol=1e-8)
+    assert channel_stats(images[:0])[0].tolist() == [0.0, 0.0, 0.0]
