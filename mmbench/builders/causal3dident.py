@@ -42,6 +42,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mmbench.builders.scenes import X_WORDS, Y_WORDS, SceneBuilder, SceneConfig
+from mmbench.core.bias import bias_columns
 from mmbench.core.config import FrozenDict
 from mmbench.core.latents import Latent, LatentSpec
 from mmbench.errors import InvalidConfigError
@@ -211,5 +212,5 @@ class Causal3DIdentTextBuilder(SceneBuilder):
         for k, v in shown.items():
             fields[f"word.{k}"] = s_pos_word(v) if k == "s_pos" else colour_word(v, k) if k in PALETTE_OF else v
         out: dict[str, Any] = {"latents.phrasing": phrasing, "fields": fields}
-        out.update(self.bias_columns(shown, flags))
+        out.update(bias_columns(shown, flags))
         return out

@@ -55,7 +55,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from mmbench.core.bias import REPLACE_RULES, TextBias
+from mmbench.core.bias import REPLACE_RULES, TextBias, bias_columns
 from mmbench.core.builder import Builder, Feature, Modality
 from mmbench.core.config import BuilderConfig, FrozenDict, check_choice, check_int, check_number
 from mmbench.core.latents import Latent, LatentSpec
@@ -446,8 +446,7 @@ class MPI3DComplexTextBuilder(Builder):
         out: dict[str, Any] = {"image": rows, "text": captions}
         out.update({f"latents.{f}": v for f, v in true.items()})
         out["latents.template"] = template
-        out.update({f"text.{f}": v for f, v in shown.items()})
-        out.update({f"perturbed.{f}": v for f, v in flags.items()})
+        out.update(bias_columns(shown, flags))
         return out
 
     def make_artifacts(self) -> dict[str, bytes]:

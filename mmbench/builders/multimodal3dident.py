@@ -49,6 +49,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mmbench.builders.scenes import X_WORDS, Y_WORDS, SceneBuilder, SceneConfig
+from mmbench.core.bias import bias_columns
 from mmbench.core.config import FrozenDict, check_choice
 from mmbench.core.latents import Latent, LatentSpec
 from mmbench.errors import InvalidConfigError
@@ -233,7 +234,7 @@ class Multimodal3DIdentBuilder(SceneBuilder):
         if "color" in shown:
             shown["color"] = np.mod(shown["color"], 1.0).astype(np.float32)
             out["text.color_index"] = colour_names_of(shown["color"], pal) if "color" in flags else out["latents.color_index"]
-        out.update(self.bias_columns(shown, flags))
+        out.update(bias_columns(shown, flags))
         out["fields"] = {k: v for k, v in out.items() if k.startswith("text.")}
         return out
 

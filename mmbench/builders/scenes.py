@@ -273,11 +273,6 @@ class SceneBuilder(Builder):
             return {k: values[k] for k in c.selected}, {}
         return c.bias.apply(values, c.semantic_latents(), rng=rng, num_classes=num_classes, noise=noise)
 
-    @staticmethod
-    def bias_columns(shown: Mapping[str, np.ndarray], flags: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The ``text.<latent>`` (shown value) and ``perturbed.<latent>`` (flag) columns."""
-        return {**{f"text.{k}": v for k, v in shown.items()}, **{f"perturbed.{k}": v for k, v in flags.items()}}
-
     @functools.cached_property
     def _templates(self) -> Templates:
         return self.templates()

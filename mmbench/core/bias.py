@@ -27,9 +27,16 @@ import numpy as np
 
 from mmbench.errors import InvalidConfigError, did_you_mean
 
-__all__ = ["TextBias", "powerset_index", "subset_from_index"]
+__all__ = ["TextBias", "bias_columns", "powerset_index", "subset_from_index"]
 
 REPLACE_RULES = ("other", "any")
+
+
+def bias_columns(shown: Mapping[str, np.ndarray], flags: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The columns a biased text modality stores: ``text.<latent>`` (the value the caption shows)
+    and ``perturbed.<latent>`` (whether the caption misreports it), from :meth:`TextBias.apply`'s
+    ``(shown, flags)``."""
+    return {**{f"text.{k}": v for k, v in shown.items()}, **{f"perturbed.{k}": v for k, v in flags.items()}}
 
 
 def subset_from_index(index: int, n: int, *, include_empty: bool) -> tuple[int, ...]:

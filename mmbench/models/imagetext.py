@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import logging
 import math
 import time
 from collections.abc import Sequence
@@ -43,7 +42,6 @@ from mmbench.errors import InvalidConfigError
 
 __all__ = ["SCHEDULES", "ImageTextModel", "ImageTextSchedule", "run_m3di_imagetext"]
 
-logger = logging.getLogger(__name__)
 
 TABLE = "m3di-imagetext"
 IMAGE_DISCRETE = ("shape", "x_pos", "y_pos")
@@ -71,6 +69,8 @@ class ImageTextSchedule:
     meshes: str = "builtin"
     tau: float = 1.0
     stem: int = 0  # channels of conv64's stride-1 first conv (0: none)
+    image_width: float = 1.0  # conv64's channel multiplier
+    text_fbase: int = 25  # the text CNN's base width (25: the paper's)
 
 
 SCHEDULES = {
@@ -95,22 +95,25 @@ class Conv64Encoder(nn.Module):
 
     4 convs (32 → 256 channels) for 64×64 images; every doubling of the size adds one conv in
     front, with half the channels of the next (16 at 128×128), so the cost grows little with the
-    size while the first layers see the small objects at full resolution.
+    size while the first layers see the small objects at full resolution. ``width`` scales every
+    conv's channels (at least 8): 0.5 gives 8 → 128 at 128×128, about a third of the compute.
     """
 
-    def __init__(self, out_dim: int, *, in_channels: int = 3, size: int = 64, stem: int = 0) -> None:
+    def __init__(self, out_dim: int, *, in_channels: int = 3, size: int = 64, stem: int = 0, width: float = 1.0) -> None:
         super().__init__()
         if size < 16 or size & (size - 1):
             raise InvalidConfigError(f"Conv64Encoder needs a power-of-two image size ≥ 16, got {size}.")
+        if not 0 < width <= 4:
+            raise InvalidConfigError(f"Conv64Encoder width must be in (0, 4], got {width!r}.")
         depth = int(math.log2(size // 4))
-        chans = [stem or in_channels] + [max(256 >> (depth - 1 - k), 8) for k in range(depth)]
+        chans = [stem or in_channels] + [max(int((256 >> (depth - 1 - k)) * width), 8) for k in range(depth)]
         layers: list[nn.Module] = []
         if stem:  # a stride-1 3×3 conv first: small objects keep their detail into the first downsampling
             layers += [nn.Conv2d(in_channels, stem, 3, 1, 1), nn.BatchNorm2d(stem), nn.ReLU()]
         for cin, cout in itertools.pairwise(chans):
             layers += [nn.Conv2d(cin, cout, 4, 2, 1), nn.BatchNorm2d(cout), nn.ReLU()]
         self.conv = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(256 * 4 * 4, 256), nn.LeakyReLU(), nn.Linear(256, out_dim))
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(chans[-1] * 4 * 4, 256), nn.LeakyReLU(), nn.Linear(256, out_dim))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.conv(x))
@@ -120,17 +123,17 @@ class ImageTextModel(nn.Module):
     """Image and text encoders of one encoding size; ``encode(batch, modality=...)`` for the probes."""
 
     def __init__(self, kind: str, size: int, vocab_size: int, seq_len: int, encoding_size: int,
-                 mean: np.ndarray, std: np.ndarray, *, stem: int = 0) -> None:
+                 mean: np.ndarray, std: np.ndarray, *, stem: int = 0, width: float = 1.0, text_fbase: int = 25) -> None:
         super().__init__()
         from mmbench.models.encoders import ResNet18Encoder, TextConvEncoder
 
         if kind == "resnet18":
             self.image = ResNet18Encoder(encoding_size)
         elif kind == "conv64":
-            self.image = Conv64Encoder(encoding_size, size=size, stem=stem)
+            self.image = Conv64Encoder(encoding_size, size=size, stem=stem, width=width)
         else:
             raise InvalidConfigError(f"Unknown image encoder {kind!r}; choose 'resnet18' or 'conv64'.")
-        self.text = TextConvEncoder(vocab_size, seq_len, encoding_size)
+        self.text = TextConvEncoder(vocab_size, seq_len, encoding_size, fbase=text_fbase)
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
 
@@ -153,6 +156,7 @@ class ImageTextModel(nn.Module):
 def _load(schedule: ImageTextSchedule, *, cache_dir: Any, num_workers: int, progress: bool | None) -> dict[str, Any]:
     """Build (or reuse) the dataset and load its splits into memory: images, padded tokens, latents."""
     import mmbench
+    from mmbench.models.encoders import channel_stats
     from mmbench.rendering.text import Vocabulary
 
     sizes = dict(zip(("train", "val", "test"), schedule.split_sizes, strict=True))
@@ -168,6 +172,7 @@ def _load(schedule: ImageTextSchedule, *, cache_dir: Any, num_workers: int, prog
         width = min(tokens.shape[1], vocab.max_length)
         padded[:, :width] = tokens[:, :width]
         data[split] = {"image": np.array(ds.column("image")[:]), "tokens": padded, "latents": ds.latents()}
+    data["pixel_stats"] = channel_stats(data["train"]["image"])  # the train split's, for standardising
     return data
 
 
@@ -179,30 +184,34 @@ def _lr(schedule: ImageTextSchedule, step: int, steps: int) -> float:
 
 
 def _train(model: ImageTextModel, train: dict[str, Any], schedule: ImageTextSchedule, *, steps: int, seed: int,
-           device: torch.device) -> list[float]:
+           device: torch.device, progress: bool | None = None) -> list[float]:
     from mmbench.models.losses import ntxent
+    from mmbench.progress import progress_bar, report
 
     opt = torch.optim.Adam(model.parameters(), lr=schedule.lr)
     rng = np.random.default_rng([seed, 0x17E7])
     n, bs = len(train["image"]), schedule.batch_size
     order, pos, losses = rng.permutation(n), 0, []
-    for step in range(1, steps + 1):
-        if pos + bs > n:  # a new epoch (drop_last, as the reference loader)
-            order, pos = rng.permutation(n), 0
-        idx = np.sort(order[pos : pos + bs])
-        pos += bs
-        images = torch.as_tensor(train["image"][idx], device=device)
-        tokens = torch.as_tensor(train["tokens"][idx], device=device)
-        loss = ntxent(model.embed_images(images), model.embed_text(tokens), tau=schedule.tau)
-        for group in opt.param_groups:
-            group["lr"] = _lr(schedule, step, steps)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 2.0)
-        opt.step()
-        losses.append(loss.item())
-        if step % max(steps // 10, 1) == 0:
-            logger.info("step %d/%d: loss %.4f", step, steps, float(np.mean(losses[-50:])))
+    with progress_bar(steps, desc="train image-text", unit="step", progress=progress) as bar:
+        for step in range(1, steps + 1):
+            if pos + bs > n:  # a new epoch (drop_last, as the reference loader)
+                order, pos = rng.permutation(n), 0
+            idx = np.sort(order[pos : pos + bs])
+            pos += bs
+            images = torch.as_tensor(train["image"][idx], device=device)
+            tokens = torch.as_tensor(train["tokens"][idx], device=device)
+            loss = ntxent(model.embed_images(images), model.embed_text(tokens), tau=schedule.tau)
+            for group in opt.param_groups:
+                group["lr"] = _lr(schedule, step, steps)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 2.0)
+            opt.step()
+            losses.append(loss.item())
+            bar.update(1)
+            if step % max(steps // 10, 1) == 0:
+                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+                report("m3di-imagetext: step %d/%d, loss %.4f", step, steps, float(np.mean(losses[-50:])))
     return losses
 
 
@@ -274,7 +283,6 @@ def run_m3di_imagetext(
         >>> result = run_m3di_imagetext(scale="quick")
         >>> print(result.to_markdown())
     """
-    from mmbench.models.encoders import channel_stats
     from mmbench.models.reproduce import ReproduceResult
     from mmbench.models.train import resolve_device
 
@@ -282,27 +290,19 @@ def run_m3di_imagetext(
         raise InvalidConfigError(f"Unknown scale {scale!r}; choose one of {list(SCHEDULES)}.")
     sch = schedule or SCHEDULES[scale]
     dev = resolve_device(device)
+    seeds = tuple(seeds if seeds is not None else sch.seeds)
     t0 = time.perf_counter()
     data = _load(sch, cache_dir=cache_dir, num_workers=num_workers, progress=progress)
     t_data = time.perf_counter() - t0
-    mean, std = channel_stats(data["train"]["image"])
-    std = std + 1e-6
     per_seed: dict[str, dict[str, list[float]]] = {}
     runs = []
     for enc in encoding_sizes or sch.encoding_sizes:
-        for seed in seeds if seeds is not None else sch.seeds:
-            torch.manual_seed(seed)
-            model = ImageTextModel(sch.image_encoder, sch.size, len(data["vocab"]), data["vocab"].max_length, enc, mean, std,
-                                  stem=sch.stem).to(dev)
-            t_run = time.perf_counter()
-            losses = _train(model, data["train"], sch, steps=steps or sch.steps, seed=seed, device=dev)
-            t_train = time.perf_counter() - t_run
-            scores = _probe(model, data, sch, seed, dev)
+        for seed in seeds:
+            scores, record = _run_one(data, sch, enc, seed, steps=steps or sch.steps, device=dev, progress=progress)
             for modality, vals in scores.items():
                 for k, v in vals.items():
                     per_seed.setdefault(f"{modality} / enc={enc}", {}).setdefault(k, []).append(v)
-            runs.append({"run": f"enc={enc}", "seed": seed, "steps": len(losses), "train_seconds": t_train,
-                         "eval_seconds": time.perf_counter() - t_run - t_train, "final_loss": float(np.mean(losses[-50:]))})
+            runs.append(record)
     measured = {r: {c: float(np.mean(v)) for c, v in cols.items()} for r, cols in per_seed.items()}
     std_ = {r: {c: float(np.std(v)) for c, v in cols.items()} for r, cols in per_seed.items()}
     note = ("Daunhawer et al., ICLR 2023, Fig. 3 (figures only; checks from their text). Accuracy (MLP probe) for shape, "
@@ -310,5 +310,20 @@ def run_m3di_imagetext(
             f"Dataset {data['id']} built in {t_data:.0f} s. Paper: phrasing accuracy 0.48–0.80; hue R² ≤ ~0.89 from content alone. "
             + sch.note)
     return ReproduceResult(table=TABLE, title="Multimodal identifiability (Daunhawer et al. 2023), Fig. 3: Multimodal3DIdent image–text",
-                           scale=scale, device=str(dev), seeds=tuple(seeds if seeds is not None else sch.seeds), measured=measured,
-                           std=std_, paper={}, checks=_checks(measured), runs=runs, seconds=time.perf_counter() - t0, note=note)
+                           scale=scale, device=str(dev), seeds=seeds, measured=measured, std=std_, paper={},
+                           checks=_checks(measured), runs=runs, seconds=time.perf_counter() - t0, note=note)
+
+
+def _run_one(data: dict[str, Any], sch: ImageTextSchedule, enc: int, seed: int, *, steps: int,
+             device: torch.device, progress: bool | None = None) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+    """Train one model (encoding size ``enc``, ``seed``) and probe it: (scores by modality, run record)."""
+    mean, std = data["pixel_stats"]
+    torch.manual_seed(seed)
+    model = ImageTextModel(sch.image_encoder, sch.size, len(data["vocab"]), data["vocab"].max_length, enc, mean, std + 1e-6,
+                           stem=sch.stem, width=sch.image_width, text_fbase=sch.text_fbase).to(device)
+    t_run = time.perf_counter()
+    losses = _train(model, data["train"], sch, steps=steps, seed=seed, device=device, progress=progress)
+    t_train = time.perf_counter() - t_run
+    scores = _probe(model, data, sch, seed, device)
+    return scores, {"run": f"enc={enc}", "seed": seed, "steps": len(losses), "train_seconds": t_train,
+                    "eval_seconds": time.perf_counter() - t_run - t_train, "final_loss": float(np.mean(losses[-50:]))}

@@ -110,3 +110,12 @@ def test_numpy_scalars_are_accepted() -> None:
     assert bias.prob == 0.5 and type(bias.prob) is float
     assert bias.selection == 968 and type(bias.selection) is int
     assert bias.resolve(NAMES) == (NAMES[:8], ("s1", "s2"))
+
+
+def test_bias_columns_name_shown_values_and_flags() -> None:
+    from mmbench.core.bias import bias_columns
+
+    shown = {"shape": np.array([1, 2]), "x_pos": np.array([0, 0])}
+    cols = bias_columns(shown, {"x_pos": np.array([True, False])})
+    assert list(cols) == ["text.shape", "text.x_pos", "perturbed.x_pos"]
+    assert cols["perturbed.x_pos"].tolist() == [True, False] and cols["text.shape"] is shown["shape"]

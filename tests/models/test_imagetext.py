@@ -49,5 +49,10 @@ def test_conv64_encoder_shapes():
     assert big(torch.zeros(2, 3, 128, 128)).shape == (2, 4)
     with pytest.raises(Exception, match="power-of-two"):
         Conv64Encoder(4, size=96)
+    half = Conv64Encoder(8, size=128, width=0.5)  # the quick scale's: every conv at half width
+    assert [c.out_channels for c in half.modules() if isinstance(c, torch.nn.Conv2d)] == [8, 16, 32, 64, 128]
+    assert half(torch.zeros(2, 3, 128, 128)).shape == (2, 8)
+    with pytest.raises(Exception, match="width must be in"):
+        Conv64Encoder(4, size=64, width=0)
     with pytest.raises(Exception, match="scale"):
         run_m3di_imagetext(scale="huge")
