@@ -18,10 +18,10 @@ Scales:
 * ``full`` — the paper's: 224 × 224 images, 125,000 / 10,000 / 10,000, ResNet-18 from scratch,
   Adam 1e-5, batch 256, 100,000 steps, gradient clipping 2, encoding sizes 1–10, 3 seeds. GPU work.
 * ``quick`` — CPU minutes: 128 × 128 images (raster; at 64 × 64 the objects are ~10 px and
-  their shape is not learnt in a CPU budget), 50,000 / 5,000 / 5,000, a small half-width conv
+  their shape is not learnt in a CPU budget), 80,000 / 5,000 / 5,000, a small half-width conv
   image encoder (:class:`Conv64Encoder`, stride-2 convs down to 4 × 4) instead of ResNet-18
   (which takes seconds per step on 2 CPU cores), the text CNN at base width 8, Adam 1e-3 with
-  warm-up and cosine decay, batch 128, 5,000 steps, encoding size 8 (at size 4 the image
+  warm-up and cosine decay, batch 128, 7,000 steps, encoding size 8 (at size 4 the image
   encoder packs position and hue first and shape is not learnt in a CPU budget), one seed.
   Every deviation is listed in the result's note.
 """
@@ -79,17 +79,18 @@ SCHEDULES = {
                               batch_size=256, lr=1e-5, warmup_steps=0, cosine=False, encoding_sizes=(1, 2, 3, 4, 5, 6, 8, 10),
                               seeds=(0, 1, 2), kernel_fit=None),
     "quick": ImageTextSchedule(
-        size=128, split_sizes=(50_000, 5_000, 5_000), image_encoder="conv64", steps=5_000, batch_size=128, lr=1e-3,
+        size=128, split_sizes=(80_000, 5_000, 5_000), image_encoder="conv64", steps=7_000, batch_size=128, lr=1e-3,
         warmup_steps=100, cosine=True, encoding_sizes=(8,), seeds=(0,), kernel_fit=2_000, tau=0.1, image_width=0.5,
         text_fbase=8,
-        note=("Quick scale (CPU): 128×128 raster renders (not Blender; paper 224×224), 50,000/5,000/5,000 examples, a "
+        note=("Quick scale (CPU): 128×128 raster renders (not Blender; paper 224×224), 80,000/5,000/5,000 examples, a "
               "5-layer stride-2 conv image encoder (8 → 128 channels) instead of ResNet-18, the paper's text CNN at base "
               "width 8 (paper: 25), Adam 1e-3 with 100 warm-up steps and cosine decay (paper: 1e-5 constant), batch 128 "
-              "(paper: 256), NT-Xent temperature 0.1 (paper: 1), 5,000 steps (paper: 100,000), encoding size 8 only "
+              "(paper: 256), NT-Xent temperature 0.1 (paper: 1), 7,000 steps (paper: 100,000), encoding size 8 only "
               "(paper: 1–10), one seed (paper: 3), kernel-ridge probes on 2,000 val rows. Image pixels are standardised "
               "with the train split's statistics. The camera is the paper's: at 64×64 an object is ~10 px across (shape "
               "was not recovered there: accuracy 0.35 after 1,000 steps). With 20,000 training images, shape reached 0.46 "
-              "at encoding size 4 (4,000 steps) and 0.84–0.85 at size 8 (4,000 or 6,000 steps)."),
+              "at encoding size 4 (4,000 steps) and 0.84–0.85 at size 8 (4,000 or 6,000 steps); with 50,000 and 5,000 "
+              "steps, 0.88; this schedule measured 0.91 (the bar is 0.9) in 24.5 min on 2 idle cores."),
     ),
 }
 
