@@ -7,6 +7,10 @@ two-modality PolyMNIST built from fake MNIST digits (the categorical ``digit`` l
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from mmbench.harness.suites import Suite
@@ -76,3 +80,38 @@ def _one_blas_thread():
             yield
     finally:
         torch.set_num_threads(old)
+
+
+def _chromium() -> str:
+    """Debian's chromium (installed by .ci/run), or a skip that says how to get it."""
+    import shutil
+
+    pytest.importorskip("playwright.sync_api", reason="playwright is a dev dependency: pip install -e '.[dev]'")
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.skip("no chromium executable: install it with `apt-get install -y chromium` (.ci/run does when it can)")
+    return path
+
+
+@pytest.fixture
+def chromium_page() -> Iterator[Callable[[Path], tuple[Any, list[str]]]]:
+    """``open(html_path) -> (page, errors)`` in headless Chromium; ``errors`` collects the page's
+    console errors and uncaught exceptions. The browser closes when the test ends."""
+    from playwright.sync_api import sync_playwright
+
+    executable = _chromium()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
+
+        def open_page(html: Path) -> tuple[Any, list[str]]:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(html.as_uri())
+            return page, errors
+
+        try:
+            yield open_page
+        finally:
+            browser.close()

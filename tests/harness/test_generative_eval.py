@@ -256,42 +256,29 @@ def test_leaderboard_shows_generative_metrics_beside_probes(generative_results, 
     assert [p.name for p in paths["generations"]] == ["mmvaeplus-resnet-d8_4@seed0-step0__tiny-generative_v1__polymnist__generations.png"]
 
 
-def test_generative_leaderboard_in_chromium(generative_results, tmp_path) -> None:
+def test_generative_leaderboard_in_chromium(generative_results, tmp_path, chromium_page) -> None:
     """The page in headless Chromium: generative columns sort, the generations PNG decodes, n/a and
     skipped cells explain themselves on hover."""
-    from playwright.sync_api import sync_playwright
-
     from mmbench.harness.leaderboard import Leaderboard
-    from tests.harness.test_leaderboard import _chromium
 
-    executable = _chromium()
     paths = Leaderboard.from_dir(generative_results[0]).write(tmp_path / "lb")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page()
-            errors: list[str] = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(paths["html"].as_uri())
-            models = lambda: page.eval_on_selector_all("#t0 tbody tr.r td:nth-child(2)", "els => els.map(e => e.textContent)")  # noqa: E731
-            assert models()[0].startswith("mmvaeplus")  # ranked by coherence; the encoder has none
-            page.locator("#t0 th", has_text="polymnist · acc_logistic").click()  # a probe column sorts both rows
-            assert len(models()) == 2
-            col = page.eval_on_selector_all("#t0 thead th", "els => els.map(e => e.textContent)")
-            fid = next(i for i, h in enumerate(col) if "polymnist · fid" in h) + 1
-            cell = page.locator(f"#t0 tbody tr.r:has-text('mmvaeplus') td:nth-child({fid})")
-            assert cell.inner_text() == "skipped" and "never downloads" in cell.get_attribute("title")
-            coh = next(i for i, h in enumerate(col) if "polymnist · coherence_conditional" in h) + 1
-            na = page.locator(f"#t0 tbody tr.r:has-text('plain-encoder') td:nth-child({coh})")
-            assert na.inner_text() == "n/a" and "not a Generator" in na.get_attribute("title")
-            tip = page.locator(f"#t0 tbody tr.r:has-text('mmvaeplus') td:nth-child({coh})").get_attribute("title")
-            assert "pairwise" in tip and "classifiers digit-cnn-v1" in tip
-            gens = page.eval_on_selector_all("div.gens img", "els => els.map(i => [i.complete, i.naturalWidth, i.width])")
-            assert len(gens) == 1 and gens[0][0] and gens[0][1] > 200 and gens[0][2] == 2 * gens[0][1]
-            assert errors == []
-        finally:
-            browser.close()
+    page, errors = chromium_page(paths["html"])
+    models = lambda: page.eval_on_selector_all("#t0 tbody tr.r td:nth-child(2)", "els => els.map(e => e.textContent)")  # noqa: E731
+    assert models()[0].startswith("mmvaeplus")  # ranked by coherence; the encoder has none
+    page.locator("#t0 th", has_text="polymnist · acc_logistic").click()  # a probe column sorts both rows
+    assert len(models()) == 2
+    col = page.eval_on_selector_all("#t0 thead th", "els => els.map(e => e.textContent)")
+    fid = next(i for i, h in enumerate(col) if "polymnist · fid" in h) + 1
+    cell = page.locator(f"#t0 tbody tr.r:has-text('mmvaeplus') td:nth-child({fid})")
+    assert cell.inner_text() == "skipped" and "never downloads" in cell.get_attribute("title")
+    coh = next(i for i, h in enumerate(col) if "polymnist · coherence_conditional" in h) + 1
+    na = page.locator(f"#t0 tbody tr.r:has-text('plain-encoder') td:nth-child({coh})")
+    assert na.inner_text() == "n/a" and "not a Generator" in na.get_attribute("title")
+    tip = page.locator(f"#t0 tbody tr.r:has-text('mmvaeplus') td:nth-child({coh})").get_attribute("title")
+    assert "pairwise" in tip and "classifiers digit-cnn-v1" in tip
+    gens = page.eval_on_selector_all("div.gens img", "els => els.map(i => [i.complete, i.naturalWidth, i.width])")
+    assert len(gens) == 1 and gens[0][0] and gens[0][1] > 200 and gens[0][2] == 2 * gens[0][1]
+    assert errors == []
 
 
 def test_evaluate_coherence_of_reproduce_scores_like_the_harness(polymnist) -> None:

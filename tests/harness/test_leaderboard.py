@@ -221,53 +221,30 @@ def test_suite_main_score_metric():
     assert "main_metric" not in get_suite("identifiability-numerical:v1").to_dict()  # v1's fingerprint unchanged
 
 
-def _chromium() -> str:
-    """Debian's chromium (installed by .ci/run), or a skip that says how to get it."""
-    import shutil
-
-    pytest.importorskip("playwright.sync_api", reason="playwright is a dev dependency: pip install -e '.[dev]'")
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        pytest.skip("no chromium executable: install it with `apt-get install -y chromium` (.ci/run does when it can)")
-    return path
-
-
-def test_leaderboard_page_in_chromium(results_dir, tmp_path):
+def test_leaderboard_page_in_chromium(results_dir, tmp_path, chromium_page):
     """The written page in a real headless browser: no console errors, ranked rows, sorting with the
     best first on the first click, row expansion, and every embedded heatmap decoded."""
-    from playwright.sync_api import sync_playwright
-
-    executable = _chromium()
     paths = Leaderboard.from_dir(results_dir).write(tmp_path / "lb")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page()
-            errors: list[str] = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(paths["html"].as_uri())
+    page, errors = chromium_page(paths["html"])
 
-            def models() -> list[str]:
-                return page.eval_on_selector_all("#t0 tbody tr.r td:nth-child(2)", "els => els.map(e => e.textContent)")
+    def models() -> list[str]:
+        return page.eval_on_selector_all("#t0 tbody tr.r td:nth-child(2)", "els => els.map(e => e.textContent)")
 
-            assert models()[0].startswith("oracle") and page.inner_text("#t0 tbody tr.r td:nth-child(1)") == "1"
-            page.click("#t0 th[data-k='1']")  # model name, A→Z
-            assert models()[0].startswith("constant")
-            r2 = page.locator("#t0 th", has_text="joint · r2_linear")
-            r2.click()  # ↑ column: the first click puts the best (highest) first
-            assert models()[0].startswith("oracle") and "desc" in r2.get_attribute("class")
-            r2.click()
-            assert models()[0].startswith("constant")
-            detail = page.locator("#t0 tbody tr.d").first
-            assert detail.is_hidden()
-            page.locator("#t0 tbody tr.r").first.click()
-            assert detail.is_visible() and "runs" in detail.inner_text()
-            images = page.eval_on_selector_all("div.maps img", "els => els.map(i => [i.complete, i.naturalWidth])")
-            assert images and all(done and width > 200 for done, width in images)
-            assert errors == []
-        finally:
-            browser.close()
+    assert models()[0].startswith("oracle") and page.inner_text("#t0 tbody tr.r td:nth-child(1)") == "1"
+    page.click("#t0 th[data-k='1']")  # model name, A→Z
+    assert models()[0].startswith("constant")
+    r2 = page.locator("#t0 th", has_text="joint · r2_linear")
+    r2.click()  # ↑ column: the first click puts the best (highest) first
+    assert models()[0].startswith("oracle") and "desc" in r2.get_attribute("class")
+    r2.click()
+    assert models()[0].startswith("constant")
+    detail = page.locator("#t0 tbody tr.d").first
+    assert detail.is_hidden()
+    page.locator("#t0 tbody tr.r").first.click()
+    assert detail.is_visible() and "runs" in detail.inner_text()
+    images = page.eval_on_selector_all("div.maps img", "els => els.map(i => [i.complete, i.naturalWidth])")
+    assert images and all(done and width > 200 for done, width in images)
+    assert errors == []
 
 
 def test_heatmap_panels_are_wide_enough_for_their_headings() -> None:
