@@ -177,25 +177,13 @@ def train_mpi3d(config: TrainConfig, *, data_dir: Any = None, cache_dir: Any = N
     Checkpoints (the format of :func:`mmbench.models.train.train`) go to ``out_dir`` every tenth
     of the run and at the end; a run with a checkpoint there resumes from it.
     """
-    import sys
-
-    from tqdm.auto import tqdm
-
     import mmbench
     from mmbench.models.train import _optimizer, _Prefetcher, _resume, _save_checkpoint, _tf32
-    from mmbench.rendering.text import Vocabulary
+    from mmbench.progress import progress_bar
 
     dev = resolve_device(device)
     ds = mmbench.load(config.dataset, split="train", data_dir=data_dir, cache_dir=cache_dir, **dict(config.dataset_overrides))
-    vocab = Vocabulary.from_json(ds.artifact("vocabulary.json"))
-    shapes = {IMAGE: tuple(ds.info.modalities[IMAGE].shape), TEXT: (vocab.max_length,)}
-    kwargs = {m: dict(config.encoder_for(m)[1]) for m in (IMAGE, TEXT)}
-    kwargs[TEXT]["vocab_size"] = len(vocab)
-    config = config.replace(encoder_kwargs=kwargs)
-    mean, std = _pixel_stats(ds)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        model = MPI3DContrastiveModel(config, shapes, dataset_id=ds.id, pixel_mean=mean, pixel_std=std).to(dev)
+    model, config = _build_model(config, ds, dev)
     opt = _optimizer(model, config, dev)
     out = Path(out_dir) if out_dir is not None else None
     start, history = 0, []
@@ -206,24 +194,12 @@ def train_mpi3d(config: TrainConfig, *, data_dir: Any = None, cache_dir: Any = N
     stream = _batches(ds, config.batch_size, seed=config.seed, start=start)
     batches: Any = _Prefetcher(stream) if dev.type == "cuda" else stream
     every = max(config.steps // 10, 1)
-    bar = tqdm(total=config.steps, initial=start, disable=not (sys.stderr.isatty() if progress is None else progress),
-               desc=config.name, dynamic_ncols=True)
     t0, running = time.perf_counter(), []
     model.train()
-    with _tf32(dev.type == "cuda"):
+    with _tf32(dev.type == "cuda"), progress_bar(config.steps, desc=config.name, unit="step", progress=progress,
+                                                  initial=start) as bar:
         for step in range(start + 1, config.steps + 1):
-            batch = next(batches)
-            inputs = {m: torch.from_numpy(np.ascontiguousarray(batch[m])).to(dev, non_blocking=True) for m in (IMAGE, TEXT)}
-            for group in opt.param_groups:
-                group["lr"] = config.lr_at(step)
-            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=config.amp and dev.type == "cuda"):
-                z = model.embed(inputs)
-            loss = model.loss_fn(z)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or math.inf)
-            opt.step()
-            running.append(float(loss.detach()))
+            running.append(_step(model, opt, config, next(batches), step, dev))
             bar.update(1)
             if step % config.log_every == 0 or step == config.steps:
                 history.append({"step": step, "loss": float(np.mean(running)), "time": time.perf_counter() - t0})
@@ -231,10 +207,41 @@ def train_mpi3d(config: TrainConfig, *, data_dir: Any = None, cache_dir: Any = N
                 running = []
             if out is not None and (step % every == 0 or step == config.steps):
                 _save_checkpoint(out, model, opt, step, history)
-    bar.close()
     model.trained_steps = config.steps  # type: ignore[assignment]
     model.eval()
     return model, {"steps": config.steps - start, "seconds": time.perf_counter() - t0, "history": history}
+
+
+def _build_model(config: TrainConfig, ds: Any, dev: torch.device) -> tuple[MPI3DContrastiveModel, TrainConfig]:
+    """The seeded model for ``ds`` (its vocabulary size and pixel statistics) and the config it records."""
+    from mmbench.rendering.text import Vocabulary
+
+    vocab = Vocabulary.from_json(ds.artifact("vocabulary.json"))
+    shapes = {IMAGE: tuple(ds.info.modalities[IMAGE].shape), TEXT: (vocab.max_length,)}
+    kwargs = {m: dict(config.encoder_for(m)[1]) for m in (IMAGE, TEXT)}
+    kwargs[TEXT]["vocab_size"] = len(vocab)
+    config = config.replace(encoder_kwargs=kwargs)
+    mean, std = _pixel_stats(ds)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = MPI3DContrastiveModel(config, shapes, dataset_id=ds.id, pixel_mean=mean, pixel_std=std).to(dev)
+    return model, config
+
+
+def _step(model: MPI3DContrastiveModel, opt: torch.optim.Optimizer, config: TrainConfig, batch: Mapping[str, np.ndarray],
+          step: int, dev: torch.device) -> float:
+    """One optimisation step on ``batch`` at the schedule's learning rate; the loss."""
+    inputs = {m: torch.from_numpy(np.ascontiguousarray(batch[m])).to(dev, non_blocking=True) for m in (IMAGE, TEXT)}
+    for group in opt.param_groups:
+        group["lr"] = config.lr_at(step)
+    with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=config.amp and dev.type == "cuda"):
+        z = model.embed(inputs)
+    loss = model.loss_fn(z)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or math.inf)
+    opt.step()
+    return float(loss.detach())
 
 
 # ====================================================================== the table
