@@ -36,6 +36,7 @@ from mmbench.core.storage import (
     clean_stale_tmp,
     column_files,
     shard_hash,
+    swap_dir,
     tmp_path,
     write_artifact,
 )
@@ -270,14 +271,7 @@ def _join_var_column(partial: Path, name: str, n_shards: int, feat: Feature) -> 
 
 def _swap_into_place(src: Path, final: Path) -> None:
     if final.exists():  # a forced rebuild: move the old one aside, then swap
-        trash = tmp_path(final, "-old")
-        os.rename(final, trash)
-        try:
-            os.rename(src, final)
-        except BaseException:
-            os.rename(trash, final)  # keep the old part rather than lose it
-            raise
-        shutil.rmtree(trash, ignore_errors=True)
+        swap_dir(src, final)
         return
     try:
         os.rename(src, final)

@@ -34,6 +34,8 @@ __all__ = [
     "clean_stale_tmp",
     "pid_alive",
     "sha256_array",
+    "staged_dir",
+    "swap_dir",
     "tmp_path",
     "tmp_prefix",
 ]
@@ -74,6 +76,42 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
+
+
+def swap_dir(src: str | os.PathLike[str], final: str | os.PathLike[str]) -> None:
+    """Rename the complete directory ``src`` to ``final``; an old ``final`` is removed only once
+    the new one is in place (if the swap fails, the old one is put back)."""
+    src, final = Path(src), Path(final)
+    if not final.exists():
+        os.rename(src, final)
+        return
+    trash = tmp_path(final, "-old")
+    os.rename(final, trash)
+    try:
+        os.rename(src, final)
+    except BaseException:
+        os.rename(trash, final)  # keep the old directory rather than lose it
+        raise
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a fresh temporary directory to fill; on success it replaces the directory ``path``
+    (:func:`swap_dir`), on any failure it goes and ``path`` is left as it was.
+
+    Example:
+        >>> with staged_dir(dataset_dir / "classifiers") as tmp:
+        ...     save_file(state, str(tmp / "m0.safetensors"))
+    """
+    path = Path(path)
+    tmp = tmp_path(path)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        swap_dir(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:

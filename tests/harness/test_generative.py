@@ -166,7 +166,7 @@ def test_digit_classifiers_record_id_and_sha256(polymnist: dict, tmp_path: Path,
         report = classifiers.train_classifiers("polymnist", epochs=1, batch_size=128, threads=1, **kw)
     clf = DigitClassifiers.load("polymnist", **kw)
     saved = json.loads(next((tmp_path / "c").rglob("classifiers.json")).read_text())
-    assert clf.id == f"digit-cnn-v1@{report['dataset']}~{report['config_fingerprint']}"
+    assert clf.id == f"{classifiers.ARCHITECTURE}@{report['dataset']}~{report['config_fingerprint']}"
     assert clf.sha256 == {m: saved["files"][m]["sha256"] for m in MODS} and all(len(h) == 64 for h in clf.sha256.values())
     pred = clf.predict("m1", polymnist["test"]["m1"][:7])
     assert pred.shape == (7,) and pred.dtype == np.int64

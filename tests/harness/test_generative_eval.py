@@ -275,7 +275,7 @@ def test_generative_leaderboard_in_chromium(generative_results, tmp_path, chromi
     na = page.locator(f"#t0 tbody tr.r:has-text('plain-encoder') td:nth-child({coh})")
     assert na.inner_text() == "n/a" and "not a Generator" in na.get_attribute("title")
     tip = page.locator(f"#t0 tbody tr.r:has-text('mmvaeplus') td:nth-child({coh})").get_attribute("title")
-    assert "pairwise" in tip and "classifiers digit-cnn-v1" in tip
+    assert "pairwise" in tip and "classifiers digit-cnn-v2" in tip
     gens = page.eval_on_selector_all("div.gens img", "els => els.map(i => [i.complete, i.naturalWidth, i.width])")
     assert len(gens) == 1 and gens[0][0] and gens[0][1] > 200 and gens[0][2] == 2 * gens[0][1]
     assert errors == []

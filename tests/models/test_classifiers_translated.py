@@ -30,7 +30,7 @@ def test_translated_classifiers_are_versioned_per_config(kwargs: dict, monkeypat
     report = train_classifiers("translated_polymnist/paper", epochs=1, batch_size=64, threads=1, **kwargs)
     assert report["dataset"].startswith("translated_polymnist/paper") and set(report["files"]) == {"m0", "m1"}
     clf = DigitClassifiers.load("translated_polymnist/paper", **kwargs)
-    assert clf.id.startswith("digit-cnn-v1@translated_polymnist/paper") and clf.sha256 == {m: f["sha256"] for m, f in report["files"].items()}
+    assert clf.id.startswith("digit-cnn-v2@translated_polymnist/paper") and clf.sha256 == {m: f["sha256"] for m, f in report["files"].items()}
     with pytest.raises(CacheError, match="translated_polymnist/thesis"):  # another config: its own classifiers
         classifier_report("translated_polymnist/thesis", **kwargs)
     with pytest.raises(CacheError, match="mmbench train-classifiers polymnist"):  # nor PolyMNIST's
@@ -45,4 +45,4 @@ def test_cli_trains_translated_classifiers(kwargs: dict, capsys: pytest.CaptureF
         warnings.simplefilter("ignore", UserWarning)  # fake digits stay below the real-data bar
         assert main(args) == 0
     out = capsys.readouterr().out
-    assert "Trained 2 classifiers for translated_polymnist/thesis" in out and "m1: test accuracy" in out
+    assert "Trained 2 digit-cnn-v2 classifiers for translated_polymnist/thesis" in out and "m1: test accuracy" in out
