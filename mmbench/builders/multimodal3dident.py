@@ -241,7 +241,7 @@ class Multimodal3DIdentBuilder(SceneBuilder):
     # ------------------------------------------------------------------ the published release
     def resolve_inputs(self) -> dict[str, Any]:
         if self.config.source != "release":
-            return {}
+            return super().resolve_inputs()  # the shape files of meshes="original"
         from mmbench.sources.m3di import locate_release
 
         return {"m3di": locate_release(self.data_dir, self.cache_dir)}

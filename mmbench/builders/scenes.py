@@ -38,10 +38,12 @@ from mmbench.rendering.scene.meshes import (
     SHAPES,
     load_mesh_set,
     mesh_set_digest,
+    mesh_set_key,
     normalise_mesh_spec,
 )
 from mmbench.rendering.scene.renderer import BACKENDS, SceneRenderer
 from mmbench.rendering.text import Templates, Vocabulary
+from mmbench.sources import shapes as shapes_src
 
 __all__ = ["RENDERER_REVISION", "SceneBuilder", "SceneConfig"]
 
@@ -155,7 +157,7 @@ class SceneConfig(BuilderConfig):
         cycles = {"cycles": {"samples": self.samples, "denoise": self.denoise}} if self.backend == "cycles" else {}
         return {**cycles,
             "seed": self.seed, "split_sizes": dict(self.split_sizes), "size": self.size, "backend": self.backend,
-            "meshes": meshes, "mesh_sha256": mesh_set_digest(load_mesh_set(self.meshes)), "antialias": self.antialias,
+            "meshes": meshes, "mesh_sha256": mesh_set_key(self.meshes), "antialias": self.antialias,
             "shadows": self.shadows, "renderer_revision": RENDERER_REVISION, "render_shard_size": self.render_shard_size,
         }
 
@@ -217,10 +219,23 @@ class SceneBuilder(Builder):
         return tuple(f for f in c.selected if f not in c.perturbed and f in content)
 
     # ------------------------------------------------------------------ rendering
+    @property
+    def config_id(self) -> str:
+        # Fake shape files (a data_dir holding mmbench.testing's manifest) give the same config:
+        # their builds get a cache entry of their own, never served as the original shapes.
+        tag = shapes_src.fake_tag(self.data_dir) if self.config.meshes == "original" else None
+        return f"{super().config_id}-{tag}" if tag else super().config_id
+
+    def resolve_inputs(self) -> dict[str, Any]:
+        if self.config.meshes != "original":
+            return {}
+        return {"shapes": shapes_src.shape_records(shapes_src.locate_shapes(self.data_dir, self.cache_dir))}
+
     @functools.cached_property
     def renderer(self) -> SceneRenderer:
         c = self.config
-        return SceneRenderer(c.meshes, size=c.size, backend=c.backend, antialias=c.antialias, shadows=c.shadows,
+        meshes = load_mesh_set(c.meshes, data_dir=self.data_dir, cache_dir=self.cache_dir) if c.meshes == "original" else c.meshes
+        return SceneRenderer(meshes, size=c.size, backend=c.backend, antialias=c.antialias, shadows=c.shadows,
                              samples=c.samples, denoise=c.denoise,
                              columns={f: col for f, col in SCENE_COLUMNS.items() if f != col})
 
@@ -234,6 +249,8 @@ class SceneBuilder(Builder):
         feats.update({k: Feature((), dtype) for k, dtype in self.IMAGE_LATENTS.items()})
         rows = c.render_shard_size or max(1, STORE_SHARD_BYTES // (3 * c.size * c.size))
         key = {**c.image_key(), **self.store_key()}
+        if c.meshes == "original":
+            key["mesh_sha256"] = mesh_set_key(c.meshes, data_dir=self.data_dir)  # a fake set's pins, if fake
         return {"images": Store(self.STORE, key, max(1, sum(c.split_sizes.values())), feats, shard_rows=rows)}
 
     def generate_store_shard(self, store: str, shard: int) -> dict[str, np.ndarray]:
@@ -293,9 +310,12 @@ class SceneBuilder(Builder):
         for k, (start, stop) in enumerate(self.shard_bounds(self.split_names()[0])):
             captions += self.text_columns(self.split_names()[0], start, stop, rng=self.shard_rng(self.split_names()[0], k))["text"]
         meshes = {"set": self.config.meshes if self.config.meshes in MESH_SETS else "directory",
-                  "shapes": list(SHAPES), "sha256": mesh_set_digest(load_mesh_set(self.config.meshes))}
+                  "shapes": list(SHAPES), "sha256": mesh_set_key(self.config.meshes, data_dir=self.data_dir)}
         if self.config.meshes == "builtin":
             meshes["provenance"] = BUILTIN_MESHES
+        if self.config.meshes == "original":
+            meshes["provenance"] = {shape: {"file": r.filename, "git_blob": r.git_blob, "sha256": r.sha256, "url": r.urls[0] if r.urls else None,
+                                            "license": r.license} for shape, r in shapes_src.shape_resources(self.data_dir).items()}
         return {VOCABULARY: Vocabulary.build(captions, tokenizer="word", order="first").to_json(),
                 MESHES: json.dumps(meshes, indent=1, sort_keys=True).encode()}
 

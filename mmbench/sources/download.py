@@ -30,7 +30,7 @@ from typing import Any
 
 from mmbench.core.storage import clean_stale_tmp
 from mmbench.errors import ChecksumError, InputsNotFoundError
-from mmbench.sources.reading import CHUNK, iter_chunks, unwritable
+from mmbench.sources.reading import CHUNK, git_blob_id, iter_chunks, unwritable
 
 __all__ = ["RETRY_BACKOFF_S", "download", "partial_path"]
 
@@ -46,7 +46,8 @@ class _Interrupted(Exception):
 
 
 def partial_path(dest: str | os.PathLike[str], sha256: str) -> Path:
-    """Where the transfer of ``dest`` accumulates (keyed by the expected hash: never mixed up)."""
+    """Where the transfer of ``dest`` accumulates (keyed by the expected hash, sha256 or else the
+    git blob id: never mixed up)."""
     dest = Path(dest)
     return dest.with_name(f"{dest.name}.{sha256[:16]}.part")
 
@@ -55,24 +56,27 @@ def download(
     url: str,
     dest: str | os.PathLike[str],
     *,
-    sha256: str,
+    sha256: str | None,
     size: int | None = None,
     timeout: float = 60.0,
     retries: int = 3,
     progress: bool | None = None,
     desc: str | None = None,
+    git_blob: str | None = None,
 ) -> Path:
     """Fetch ``url`` into ``dest``, verified; resume a transfer a previous attempt left partial.
 
     Args:
         url: an ``http(s)://`` (or ``file://``) URL.
         dest: the final path; it appears only complete, with ``size`` bytes and ``sha256``.
-        sha256: the expected hex digest.
+        sha256: the expected hex digest (``None``: only ``git_blob`` is known).
         size: the expected size in bytes (``None``: trust the server's ``Content-Length``).
         timeout: seconds a connection may stay silent.
         retries: how many times a dropped transfer is resumed within this call.
         progress: show a tqdm bar (``None``: when stderr is a terminal).
         desc: the bar's label (default: the file name).
+        git_blob: the expected git object id (:func:`mmbench.sources.reading.git_blob_id`),
+            checked once the transfer is complete.
 
     Returns:
         ``dest``.
@@ -96,30 +100,33 @@ def download(
     except OSError as exc:
         raise unwritable(dest, exc, what="download") from exc
     try:
-        if dest.is_file() and _matches(dest, sha256, size):
+        if dest.is_file() and _matches(dest, sha256, size, git_blob):
             return dest  # another process finished it while this one waited for the lock
         clean_stale_tmp(dest.parent)  # temps of killed processes (the .part is kept: it resumes)
-        part = partial_path(dest, sha256)
+        part = partial_path(dest, sha256 or git_blob or "")
         got_sha, got_size = _transfer_with_retries(url, part, size=size, timeout=timeout, retries=retries,
                                                    progress=progress, desc=desc or dest.name)
-        _accept(part, dest, url, sha256=sha256, size=size, got_sha=got_sha, got_size=got_size)
+        _accept(part, dest, url, sha256=sha256, size=size, got_sha=got_sha, got_size=got_size, git_blob=git_blob)
         return dest
     finally:
         lock.release()
 
 
-def _matches(path: Path, sha256: str, size: int | None) -> bool:
+def _matches(path: Path, sha256: str | None, size: int | None, git_blob: str | None) -> bool:
     from mmbench.versioning import sha256_file
 
-    return (size is None or path.stat().st_size == size) and sha256_file(path) == sha256
+    return ((size is None or path.stat().st_size == size) and (sha256 is None or sha256_file(path) == sha256)
+            and (git_blob is None or git_blob_id(path) == git_blob))
 
 
-def _accept(part: Path, dest: Path, url: str, *, sha256: str, size: int | None, got_sha: str, got_size: int) -> None:
+def _accept(part: Path, dest: Path, url: str, *, sha256: str | None, size: int | None, got_sha: str, got_size: int,
+            git_blob: str | None = None) -> None:
     """Rename the part into place if exact; otherwise delete it and refuse the server's file."""
-    if (size is not None and got_size != size) or got_sha != sha256:
+    got_blob = git_blob_id(part) if git_blob is not None else None
+    if (size is not None and got_size != size) or got_sha != (sha256 or got_sha) or got_blob != git_blob:
         part.unlink(missing_ok=True)
         what = f"{got_size} bytes, expected {size}" if size is not None and got_size != size else (
-            f"sha256 {got_sha}, expected {sha256}")
+            f"sha256 {got_sha}, expected {sha256}" if got_sha != (sha256 or got_sha) else f"git blob {got_blob}, expected {git_blob}")
         raise ChecksumError(
             f"The file downloaded from {url} has {what}. It is refused and deleted: the server's "
             "copy is corrupt, truncated or a different file. Try another mirror, or put the "

@@ -30,7 +30,10 @@ import numpy as np
 from mmbench.core.storage import atomic_path, clean_stale_tmp
 from mmbench.errors import CacheError, ChecksumError, InputsNotFoundError
 
-__all__ = ["CHUNK", "gunzip_file", "iter_chunks", "npz_header", "npz_member", "unreadable", "unwritable"]
+__all__ = [
+    "CHUNK", "check_git_blob", "git_blob_id", "gunzip_file", "iter_chunks", "npz_header", "npz_member", "unreadable",
+    "unwritable",
+]
 
 #: bytes per read: large enough for full disk and hash speed, small against any memory budget
 CHUNK = 1 << 22
@@ -142,6 +145,34 @@ def check_sha256(got: str, expected: str, where: str | os.PathLike[str], *, labe
     if got != expected:
         raise ChecksumError(
             f"{where} has sha256 {got}, but the {label} file must have {expected}. It is refused: "
+            "it is corrupt, truncated or a different file. Replace it with the official file "
+            "(or remove it to let mmbench fetch it from another source)."
+        )
+
+
+def git_blob_id(path: str | os.PathLike[str]) -> str:
+    """The git object id of a file: SHA-1 over ``b"blob <size>\\0"`` and its bytes.
+
+    What a git repository (and GitHub's tree listing) pins each file by: a file published only in
+    a repository can be verified against it where no sha256 was ever published.
+    """
+    path = Path(path)
+    try:
+        h = hashlib.sha1(f"blob {path.stat().st_size}\0".encode(), usedforsecurity=False)
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(CHUNK), b""):
+                h.update(chunk)
+    except OSError as exc:
+        raise unreadable(path, exc) from exc
+    return h.hexdigest()
+
+
+def check_git_blob(path: str | os.PathLike[str], expected: str, *, label: str = "expected") -> None:
+    """Refuse a file whose git object id is not ``expected`` (the message names both and the fix)."""
+    got = git_blob_id(path)
+    if got != expected:
+        raise ChecksumError(
+            f"{path} has git blob id {got}, but the {label} file must have {expected}. It is refused: "
             "it is corrupt, truncated or a different file. Replace it with the official file "
             "(or remove it to let mmbench fetch it from another source)."
         )

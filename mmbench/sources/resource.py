@@ -17,7 +17,8 @@ data in its own module (``mmbench.sources.mnist``; the MPI3D archive and the mes
    skipped when ``$MMBENCH_OFFLINE`` is set;
 4. **an installed package** that carries a copy (read in place, never imported).
 
-Every copy is checked against the sha256 before it is used; a wrong one raises
+Every copy is checked against the sha256 before it is used (or, for a file published only in a
+git repository and never read when the resource was written, against its git blob id); a wrong one raises
 :class:`~mmbench.errors.ChecksumError`. When nothing has the file,
 :class:`~mmbench.errors.InputsNotFoundError` lists every place tried and where to put the file.
 
@@ -43,7 +44,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mmbench.errors import ChecksumError, InputsNotFoundError, InvalidConfigError
-from mmbench.sources.reading import check_sha256, unreadable
+from mmbench.sources.reading import check_git_blob, check_sha256, unreadable
 from mmbench.versioning import sha256_file
 
 __all__ = [
@@ -68,6 +69,7 @@ SOURCES = ("data_dir", "cache", "download", "package")
 #: files at least this large are hashed with a progress bar
 PROGRESS_BYTES = 256 << 20
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_GIT_BLOB = re.compile(r"^[0-9a-f]{40}$")
 
 
 def offline() -> bool:
@@ -113,7 +115,10 @@ class Resource:
 
     Args:
         name: ``<family>/<file>``: its place under ``<cache_dir>/downloads/``.
-        sha256: the official file's hex digest (lower case).
+        sha256: the official file's hex digest (lower case); ``None`` only when ``git_blob`` pins it.
+        git_blob: the file's git object id in its publisher's repository (40 hex digits; see
+            :func:`mmbench.sources.reading.git_blob_id`): checked as well as the sha256 when both
+            are given, alone when the file could not be read to take its sha256.
         size: its size in bytes (checked before hashing; ``None`` if unknown).
         license: licence and attribution, recorded with every build that uses it.
         urls: official download URLs, tried in order.
@@ -124,7 +129,7 @@ class Resource:
     """
 
     name: str
-    sha256: str
+    sha256: str | None
     size: int | None
     license: str
     urls: tuple[str, ...] = ()
@@ -132,13 +137,18 @@ class Resource:
     env_var: str | None = None
     package: PackageCopy | None = None
     homepage: str = ""
+    git_blob: str | None = None
 
     def __post_init__(self) -> None:
         parts = PurePosixPath(self.name).parts
         if not parts or PurePosixPath(self.name).is_absolute() or ".." in parts or "\\" in self.name:
             raise InvalidConfigError(f"Resource name {self.name!r} must be a relative path like 'family/file.ext'.")
-        if not isinstance(self.sha256, str) or not _SHA256.match(self.sha256):
+        if self.sha256 is None and self.git_blob is None:
+            raise InvalidConfigError(f"Resource {self.name!r}: give its sha256 (or, failing that, its git_blob id).")
+        if self.sha256 is not None and (not isinstance(self.sha256, str) or not _SHA256.match(self.sha256)):
             raise InvalidConfigError(f"Resource {self.name!r}: sha256 must be 64 lower-case hex digits, got {self.sha256!r}.")
+        if self.git_blob is not None and (not isinstance(self.git_blob, str) or not _GIT_BLOB.match(self.git_blob)):
+            raise InvalidConfigError(f"Resource {self.name!r}: git_blob must be 40 lower-case hex digits, got {self.git_blob!r}.")
         if self.size is not None and (isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 0):
             raise InvalidConfigError(f"Resource {self.name!r}: size must be a byte count or None, got {self.size!r}.")
         object.__setattr__(self, "urls", tuple(self.urls))
@@ -151,6 +161,26 @@ class Resource:
     def cache_path(self, cache_dir: str | os.PathLike[str]) -> Path:
         """``<cache_dir>/downloads/<name>``: where a verified copy is kept."""
         return Path(cache_dir).expanduser() / "downloads" / self.name
+
+    @property
+    def pin(self) -> str:
+        """What the file is checked against, in words (``"sha256 …"``, ``"git blob …"`` or both)."""
+        parts = [f"sha256 {self.sha256}"] * (self.sha256 is not None) + [f"git blob {self.git_blob}"] * (self.git_blob is not None)
+        return " and ".join(parts)
+
+    def verify(self, path: str | os.PathLike[str], *, label: str) -> None:
+        """Check ``path`` against the size, the sha256 and the git blob id that are known.
+
+        Raises:
+            ChecksumError: one of them differs.
+        """
+        if self.sha256 is not None:
+            verify_file(path, self.sha256, self.size, label=label)
+            if self.git_blob is None:
+                return
+        elif self.size is not None:
+            _check_size(path, self.size, label)
+        check_git_blob(path, self.git_blob, label=label)
 
     def candidates(self) -> tuple[str, ...]:
         """Relative paths under a user directory where the file is looked for, in order."""
@@ -171,10 +201,13 @@ class Located:
 
     def record(self) -> dict[str, Any]:
         """What a build records in ``dataset_info.json`` about this input."""
+        sha = self.resource.sha256 or file_sha256(self.path)  # a git-blob-pinned file: record what it hashed to
         out: dict[str, Any] = {
-            "name": self.resource.name, "path": str(self.path), "sha256": self.resource.sha256,
+            "name": self.resource.name, "path": str(self.path), "sha256": sha,
             "bytes": self.path.stat().st_size, "source": self.source, "license": self.resource.license,
         }
+        if self.resource.git_blob is not None:
+            out["git_blob"] = self.resource.git_blob
         if self.origin != str(self.path):
             out["origin"] = self.origin
         out["tried"] = list(self.tried)
@@ -222,6 +255,19 @@ def file_sha256(path: str | os.PathLike[str], *, progress: bool | None = None) -
         raise unreadable(path, exc) from exc
 
 
+def _check_size(path: str | os.PathLike[str], size: int, label: str) -> None:
+    try:
+        actual = os.stat(path).st_size
+    except OSError as exc:
+        raise unreadable(path, exc) from exc
+    if actual != size:
+        raise ChecksumError(
+            f"{path} has {actual} bytes, but the {label} file must have {size}. It is refused: it "
+            "is truncated or a different file. Replace it with the official file (or remove it to "
+            "let mmbench fetch it from another source)."
+        )
+
+
 def verify_file(path: str | os.PathLike[str], sha256: str, size: int | None = None, *, label: str = "expected") -> str:
     """Check ``path`` against ``size`` (cheap, first) and ``sha256``; return the digest.
 
@@ -230,16 +276,7 @@ def verify_file(path: str | os.PathLike[str], sha256: str, size: int | None = No
         InputsNotFoundError: the file cannot be read.
     """
     if size is not None:
-        try:
-            actual = os.stat(path).st_size
-        except OSError as exc:
-            raise unreadable(path, exc) from exc
-        if actual != size:
-            raise ChecksumError(
-                f"{path} has {actual} bytes, but the {label} file must have {size}. It is refused: it "
-                "is truncated or a different file. Replace it with the official file (or remove it to "
-                "let mmbench fetch it from another source)."
-            )
+        _check_size(path, size, label)
     got = file_sha256(path)
     check_sha256(got, sha256, path, label=label)
     return got
@@ -340,7 +377,7 @@ def _from_user(resource: Resource, where: Path, named_by: str) -> Located:
             f"{named_by} to let mmbench use its cache{', a download' if resource.urls else ''}"
             f"{' or the installed package' if resource.package else ''}."
         )
-    verify_file(path, resource.sha256, resource.size, label=f"official {resource.name}")
+    resource.verify(path, label=f"official {resource.name}")
     return Located(resource, path, "data_dir", str(where))
 
 
@@ -350,7 +387,7 @@ def _from_cache(resource: Resource, cache_dir: Path, tried: list[str]) -> Locate
         tried.append(f"cache: {path} does not exist")
         return None
     try:
-        verify_file(path, resource.sha256, resource.size, label=f"official {resource.name}")
+        resource.verify(path, label=f"official {resource.name}")
     except ChecksumError as exc:
         logger.warning("Deleting a corrupt cached copy: %s", exc)
         path.unlink(missing_ok=True)
@@ -373,7 +410,7 @@ def _from_urls(
     for url in resource.urls:
         try:
             path = download(url, resource.cache_path(cache_dir), sha256=resource.sha256, size=resource.size,
-                            timeout=timeout, progress=progress, desc=resource.filename)
+                            timeout=timeout, progress=progress, desc=resource.filename, git_blob=resource.git_blob)
         except (InputsNotFoundError, ChecksumError) as exc:
             tried.append(f"download {url}: {exc}")
             continue
@@ -390,13 +427,13 @@ def _from_package(resource: Resource, tried: list[str]) -> Located | None:
     if path is None:
         tried.append(f"installed package {package.distribution}: not installed (`{package.install_command}`)")
         return None
-    verify_file(path, resource.sha256, resource.size, label=f"{package.requirement} copy of {resource.name}")
+    resource.verify(path, label=f"{package.requirement} copy of {resource.name}")
     return Located(resource, path, "package", f"{package.requirement}: {path}")
 
 
 def _spec(resource: Resource) -> str:
     size = f", {resource.size} bytes" if resource.size is not None else ""
-    return f"sha256 {resource.sha256}{size}"
+    return f"{resource.pin}{size}"
 
 
 def not_found_error(

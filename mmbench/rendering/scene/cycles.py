@@ -44,7 +44,7 @@ from mmbench.errors import ExecutorError, InputsNotFoundError, InvalidConfigErro
 from mmbench.rendering.scene import cycles_worker as proto
 from mmbench.rendering.scene.blender import find_interpreter, setup_hint, worker_env
 from mmbench.rendering.scene.meshes import Mesh
-from mmbench.rendering.scene.scene import GROUND, OBJECT_SCALE, SceneBatch
+from mmbench.rendering.scene.scene import GROUND, SceneBatch
 
 __all__ = ["CyclesBackend", "scene_params", "shared_backend"]
 
@@ -57,9 +57,13 @@ CHUNK = 8  # scenes per render message: a hung worker is noticed after at most C
 
 
 # ============================================================================ the backend
-def scene_params(scenes: SceneBatch) -> tuple[np.ndarray, list[int]]:
-    """The worker's per-scene parameters (:data:`~cycles_worker.PARAMS`) and per-image seeds."""
-    size = np.full(len(scenes), -GROUND)  # the object's largest dimension (every normalised mesh)
+def scene_params(scenes: SceneBatch, sizes: np.ndarray | None = None) -> tuple[np.ndarray, list[int]]:
+    """The worker's per-scene parameters (:data:`~cycles_worker.PARAMS`) and per-image seeds.
+
+    ``sizes``: each shape's largest dimension (:meth:`Mesh.scene_size`), which sets its spotlight's
+    height; ``None``: 3.0 for all, the size of every normalised mesh.
+    """
+    size = np.full(len(scenes), -GROUND) if sizes is None else np.asarray(sizes, np.float64)[scenes.shape]
     params = np.column_stack([
         scenes.shape.astype(np.float64), scenes.object_position(), scenes.euler_angles(), scenes.object_rgb(),
         scenes.spot_position(size), scenes.spot_rgb(), scenes.background_rgb(),
@@ -86,7 +90,8 @@ class CyclesBackend:
                  blender: str | None = None, device: str | None = None, threads: int | None = None,
                  timeout: float | None = None) -> None:
         self.interpreter = find_interpreter(blender)
-        self.meshes = [(m.normalized().vertices * OBJECT_SCALE, m.faces) for m in meshes]
+        self.meshes = [(m.scene_vertices(), m.faces) for m in meshes]
+        self.sizes = np.array([m.scene_size() for m in meshes])
         self.size, self.samples, self.denoise = int(size), int(samples), bool(denoise)
         self.device = (device or os.environ.get("MMBENCH_CYCLES_DEVICE") or "auto").lower()
         if self.device not in DEVICES:
@@ -106,7 +111,7 @@ class CyclesBackend:
                 f"Scene shape indices must be in [0, {len(self.meshes) - 1}] (the mesh set has {len(self.meshes)} "
                 f"meshes), got values in [{scenes.shape.min()}, {scenes.shape.max()}]."
             )
-        params, seeds = scene_params(scenes)
+        params, seeds = scene_params(scenes, self.sizes)
         out = np.empty((len(scenes), self.size, self.size, 3), dtype=np.uint8)
         for start in range(0, len(scenes), CHUNK):
             stop = min(start + CHUNK, len(scenes))

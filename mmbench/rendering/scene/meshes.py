@@ -11,6 +11,10 @@ cow, armadillo, horse, head). Sets, by name (``meshes=`` in the configs):
 * ``"procedural"`` — all seven as procedural stand-ins made by code here (no third-party data,
   no licence terms): unions of ellipsoids and tori shaped like each object;
 * ``"tiny"`` — the procedural stand-ins at the lowest detail (a few hundred triangles): tests;
+* ``"original"`` — the release's own ``Shape<Name>.blend`` files (:mod:`mmbench.sources.shapes`:
+  from ``data_dir``, the downloads cache, or the repository at its pinned commit, each checked
+  against its pin), read without Blender. These meshes are **native**: each keeps its own origin
+  and size, as in the reference generator, where mmbench otherwise scales every shape alike;
 * a **directory** holding ``teapot.obj``, ``hare.off``, … (one of ``.obj``, ``.off``, ``.npz``
   per name; e.g. meshes exported from the original ``.blend`` shape files).
 
@@ -48,6 +52,7 @@ __all__ = [
     "Mesh",
     "load_mesh_set",
     "mesh_set_digest",
+    "mesh_set_key",
     "normalise_mesh_spec",
     "procedural_mesh",
     "read_mesh",
@@ -56,7 +61,7 @@ __all__ = [
 #: The objects, in the reference generator's index order.
 SHAPES = ("teapot", "hare", "dragon", "cow", "armadillo", "horse", "head")
 #: Named mesh sets (anything else is a directory).
-MESH_SETS = ("builtin", "procedural", "tiny")
+MESH_SETS = ("builtin", "procedural", "tiny", "original")
 MESH_SUFFIXES = (".obj", ".off", ".npz")
 BUILTIN_FILE = "data/meshes.npz"
 #: sha256 of ``mmbench/rendering/data/meshes.npz``; checked on every load.
@@ -95,10 +100,18 @@ BUILTIN_MESHES: dict[str, dict[str, str]] = {
 @dataclasses.dataclass(frozen=True, eq=False)
 class Mesh:
     """A triangle mesh: ``vertices`` ``(V, 3)`` float32 and ``faces`` ``(F, 3)`` int32 (counter-clockwise
-    seen from outside, where the source is consistent)."""
+    seen from outside, where the source is consistent).
+
+    ``native=False`` (every set but ``original``): the renderers centre the mesh on its bounding
+    box and scale its largest side to 2 before the scene's ×1.5, so all shapes are the same size.
+    ``native=True``: the vertices are already in the reference scene's object units (the
+    ``.blend`` object's own origin and scale), and only the ×1.5 is applied, as the reference
+    generator does; each shape keeps its own size and its spotlight height follows it.
+    """
 
     vertices: np.ndarray
     faces: np.ndarray
+    native: bool = False
 
     def __post_init__(self) -> None:
         v = np.asarray(self.vertices, dtype=np.float32)
@@ -113,6 +126,22 @@ class Mesh:
             raise InvalidConfigError("Mesh has zero extent (all vertices coincide).")
         object.__setattr__(self, "vertices", v)
         object.__setattr__(self, "faces", f.astype(np.int32))
+
+    def scene_vertices(self) -> np.ndarray:
+        """``(V, 3)`` float32 vertices in scene units, before rotation and placement (see the class doc)."""
+        from mmbench.rendering.scene.scene import OBJECT_SCALE
+
+        v = self.vertices if self.native else self.normalized().vertices
+        return (v * OBJECT_SCALE).astype(np.float32)
+
+    def scene_size(self) -> float:
+        """The largest side of :meth:`scene_vertices`' bounding box (Blender's ``max(o.dimensions)``):
+        the spotlight sits this much above its base height. Exactly 3.0 for every non-native mesh."""
+        from mmbench.rendering.scene.scene import OBJECT_SCALE
+
+        if not self.native:
+            return 2.0 * OBJECT_SCALE  # what normalisation makes it (not its float32 round-off)
+        return float(np.ptp(self.scene_vertices(), axis=0).max())
 
     def normalized(self) -> Mesh:
         """Centred on its bounding box, scaled so that the largest side is 2."""
@@ -135,6 +164,8 @@ class Mesh:
         """sha256 of the vertex and face bytes."""
         h = hashlib.sha256(np.ascontiguousarray(self.vertices).tobytes())
         h.update(np.ascontiguousarray(self.faces.astype(np.int32)).tobytes())
+        if self.native:
+            h.update(b"native")
         return h.hexdigest()
 
 
@@ -379,14 +410,22 @@ def normalise_mesh_spec(spec: Any) -> str:
     return str(path.resolve())
 
 
-def load_mesh_set(spec: str) -> dict[str, Mesh]:
-    """The seven meshes of a set (``builtin``, ``procedural``, ``tiny`` or a directory), in :data:`SHAPES` order.
+def load_mesh_set(
+    spec: str, *, data_dir: str | os.PathLike[str] | None = None, cache_dir: str | os.PathLike[str] | None = None
+) -> dict[str, Mesh]:
+    """The seven meshes of a set (``builtin``, ``procedural``, ``tiny``, ``original`` or a directory),
+    in :data:`SHAPES` order. ``data_dir`` and ``cache_dir`` are where ``original`` looks for its files.
 
     Raises:
-        ChecksumError: the shipped mesh file does not match its pinned sha256.
-        InputsNotFoundError: a directory lacks a shape (the message lists what is missing).
+        ChecksumError: the shipped mesh file, or an ``original`` shape file, does not match its pin.
+        InputsNotFoundError: a directory lacks a shape, or an ``original`` file is nowhere to be
+            found (the message lists what is missing and how to provide it).
     """
     spec = normalise_mesh_spec(spec)
+    if spec == "original":
+        from mmbench.sources.shapes import read_original_meshes
+
+        return {name: Mesh(v, f, native=True) for name, (v, f, _) in read_original_meshes(data_dir, cache_dir).items()}
     if spec == "builtin":
         return dict(_builtin())
     if spec in ("procedural", "tiny"):
@@ -428,6 +467,18 @@ def _from_directory(directory: Path) -> dict[str, Mesh]:
             "Add the missing files, or use meshes='builtin'."
         )
     return {name: read_mesh(path) for name, path in found.items()}
+
+
+def mesh_set_key(spec: str, *, data_dir: str | os.PathLike[str] | None = None) -> str:
+    """The identity of a mesh set in fingerprints: :func:`mesh_set_digest` of its meshes, except for
+    ``original``, whose files are pinned, so the digest of the pins stands for them (no file is
+    read, and a config can be fingerprinted before its inputs are fetched)."""
+    spec = normalise_mesh_spec(spec)
+    if spec == "original":
+        from mmbench.sources.shapes import original_digest
+
+        return original_digest(data_dir)
+    return mesh_set_digest(load_mesh_set(spec))
 
 
 def mesh_set_digest(meshes: Mapping[str, Mesh]) -> str:

@@ -35,7 +35,6 @@ from mmbench.rendering.scene.meshes import Mesh
 from mmbench.rendering.scene.scene import (
     CAMERA,
     GROUND,
-    OBJECT_SCALE,
     SPOT_BLEND,
     SPOT_CONE,
     Camera,
@@ -60,14 +59,16 @@ class PackedMeshes:
     """A mesh set concatenated into flat tensors (the rasteriser's input), normalised and scaled.
 
     Every mesh is centred on its bounding box and scaled so that its largest side is
-    ``2 × OBJECT_SCALE`` (= 3 scene units, the reference's object scale 1.5 on unit meshes).
+    ``2 × OBJECT_SCALE`` (= 3 scene units, the reference's object scale 1.5 on unit meshes);
+    a native mesh (the ``original`` set) keeps its own origin and size (:meth:`Mesh.scene_vertices`).
+    ``sizes`` holds each mesh's largest dimension (its spotlight's height above the base).
     """
 
     def __init__(self, meshes: Sequence[Mesh], *, device: torch.device | str = "cpu") -> None:
         device = torch.device(device)
         verts, norms, faces, v_off, f_off = [], [], [], [0], [0]
         for mesh in meshes:
-            v = mesh.normalized().vertices * OBJECT_SCALE
+            v = mesh.scene_vertices()
             verts.append(v)
             norms.append(mesh.normalized().vertex_normals())
             faces.append(mesh.faces.astype(np.int64) + v_off[-1])
@@ -78,6 +79,7 @@ class PackedMeshes:
         self.faces = torch.as_tensor(np.concatenate(faces), dtype=torch.int64, device=device)
         self.vertex_offsets = torch.as_tensor(v_off, dtype=torch.int64, device=device)
         self.face_offsets = torch.as_tensor(f_off, dtype=torch.int64, device=device)
+        self.sizes = np.array([mesh.scene_size() for mesh in meshes])
         self.device = device
 
     def __len__(self) -> int:
@@ -278,7 +280,7 @@ class _Geometry:
         faces, self.fowner = _ranges(fstart, fstop - fstart)
         first = torch.cumsum(stop - start, 0) - (stop - start)  # each image's first vertex in `world`
         self.tri = pk.faces[faces] + (first - start)[self.fowner, None]
-        self.spot = self.t(scenes.spot_position(np.full(len(scenes), -GROUND)))
+        self.spot = self.t(scenes.spot_position(pk.sizes[scenes.shape]))
         self.axis = torch.nn.functional.normalize(self.position - self.spot, dim=1)  # the spot tracks the object
         self.spot_rgb = self.t(np.clip(scenes.spot_rgb(), 0.0, None))
         self.object_rgb = self.t(scenes.object_rgb())
