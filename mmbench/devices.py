@@ -1,4 +1,4 @@
-"""One device rule for every command and API: :func:`resolve_device`.
+"""One device rule for every command and API: :func:`resolve_device`; and :func:`torch_threads`.
 
 ``"auto"`` (or ``None``) is CUDA when torch sees a GPU, else the CPU. An explicit device that this
 machine cannot provide (``"cuda"`` without CUDA, ``"cuda:3"`` with two GPUs, ``"mps"`` off Apple
@@ -12,6 +12,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from mmbench.errors import InvalidConfigError
@@ -19,7 +21,27 @@ from mmbench.errors import InvalidConfigError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DEVICE_HELP", "resolve_device"]
+__all__ = ["DEVICE_HELP", "resolve_device", "torch_threads"]
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Set torch's intra-op CPU threads to ``n`` for the block (``None``: leave them), then restore them.
+
+    Tiny steps (probe MLPs, small CNNs) gain nothing from several threads and slow down many
+    times when the cores are shared (oversubscription); long trainings choose their own.
+    """
+    import torch
+
+    if n is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
 
 #: The help text of every ``--device`` option (one wording everywhere).
 DEVICE_HELP = "torch device: auto (default: CUDA when available, else CPU), cpu, cuda or cuda:N"

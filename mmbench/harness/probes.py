@@ -23,15 +23,14 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from mmbench.devices import resolve_device
+from mmbench.devices import resolve_device, torch_threads
 from mmbench.errors import InvalidConfigError, did_you_mean
 
 __all__ = [
@@ -103,26 +102,6 @@ class Standardizer:
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         return (np.asarray(x, dtype=np.float64) - self.mean_) / self.scale_
-
-
-@contextlib.contextmanager
-def _cpu_threads(n: int | None) -> Iterator[None]:
-    """Temporarily limit torch's intra-op CPU threads.
-
-    The MLP probes run thousands of tiny mini-batch steps; on CPU these gain nothing from
-    several threads and slow down by 10-30x when the cores are shared (thread oversubscription).
-    """
-    import torch
-
-    if n is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 # ============================================================================ linear
@@ -293,7 +272,7 @@ class TorchKernelRidgeCV:
         folds = [(torch.as_tensor(tr, device=dev), torch.as_tensor(te, device=dev)) for tr, te in kfold_indices(n, self.cv)]
         # Small factorisations gain nothing from several threads and lose badly when cores are shared.
         threads = 1 if dev.type == "cpu" and n < 2048 else None
-        with _cpu_threads(threads):
+        with torch_threads(threads):
             self._grid(xt, yt, gid, uniq, folds, dev, dt)
         return self
 
@@ -431,7 +410,7 @@ class _TorchMLPBase:
         params = [self._w1, self._b1, self._w2, self._b2]
         opt = torch.optim.Adam(params, lr=self.lr, betas=(0.9, 0.999), eps=1e-8)
         bs = max(1, min(self.batch_size, n))
-        with _cpu_threads(1 if dev.type == "cpu" else None):
+        with torch_threads(1 if dev.type == "cpu" else None):
             self._epochs(xt, targets, loss_fn, opt, gen, bs)
         for p in params:
             p.requires_grad_(False)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mmbench.core.storage import staged_dir
-from mmbench.devices import resolve_device
+from mmbench.devices import resolve_device, torch_threads
 from mmbench.errors import CacheError, InvalidConfigError, MMBenchError
 from mmbench.progress import progress_bar
 from mmbench.progress import report as progress_report
@@ -211,8 +211,6 @@ def train_classifiers(
         modality reaches :data:`EXPECTED_ACCURACY` (otherwise a :class:`UserWarning` names the
         modalities below it).
     """
-    import torch
-
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidConfigError(f"{name} must be a positive integer, got {value!r}.")
@@ -226,15 +224,10 @@ def train_classifiers(
         b.build(todo, num_workers=num_workers)
     train_ds, eval_ds = b.as_dataset(train_split), b.as_dataset(eval_split)
     mods = _image_modalities(train_ds)
-    previous_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        settings = {"architecture": architecture, "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
-                    "optimizer": "Adam", "lr_decay_per_epoch": LR_DECAY, "device": str(dev)}
+    settings = {"architecture": architecture, "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
+                "optimizer": "Adam", "lr_decay_per_epoch": LR_DECAY, "device": str(dev)}
+    with torch_threads(threads):
         return _train(b, train_ds, eval_ds, mods, dev, settings, progress=progress)
-    finally:
-        torch.set_num_threads(previous_threads)
 
 
 def _train(

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from mmbench.devices import torch_threads
 from mmbench.errors import InvalidConfigError, MMBenchError, did_you_mean
 from mmbench.models.train import PRESETS, QUICK_DATASET_OVERRIDES, TrainConfig, train
 
@@ -553,8 +554,6 @@ def _run_all(tasks: Sequence[tuple[int, int]], jobs: int, *, spec: TableSpec, th
     import functools
     import logging
 
-    import torch
-
     from mmbench.core.executors import run_tasks
     from mmbench.progress import LOGGER_NAME, eta_text, report
 
@@ -572,10 +571,7 @@ def _run_all(tasks: Sequence[tuple[int, int]], jobs: int, *, spec: TableSpec, th
     parallel = jobs > 1 and len(tasks) > 1
     fn = functools.partial(_run_task, progress=False if parallel else progress, **args)
     lines = logging.getLogger(LOGGER_NAME).isEnabledFor(logging.INFO)
-    before = torch.get_num_threads()
-    if threads and not parallel:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads if threads and not parallel else None):
         return run_tasks(
             fn, tasks, num_workers=jobs if parallel else 1, progress=progress if parallel else False, desc=args["table"],
             unit="run", initializer=_init_worker, initargs=(threads or 1, lines), on_result=on_result,
@@ -583,8 +579,6 @@ def _run_all(tasks: Sequence[tuple[int, int]], jobs: int, *, spec: TableSpec, th
             broken_hint=(f"A training process of {args['table']} died, most likely killed for memory. Rerun with fewer --jobs "
                          "(or --jobs 1); with --out, finished runs resume from their checkpoints."),
         )
-    finally:
-        torch.set_num_threads(before)
 
 
 def reproduce(
@@ -638,33 +632,50 @@ def reproduce(
         raise InvalidConfigError(f"--only {list(only or [])} matches none of the runs of {table}: {[r.name for r in spec.runs]}.")
     t0 = time.perf_counter()
     tasks = [(spec.runs.index(run), seed) for run in runs for seed in seed_list]
-    if jobs == "auto":  # one process per usable core on a CPU (the small MLPs do not scale across threads)
-        jobs = min(_usable_cpus(), len(tasks)) if dev.type == "cpu" else 1
-    if jobs is None:
-        jobs = 1
-    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
-        raise InvalidConfigError(f"jobs must be a positive integer or 'auto', got {jobs!r}.")
+    jobs = _resolve_jobs(jobs, len(tasks), dev.type)
     args = dict(table=table, scale=scale, device=str(dev), steps=steps, out_dir=None if out_dir is None else str(out_dir),
                 data_dir=None if data_dir is None else str(data_dir), cache_dir=None if cache_dir is None else str(cache_dir))
     outcomes = _run_all(tasks, jobs, spec=spec, threads=threads, progress=progress, **args)
+    measured, std = _seed_statistics([cells for cells, _ in outcomes])
+    paper = {r: dict(v) for r, v in PAPER[table].items() if r in measured}
+    return ReproduceResult(table=table, title=spec.title, scale=scale, device=str(dev), seeds=seed_list, measured=measured, std=std,
+                           paper=paper, checks=_check_table(spec, measured), runs=[info for _, info in outcomes],
+                           seconds=time.perf_counter() - t0,
+                           note=" ".join(n for n in (PAPER_NOTES.get(table, ""), (spec.quick_note or QUICK_NOTE) if scale == "quick" else "") if n))
+
+
+def _resolve_jobs(jobs: int | str | None, n_tasks: int, device_type: str) -> int:
+    """``jobs`` as a count: ``"auto"`` is one process per usable core on a CPU (the small MLPs do not
+    scale across threads) and 1 on a GPU; ``None`` is 1."""
+    if jobs == "auto":
+        return min(_usable_cpus(), n_tasks) if device_type == "cpu" else 1
+    if jobs is None:
+        return 1
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise InvalidConfigError(f"jobs must be a positive integer or 'auto', got {jobs!r}.")
+    return jobs
+
+
+def _seed_statistics(cells_per_run: Sequence[dict[str, dict[str, float]]]) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """Mean and standard deviation over seeds of every (row, column) cell."""
     per_seed: dict[str, dict[str, list[float]]] = {}
-    run_info = []
-    for cells, info in outcomes:
+    for cells in cells_per_run:
         for row, vals in cells.items():
             for col, v in vals.items():
                 per_seed.setdefault(row, {}).setdefault(col, []).append(v)
-        run_info.append(info)
     measured = {r: {c: float(np.mean(v)) for c, v in cols.items()} for r, cols in per_seed.items()}
     std = {r: {c: float(np.std(v)) for c, v in cols.items()} for r, cols in per_seed.items()}
+    return measured, std
+
+
+def _check_table(spec: TableSpec, measured: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+    """Each check of ``spec`` against the measured cells: passed, the failing cells, how many were present."""
     checks = []
     for chk in spec.checks:
         present = [(r, c) for r, c in chk.cells if r in measured and c in measured[r]]
         failing = [f"{r}: {c} = {measured[r][c]:.2f}" for r, c in present if not chk.low <= measured[r][c] <= chk.high]
         checks.append({"description": chk.description, "passed": not failing and bool(present), "failing": failing, "cells": len(present)})
-    paper = {r: dict(v) for r, v in PAPER[table].items() if r in measured}
-    return ReproduceResult(table=table, title=spec.title, scale=scale, device=str(dev), seeds=seed_list, measured=measured, std=std,
-                           paper=paper, checks=checks, runs=run_info, seconds=time.perf_counter() - t0,
-                           note=" ".join(n for n in (PAPER_NOTES.get(table, ""), (spec.quick_note or QUICK_NOTE) if scale == "quick" else "") if n))
+    return checks
 
 
 # ====================================================================== CLI
