@@ -84,7 +84,7 @@ _FILES: dict[str, tuple[str, str, str | None, int | None, str]] = {
 }
 
 
-def _resource(shape: str, file: str, git_blob: str, sha256: str | None, size: int | None, license: str) -> Resource:
+def _resource(file: str, git_blob: str, sha256: str | None, size: int | None, license: str) -> Resource:
     return Resource(
         name=f"m3di-shapes/{file}", sha256=sha256, size=size, git_blob=git_blob, license=f"{license}; {_REPO_TERMS}",
         urls=(f"https://raw.githubusercontent.com/{REPOSITORY}/{COMMIT}/assets/shapes/{file}",),
@@ -94,7 +94,7 @@ def _resource(shape: str, file: str, git_blob: str, sha256: str | None, size: in
 
 
 #: The seven official shape files, by shape name (:data:`mmbench.rendering.scene.meshes.SHAPES`).
-ORIGINAL_SHAPES: dict[str, Resource] = {shape: _resource(shape, *spec) for shape, spec in _FILES.items()}
+ORIGINAL_SHAPES: dict[str, Resource] = {shape: _resource(*spec) for shape, spec in _FILES.items()}
 
 
 # ---------------------------------------------------------------------------- fakes
