@@ -33,7 +33,6 @@ from mmbench.rendering.scene import SceneBatch, load_mesh_set
 from mmbench.rendering.scene import cycles_worker as proto
 from mmbench.rendering.scene.blender import find_interpreter, worker_env
 from mmbench.rendering.scene.cycles import CyclesBackend, scene_params
-from mmbench.rendering.scene.scene import OBJECT_SCALE
 
 BARE = r"""
 import importlib.util, json, resource, sys, time
@@ -66,10 +65,10 @@ def _proc_cpu(pid: int) -> float:
 
 
 def bare(meshes, scenes: SceneBatch, init: dict) -> dict:
-    params, seeds = scene_params(scenes)
+    params, seeds = scene_params(scenes, np.array([m.scene_size() for m in meshes]))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "in.npz"
-        arrays = {f"v{k}": (m.normalized().vertices * OBJECT_SCALE).astype(np.float32) for k, m in enumerate(meshes)}
+        arrays = {f"v{k}": m.scene_vertices() for k, m in enumerate(meshes)}
         arrays.update({f"f{k}": m.faces for k, m in enumerate(meshes)})
         np.savez(path, params=params, seeds=np.array(seeds), **arrays)
         interp = find_interpreter()
