@@ -9,8 +9,9 @@ polygons (``MVert.co`` with ``MPoly``/``MLoop``, the layout of Blender 2.63–3.
 
 Used for the ``original`` mesh set: the Multimodal3DIdent release's ``Shape<Name>.blend`` files
 (saved by Blender 2.78 and 2.91). Compressed files (gzip) are read too; Blender ≥ 3.0's zstd
-compression and ≥ 4.x attribute-only meshes are refused with a clear error (re-save the file
-uncompressed from Blender 3.x, or convert it with ``mmbench blender import-meshes``).
+compression, meshes stored only as attributes (Blender ≥ 3.4) and Blender ≥ 5.0's large-header
+format are refused with a clear error (use the original files, or convert them with
+``mmbench blender import-meshes``).
 
 Modifiers are not applied: the release's shape objects have none (checked by
 :func:`read_blend_mesh`, which refuses an object with modifiers rather than return another shape).
@@ -38,6 +39,7 @@ from mmbench.errors import ChecksumError, InputsNotFoundError
 __all__ = ["BlendFile", "read_blend_mesh"]
 
 _HEADER = re.compile(rb"^BLENDER([_-])([vV])(\d{3})")
+_LARGE_HEADER = re.compile(rb"^BLENDER\d\d-\d\dv(\d{4})")  # Blender >= 5.0: "BLENDER17-01v0500"
 _ARRAY = re.compile(r"\[(\d+)\]")
 
 
@@ -80,6 +82,11 @@ class BlendFile:
         if data[:4] == b"\x28\xb5\x2f\xfd":
             raise self._refuse("it is zstd-compressed (Blender ≥ 3.0's 'Compress' option); re-save it uncompressed")
         m = _HEADER.match(data)
+        if m is None and (large := _LARGE_HEADER.match(data)):
+            version = large.group(1).decode()
+            raise self._refuse(f"it was saved by Blender {int(version[:2])}.{int(version[2:])} in the large-header format of Blender "
+                               "≥ 5.0, which this reader does not read (it reads the release's 2.7x–3.x files); use the "
+                               "original file, or convert it with `mmbench blender import-meshes`")
         if m is None:
             raise self._refuse("it does not start with a Blender header ('BLENDER' + pointer size + endianness + version)")
         self.data = data

@@ -53,6 +53,7 @@ def test_gzip_compressed_file_is_read(tmp_path: Path) -> None:
     (lambda b: b"NOTBLEND" + b[8:], "does not start with a Blender header"),
     (lambda b: b[: len(b) // 2], "truncated"),
     (lambda b: b"\x28\xb5\x2f\xfd" + b, "zstd-compressed"),
+    (lambda b: b"BLENDER17-01v0500" + b[12:], "saved by Blender 5.0 in the large-header format"),
 ])
 def test_damaged_or_unsupported_files_are_refused_clearly(tmp_path: Path, damage, message: str) -> None:
     path = write_blend(tmp_path / "a.blend", CUBE, POLYS, object_name="A")
