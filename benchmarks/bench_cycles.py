@@ -80,10 +80,13 @@ def bare(meshes, scenes: SceneBatch, init: dict) -> dict:
 
 
 def workers(meshes, scenes: SceneBatch, init: dict, k: int, threads: int) -> dict:
-    backends = [CyclesBackend(meshes, size=init["size"], samples=init["samples"], device="cpu", threads=threads)
+    backends = [CyclesBackend(meshes, size=init["size"], samples=init["samples"], denoise=init["denoise"], device="cpu", threads=threads)
                 for _ in range(k)]
-    for b in backends:
+    for i, b in enumerate(backends):
+        if k > 1:  # what the build's executor tells its k workers: which share of the cores is theirs
+            os.environ["MMBENCH_WORKER_INDEX"] = str(i)
         b.render(scenes.take(slice(0, 1)))  # warm: start-up excluded, as for bare bpy
+    os.environ.pop("MMBENCH_WORKER_INDEX", None)
     parts = np.array_split(np.arange(len(scenes)), k)
     cpu0 = sum(_proc_cpu(b._proc.pid) for b in backends)
     t0 = time.perf_counter()
@@ -104,12 +107,14 @@ def main() -> None:
     p.add_argument("--n", type=int, default=8, help="images per measurement")
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--samples", type=int, nargs="+", default=[16, 64])
+    p.add_argument("--no-denoise", action="store_true",
+                   help="render without the denoiser (OpenImageDenoise runs its own threads, so '× 1 thread' is not one core with it)")
     args = p.parse_args()
     meshes = list(load_mesh_set("builtin").values())
     scenes = _scenes(args.n)
     print(f"interpreter: {find_interpreter().path}; {args.n} images of {args.size}², {os.cpu_count()} cores")
     for samples in args.samples:
-        init = {"op": "init", "size": args.size, "samples": samples, "denoise": True, "device": "cpu", "threads": 0,
+        init = {"op": "init", "size": args.size, "samples": samples, "denoise": not args.no_denoise, "device": "cpu", "threads": 0,
                 "ground": -3.0}
         rows = {
             "bare bpy, 1 process (auto threads)": bare(meshes, scenes, init),
@@ -117,7 +122,7 @@ def main() -> None:
             "mmbench, 1 worker × 1 thread": workers(meshes, scenes, init, 1, 1),
             "mmbench, 2 workers × 1 thread": workers(meshes, scenes, init, 2, 1),
         }
-        print(f"\n{samples} samples, denoised            images/s   wall s   cpu s   load(1 min)")
+        print(f"\n{samples} samples, {'not ' if args.no_denoise else ''}denoised{'' if args.no_denoise else '    '}        images/s   wall s   cpu s   load(1 min)")
         for name, r in rows.items():
             print(f"  {name:36s} {args.n / r['wall']:7.2f}  {r['wall']:7.1f}  {r['cpu']:6.1f}   {os.getloadavg()[0]:.1f}")
         base = rows["bare bpy, 1 process (auto threads)"]["wall"]

@@ -135,10 +135,15 @@ def _single_threaded_blas() -> None:
     threadpool_limits(limits=1)
 
 
-def _init_worker(workers: int, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
+def _init_worker(workers: int, slots: Any, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
     """Pool worker start: say how many workers share the machine (``$MMBENCH_NUM_WORKERS``: e.g.
-    the Cycles backend gives each worker's renderer its share of the cores), then ``initializer``."""
+    the Cycles backend gives each worker's renderer its share of the cores) and which one this is
+    (``$MMBENCH_WORKER_INDEX``, 0 … workers − 1: e.g. which cores that share is), then ``initializer``."""
+    with slots.get_lock():
+        index = slots.value
+        slots.value += 1
     os.environ["MMBENCH_NUM_WORKERS"] = str(workers)
+    os.environ["MMBENCH_WORKER_INDEX"] = str(index)
     initializer(*initargs)
 
 
@@ -150,7 +155,7 @@ def _run_pool(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], num_work
     results: list[Any] = [None] * len(tasks)
     workers = min(num_workers, len(tasks), os.cpu_count() or num_workers)
     pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                                  initargs=(workers, *init))
+                                  initargs=(workers, ctx.Value("i", 0), *init))
     futures: dict[cf.Future[Any], int] = {}
     try:
         futures.update((pool.submit(fn, *task), i) for i, task in enumerate(tasks))

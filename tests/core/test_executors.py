@@ -51,3 +51,16 @@ def test_a_worker_killed_from_outside_fails_the_run_instead_of_hanging() -> None
     t.join(120)
     assert not t.is_alive(), "run_tasks hung after a worker process was killed"
     assert isinstance(outcome[0], ExecutorError), outcome
+
+
+def _worker_env(delay: float) -> tuple[str, str]:
+    import os
+    import time
+
+    time.sleep(delay)  # long enough that both workers take tasks
+    return os.environ["MMBENCH_NUM_WORKERS"], os.environ["MMBENCH_WORKER_INDEX"]
+
+
+def test_each_pool_worker_knows_its_index() -> None:
+    out = run_tasks(_worker_env, [(0.3,)] * 4, num_workers=2, progress=False)
+    assert {n for n, _ in out} == {"2"} and {i for _, i in out} == {"0", "1"}

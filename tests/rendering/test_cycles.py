@@ -238,3 +238,39 @@ def test_setup_needs_a_python_311(tmp_path):
 
     with pytest.raises(InputsNotFoundError, match="--python '/no/python3.11' is not a Python 3.11"):
         find_python311("/no/python3.11")
+
+
+def test_build_workers_pin_their_cycles_workers_to_cores_of_their_own(monkeypatch):
+    from mmbench.rendering.scene import cycles
+
+    monkeypatch.setattr(cycles.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setenv("MMBENCH_WORKER_INDEX", "1")
+    assert cycles.worker_cpus(1) == [1] and cycles.worker_cpus(2) == [2, 3]
+    assert cycles.worker_cpus(4) is None  # one worker's share is the whole machine: no pinning
+    assert cycles.worker_cpus(0) is None  # automatic threads: Cycles spreads over every core
+    monkeypatch.setenv("MMBENCH_WORKER_INDEX", "5")
+    assert cycles.worker_cpus(1) == [1]  # indices wrap around the slots
+    monkeypatch.delenv("MMBENCH_WORKER_INDEX")
+    assert cycles.worker_cpus(1) is None  # not in a build's worker pool
+
+
+def test_worker_pins_all_its_threads_from_the_environment(monkeypatch):
+    import os
+    import threading
+
+    from mmbench.rendering.scene import cycles_worker
+
+    pinned = {}
+    monkeypatch.setattr(cycles_worker.os, "sched_setaffinity", lambda tid, cpus: pinned.__setitem__(tid, cpus), raising=False)
+    cycles_worker._pin_cpus()
+    assert pinned == {}  # no cores given: nothing pinned
+    monkeypatch.setenv(cycles_worker.CPUS_ENV, "0,3")
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)  # a thread started before the pinning (as blender's are)
+    other.start()
+    try:
+        cycles_worker._pin_cpus()
+    finally:
+        stop.set()
+        other.join()
+    assert {os.getpid(), other.native_id} <= set(pinned) and all(c == {0, 3} for c in pinned.values())
