@@ -217,17 +217,22 @@ def train_classifiers(
     build_classifier(architecture=architecture)  # an unknown architecture fails before any build
     dev = resolve_device(device)  # before any build: an unavailable device fails in a second
     b = _resolve_builder(dataset, **builder_kwargs)
-    for split in (train_split, eval_split):
-        b.check_split(split)
-    todo = [s for s in (train_split, eval_split) if not b.is_built(s)]
-    if todo:
-        b.build(todo, num_workers=num_workers)
-    train_ds, eval_ds = b.as_dataset(train_split), b.as_dataset(eval_split)
+    train_ds, eval_ds = _datasets(b, train_split, eval_split, num_workers)
     mods = _image_modalities(train_ds)
     settings = {"architecture": architecture, "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed,
                 "optimizer": "Adam", "lr_decay_per_epoch": LR_DECAY, "device": str(dev)}
     with torch_threads(threads):
         return _train(b, train_ds, eval_ds, mods, dev, settings, progress=progress)
+
+
+def _datasets(b: Builder, train_split: str, eval_split: str, num_workers: int) -> tuple[Dataset, Dataset]:
+    """The two splits, built first where missing (unknown split names fail before any build)."""
+    for split in (train_split, eval_split):
+        b.check_split(split)
+    todo = [s for s in (train_split, eval_split) if not b.is_built(s)]
+    if todo:
+        b.build(todo, num_workers=num_workers)
+    return b.as_dataset(train_split), b.as_dataset(eval_split)
 
 
 def _train(
