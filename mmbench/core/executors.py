@@ -65,8 +65,7 @@ def run_tasks(
         initializer, initargs: run in every pool worker first (default: one BLAS thread each).
         describe: ``(index, task) -> text`` naming a task in error messages.
         broken_hint: what to say when a worker process dies.
-        on_result: called in this process as ``on_result(index, result)`` when a task finishes
-            (e.g. to log a line per finished run).
+        on_result: ``on_result(index, result)``, called here as each task finishes (e.g. a log line).
 
     Raises:
         ExecutorError: a task failed (naming it) or a worker died. ``KeyboardInterrupt`` (SIGINT,
@@ -92,15 +91,20 @@ def run_tasks(
             if executor == "ray":
                 return _run_ray(fn, tasks, num_workers, finished)
             if executor == "serial" or num_workers == 1 or len(tasks) <= 1:
-                results = []
-                for i, task in enumerate(tasks):
-                    results.append(fn(*task))
-                    finished(i, results[-1])
-                return results
+                return _run_here(fn, tasks, finished)
             init = (initializer, initargs) if initializer is not None else (_single_threaded_blas, ())
             return _run_pool(fn, tasks, num_workers, finished, init=init, name=name, broken_hint=broken_hint)
     finally:
         bar.close()
+
+
+def _run_here(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], finished: Callable[[int, Any], None]) -> list[Any]:
+    """The tasks one after another in this process."""
+    results = []
+    for i, task in enumerate(tasks):
+        results.append(fn(*task))
+        finished(i, results[-1])
+    return results
 
 
 def check_run_options(*, num_workers: Any, executor: Any, progress: Any) -> None:

@@ -627,14 +627,11 @@ def reproduce(
     spec = table_spec(table, scale)
     dev = resolve_device(device)
     seed_list = tuple(seeds) if seeds is not None else spec.seeds
-    runs = [r for r in spec.runs if not only or any(o in r.name for o in only)]
-    if not runs:
-        raise InvalidConfigError(f"--only {list(only or [])} matches none of the runs of {table}: {[r.name for r in spec.runs]}.")
     t0 = time.perf_counter()
-    tasks = [(spec.runs.index(run), seed) for run in runs for seed in seed_list]
+    tasks = [(spec.runs.index(run), seed) for run in _selected_runs(spec, only) for seed in seed_list]
     jobs = _resolve_jobs(jobs, len(tasks), dev.type)
-    args = dict(table=table, scale=scale, device=str(dev), steps=steps, out_dir=None if out_dir is None else str(out_dir),
-                data_dir=None if data_dir is None else str(data_dir), cache_dir=None if cache_dir is None else str(cache_dir))
+    args = dict(table=table, scale=scale, device=str(dev), steps=steps,
+                **{k: None if v is None else str(v) for k, v in (("out_dir", out_dir), ("data_dir", data_dir), ("cache_dir", cache_dir))})
     outcomes = _run_all(tasks, jobs, spec=spec, threads=threads, progress=progress, **args)
     measured, std = _seed_statistics([cells for cells, _ in outcomes])
     paper = {r: dict(v) for r, v in PAPER[table].items() if r in measured}
@@ -642,6 +639,14 @@ def reproduce(
                            paper=paper, checks=_check_table(spec, measured), runs=[info for _, info in outcomes],
                            seconds=time.perf_counter() - t0,
                            note=" ".join(n for n in (PAPER_NOTES.get(table, ""), (spec.quick_note or QUICK_NOTE) if scale == "quick" else "") if n))
+
+
+def _selected_runs(spec: TableSpec, only: Sequence[str] | None) -> list[RunSpec]:
+    """The runs whose name contains one of ``only`` (all when ``only`` is empty)."""
+    runs = [r for r in spec.runs if not only or any(o in r.name for o in only)]
+    if not runs:
+        raise InvalidConfigError(f"--only {list(only or [])} matches none of the runs of {spec.name}: {[r.name for r in spec.runs]}.")
+    return runs
 
 
 def _resolve_jobs(jobs: int | str | None, n_tasks: int, device_type: str) -> int:
