@@ -61,6 +61,18 @@ def _worker_env(delay: float) -> tuple[str, str]:
     return os.environ["MMBENCH_NUM_WORKERS"], os.environ["MMBENCH_WORKER_INDEX"]
 
 
-def test_each_pool_worker_knows_its_index() -> None:
-    out = run_tasks(_worker_env, [(0.3,)] * 4, num_workers=2, progress=False)
-    assert {n for n, _ in out} == {"2"} and {i for _, i in out} == {"0", "1"}
+def test_each_pool_worker_knows_its_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing
+    import os
+
+    from mmbench.core import executors
+
+    out = run_tasks(_worker_env, [(0.2,)] * 4, num_workers=2, progress=False)
+    assert {n for n, _ in out} == {"2"} and {i for _, i in out} <= {"0", "1"}
+    # each worker start takes the next index from the pool's shared counter
+    monkeypatch.setenv("MMBENCH_WORKER_INDEX", "")  # restored (unset) after the test
+    monkeypatch.setenv("MMBENCH_NUM_WORKERS", "")
+    slots, calls = multiprocessing.get_context("spawn").Value("i", 0), []
+    for _ in range(2):
+        executors._init_worker(2, slots, lambda: calls.append(os.environ["MMBENCH_WORKER_INDEX"]), ())
+    assert calls == ["0", "1"] and slots.value == 2
