@@ -312,7 +312,8 @@ _register(VAERecipe(
                     likelihood_scale=0.75, networks="conv", channels=16),
     dataset=_POLY, lr=2e-3, optimizer="amsgrad", batch_size=128, steps=15_000,
     train_fields={"lr_schedule": "cosine", "warmup_steps": 200, "val_every": 1000, "checkpoint_every": 1000, "log_every": 100},
-    description=("MMVAE+ on PolyMNIST at CPU scale (not measured to reach the quick bar; see benchmarks). Deviations from "
+    description=("MMVAE+ on PolyMNIST at CPU scale: 15,000 steps train in 54 min on 2 idle cores; conditional coherence "
+                 "0.68 from one input on 1,000 test tuples (chance 0.10; the paper: 0.87). Deviations from "
                  "mmvaeplus-polymnist: latents 16 + 16 instead of 32 + 32, the half-width MoPoE conv networks instead of "
                  "the ResNets, beta 1.0 instead of 2.5, lr 2e-3 (AMSGrad) with 200 warm-up steps and cosine decay instead "
                  "of a constant 1e-3, 15,000 steps (35 epochs) instead of 250 epochs."),
